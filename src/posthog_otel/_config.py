@@ -1,0 +1,180 @@
+"""Client settings: one frozen value, validated once, read from arguments or ``POSTHOG_*``.
+
+Precedence, as in OpenTelemetry's exporters: explicit argument > environment
+variable > default. A bad value raises ``ConfigurationError`` naming the setting
+(or the variable it came from); the API key itself never appears in a message.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from posthog_otel.errors import ConfigurationError
+
+DEFAULT_HOST = "https://us.i.posthog.com"
+DEFAULT_FLAGS_PATH = "/decide/?v=4"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything a ``PostHogClient`` needs to talk to one PostHog project."""
+
+    api_key: str = field(repr=False)
+    host: str = DEFAULT_HOST
+    timeout: float = 5.0
+    retries: int = 3
+    retry_delay: float = 1.0
+    enabled_capture: bool = True
+    gzip: bool = True
+    headers: Mapping[str, str] = field(default_factory=dict)
+    flags_path: str = DEFAULT_FLAGS_PATH
+    flags_timeout: float = 3.0
+    ca_bundle: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.api_key, str) or not self.api_key.strip():
+            raise ConfigurationError("api_key", "a non-empty PostHog project API key is required")
+        object.__setattr__(self, "api_key", self.api_key.strip())
+        object.__setattr__(self, "host", _check_host(self.host))
+        _check_seconds("timeout", self.timeout, allow_zero=False)
+        _check_seconds("flags_timeout", self.flags_timeout, allow_zero=False)
+        _check_seconds("retry_delay", self.retry_delay, allow_zero=True)
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ConfigurationError("retries", f"must be an integer >= 0, got {self.retries!r}")
+        for name in ("enabled_capture", "gzip"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigurationError(name, "must be True or False")
+        if not isinstance(self.flags_path, str) or not self.flags_path.startswith("/"):
+            raise ConfigurationError("flags_path", f"must start with '/', got {self.flags_path!r}")
+        object.__setattr__(self, "headers", MappingProxyType(check_headers(self.headers)))
+        if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
+            raise ConfigurationError("ca_bundle", f"no such file: {self.ca_bundle!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientConfig:
+        """Build settings from ``POSTHOG_*`` variables; non-``None`` overrides win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, (variable, parse) in _ENV.items():
+            raw = env.get(variable, "").strip()
+            if raw:
+                try:
+                    values[name] = parse(raw)
+                except ValueError as exc:
+                    raise ConfigurationError(variable, str(exc)) from None
+        from_env = set(values)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(given)
+        if "api_key" not in values:
+            raise ConfigurationError(
+                "api_key",
+                "not given and POSTHOG_API_KEY is not set (find it in PostHog's project settings)",
+            )
+        try:
+            return cls(**values)
+        except ConfigurationError as exc:
+            if exc.setting in from_env and exc.setting not in given:
+                problem = str(exc).partition(": ")[2]
+                raise ConfigurationError(_ENV[exc.setting][0], problem) from None
+            raise
+
+
+def _check_host(host: object) -> str:
+    if not isinstance(host, str):
+        raise ConfigurationError("host", f"must be a string URL, got {type(host).__name__}")
+    parts = urlsplit(host.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError("host", f"must be an http(s) URL such as {DEFAULT_HOST!r}")
+    if parts.query or parts.fragment:
+        raise ConfigurationError("host", "must not have a query string or fragment")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ConfigurationError("host", "has an invalid port") from None
+    return host.strip().rstrip("/")
+
+
+def _check_seconds(name: str, value: object, *, allow_zero: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(name, f"must be a number of seconds, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigurationError(name, f"must be a finite number of seconds {bound}, got {value}")
+
+
+def check_headers(headers: object) -> dict[str, str]:
+    if not isinstance(headers, Mapping):
+        raise ConfigurationError("headers", "must be a mapping of header names to values")
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ConfigurationError("headers", "names and values must be strings")
+        if not name or any(c in name for c in "\r\n: ") or "\r" in value or "\n" in value:
+            raise ConfigurationError("headers", f"invalid header {name!r}")
+        checked[name] = value
+    return checked
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _parse_headers(raw: str) -> dict[str, str]:
+    """``name=value,name2=value2`` with URL-encoded values, as ``OTEL_EXPORTER_OTLP_HEADERS``."""
+    headers: dict[str, str] = {}
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError("expected name=value pairs separated by commas")
+        headers[unquote(name.strip())] = unquote(value.strip())
+    return headers
+
+
+def _parse_float(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, got {raw!r}") from None
+
+
+def _parse_int(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"expected an integer, got {raw!r}") from None
+
+
+def _keep(raw: str) -> str:
+    return raw
+
+
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "api_key": ("POSTHOG_API_KEY", _keep),
+    "host": ("POSTHOG_HOST", _keep),
+    "timeout": ("POSTHOG_TIMEOUT", _parse_float),
+    "retries": ("POSTHOG_RETRIES", _parse_int),
+    "retry_delay": ("POSTHOG_RETRY_DELAY", _parse_float),
+    "enabled_capture": ("POSTHOG_ENABLED_CAPTURE", _parse_bool),
+    "gzip": ("POSTHOG_GZIP", _parse_bool),
+    "headers": ("POSTHOG_HEADERS", _parse_headers),
+    "flags_path": ("POSTHOG_FLAGS_PATH", _keep),
+    "flags_timeout": ("POSTHOG_FLAGS_TIMEOUT", _parse_float),
+    "ca_bundle": ("POSTHOG_CA_BUNDLE", _keep),
+}
+ENV_VARIABLES: Mapping[str, str] = MappingProxyType({k: v for k, (v, _) in _ENV.items()})

@@ -1,0 +1,67 @@
+"""The exceptions posthog-otel raises.
+
+Only the synchronous API raises (``PostHogClient`` and the helpers' argument
+checks); background threads turn failures into counters and one log line.
+
+::
+
+    PostHogError
+     ├── ConfigurationError      (also a ValueError) a setting is missing or invalid
+     ├── APIError                PostHog answered with a non-2xx status after retries
+     └── TransportError          the request never got an answer (network, TLS, timeout)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["APIError", "ConfigurationError", "PostHogError", "TransportError"]
+
+
+class PostHogError(Exception):
+    """Root of every error raised by posthog-otel.
+
+    Attributes:
+        sent: for ``PostHogClient.batch``, how many leading events PostHog had
+            already accepted (in earlier requests) when this error was raised.
+    """
+
+    sent: int = 0
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class ConfigurationError(PostHogError, ValueError):
+    """A setting is missing or invalid; the message names the setting, never the API key."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+
+
+class APIError(PostHogError):
+    """PostHog answered with a non-2xx status (after any retries).
+
+    Attributes:
+        status: the HTTP status code.
+        body: the parsed JSON body, the text when it is not JSON, or ``None``.
+    """
+
+    def __init__(self, status: int, body: Any, *, url_path: str = "") -> None:
+        where = f" from {url_path}" if url_path else ""
+        super().__init__(f"PostHog answered HTTP {status}{where}: {_short(body)}")
+        self.status = status
+        self.body = body
+
+
+class TransportError(PostHogError):
+    """The request got no answer: connection refused or reset, TLS failure, timeout.
+
+    The underlying exception is chained as ``__cause__``.
+    """
+
+
+def _short(body: Any, limit: int = 200) -> str:
+    text = repr(body) if not isinstance(body, str) else body
+    return text if len(text) <= limit else text[:limit] + "..."
