@@ -1,0 +1,106 @@
+"""The transport's TLS and proxy handling, against real local servers."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import trustme
+
+from posthog_otel import PostHogClient, TransportError
+from posthog_otel._transport import Transport
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """Answers every POST with {"status": 1} and remembers the request line."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[str]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.seen.append(self.path)  # type: ignore[attr-defined]
+        body = json.dumps({"status": 1}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def serve(tls: ssl.SSLContext | None = None) -> tuple[ThreadingHTTPServer, str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    server.seen = []  # type: ignore[attr-defined]
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    scheme = "https" if tls else "http"
+    return server, f"{scheme}://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.fixture
+def tls_server(tmp_path) -> Iterator[tuple[str, str]]:
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    server, url = serve(context)
+    yield url, str(bundle)
+    server.shutdown()
+
+
+def test_tls_is_verified_by_default(tls_server):
+    url, _ = tls_server
+    client = PostHogClient("phc_k", url, retries=3, retry_delay=0.01)
+    with client, pytest.raises(TransportError, match="SSL") as info:
+        client.capture("e", "u")
+    assert "CERTIFICATE_VERIFY_FAILED" in str(info.value)
+
+
+def test_a_custom_ca_bundle_is_trusted(tls_server):
+    url, bundle = tls_server
+    with PostHogClient("phc_k", url, ca_bundle=bundle) as c:
+        assert c.capture("e", "u").status == 200
+
+
+@pytest.fixture
+def proxy() -> Iterator[ThreadingHTTPServer]:
+    server, _ = serve()
+    yield server
+    server.shutdown()
+
+
+def test_http_proxy_is_honoured(proxy, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with PostHogClient("phc_k", "http://posthog.invalid", retries=0) as c:
+        assert c.capture("e", "u").status == 200
+    assert proxy.seen == ["http://posthog.invalid/capture/"]
+    assert (
+        Transport("http://posthog.invalid").proxy == f"http://127.0.0.1:{proxy.server_address[1]}"
+    )
+
+
+def test_no_proxy_bypasses_the_proxy(proxy, server, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with PostHogClient("phc_k", server.url) as c:
+        c.capture("direct", "u")
+    assert proxy.seen == []
+    assert [e["event"] for e in server.events()] == ["direct"]
+
+
+def test_redirects_are_not_followed(server):
+    server.faults.respond(302, body={"to": "elsewhere"})
+    transport = Transport(server.url)
+    result = transport.post("/capture/", b"{}", timeout=2)
+    assert result.status == 302
+    assert len(server.requests.matching("/")) == 1
