@@ -1,0 +1,23 @@
+"""posthog-otel: PostHog product analytics and feature flags from OpenTelemetry.
+
+The public API is exactly the names in ``__all__``; everything else is private.
+"""
+
+from posthog_otel._events import Event
+from posthog_otel._version import __version__
+from posthog_otel.client import PostHogClient, Response
+from posthog_otel.errors import APIError, ConfigurationError, PostHogError, TransportError
+from posthog_otel.flags import FeatureFlag, FlagsResponse
+
+__all__ = [
+    "APIError",
+    "ConfigurationError",
+    "Event",
+    "FeatureFlag",
+    "FlagsResponse",
+    "PostHogClient",
+    "PostHogError",
+    "Response",
+    "TransportError",
+    "__version__",
+]

@@ -1,0 +1,22 @@
+"""The rollout hash must agree with PostHog's flag service bit for bit."""
+
+from posthog_otel._hashing import rollout_hash
+
+# Known answers published with PostHog's SDKs: for "distinct_id_0", "distinct_id_1", ...
+# a 45% rollout of "simple-flag" is on (1) or off (0) exactly as below.
+SIMPLE_FLAG_45 = "0110100101011010001101001011000111100000"
+
+
+def test_matches_posthog_known_answers():
+    got = "".join(
+        "1" if rollout_hash("simple-flag", f"distinct_id_{i}") <= 0.45 else "0"
+        for i in range(len(SIMPLE_FLAG_45))
+    )
+    assert got == SIMPLE_FLAG_45
+
+
+def test_range_and_salt():
+    values = [rollout_hash("flag", f"user-{i}") for i in range(2000)]
+    assert all(0 <= v <= 1 for v in values)
+    assert 0.45 < sum(values) / len(values) < 0.55
+    assert rollout_hash("flag", "u") != rollout_hash("flag", "u", salt="variant")
