@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Set up and run the project's jobs; needs nothing but Python 3.10+.
+
+    python3 dev.py quickstart   # see spans become PostHog events (local server, no account)
+    python3 dev.py test         # lint, format check, type check, then the test suite
+    python3 dev.py bench        # the side-by-side benchmarks
+
+Each job creates ``.venv`` on first use and reinstalls only when pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".installed-from"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 10):  # noqa: UP036 - dev.py runs on whatever python3 is
+        print("posthog-otel needs Python 3.10 or newer; this is " + sys.version.split()[0])
+        return 1
+    job, *rest = argv or ["help"]
+    jobs = {"quickstart": quickstart, "test": test, "bench": bench}
+    if job not in jobs:
+        print(__doc__)
+        return 0 if job in ("help", "-h", "--help") else 2
+    ensure_environment()
+    return jobs[job](rest)
+
+
+def ensure_environment() -> None:
+    """Create .venv and install the project with its dev tools, once per pyproject change."""
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        print("creating .venv ...", flush=True)
+        run([sys.executable, "-m", "venv", str(VENV)])
+    print("installing posthog-otel and its dev tools into .venv ...", flush=True)
+    run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    run([str(PYTHON), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"])
+    STAMP.write_text(wanted)
+
+
+def quickstart(args: list[str]) -> int:
+    return call([str(PYTHON), str(ROOT / "examples" / "quickstart.py"), *args])
+
+
+def test(args: list[str]) -> int:
+    steps = [
+        [str(BIN / "ruff"), "check", "src", "tests", "examples", "benchmarks", "dev.py"],
+        [
+            str(BIN / "ruff"),
+            "format",
+            "--check",
+            "src",
+            "tests",
+            "examples",
+            "benchmarks",
+            "dev.py",
+        ],
+        [str(BIN / "mypy"), "--strict", "src"],
+        [str(PYTHON), "-m", "pytest", *args],
+    ]
+    for step in steps:
+        print("$ " + " ".join(Path(step[0]).name if i == 0 else a for i, a in enumerate(step)))
+        code = call(step)
+        if code:
+            return code
+    return 0
+
+
+def bench(args: list[str]) -> int:
+    return call([str(PYTHON), str(ROOT / "benchmarks" / "run.py"), *args])
+
+
+def run(command: list[str]) -> None:
+    code = call(command)
+    if code:
+        raise SystemExit(f"failed ({code}): {' '.join(command)}")
+
+
+def call(command: list[str]) -> int:
+    return subprocess.call(command, cwd=ROOT)  # noqa: S603 - our own fixed commands
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
