@@ -56,17 +56,8 @@ def quickstart(args: list[str]) -> int:
 
 def test(args: list[str]) -> int:
     steps = [
-        [str(BIN / "ruff"), "check", "src", "tests", "examples", "benchmarks", "dev.py"],
-        [
-            str(BIN / "ruff"),
-            "format",
-            "--check",
-            "src",
-            "tests",
-            "examples",
-            "benchmarks",
-            "dev.py",
-        ],
+        [str(BIN / "ruff"), "check", "."],
+        [str(BIN / "ruff"), "format", "--check", "."],
         [str(BIN / "mypy"), "--strict", "src"],
         [str(PYTHON), "-m", "pytest", *args],
     ]
