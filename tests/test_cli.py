@@ -1,0 +1,72 @@
+"""The ``posthog-otel`` command, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from posthog_otel import PostHogClient
+
+COMMAND = shutil.which("posthog-otel", path=str(Path(sys.executable).parent))
+
+
+@pytest.fixture
+def devserver_process(tmp_path):
+    flags = tmp_path / "flags.json"
+    flags.write_text(json.dumps({"cli-flag": "blue"}))
+    process = subprocess.Popen(
+        [
+            COMMAND,
+            "devserver",
+            "--port",
+            "0",
+            "--flags",
+            str(flags),
+            "--db",
+            str(tmp_path / "e.db"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:\d+", line)
+    assert match, line
+    yield match.group(0)
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_devserver_command_serves_events_and_flags(devserver_process):
+    with PostHogClient("phc_cli", devserver_process) as client:
+        client.capture("from_cli_test", "u1")
+        assert (
+            client.feature_flag("cli-flag", "u1", send_feature_flag_event=False).enabled == "blue"
+        )
+    with urllib.request.urlopen(devserver_process + "/api/events") as response:
+        events = json.loads(response.read())
+    assert [e["event"] for e in events] == ["from_cli_test"]
+
+
+def test_help_explains_every_option():
+    out = subprocess.run(
+        [COMMAND, "devserver", "--help"], capture_output=True, text=True, check=True
+    )
+    for option in ("--host", "--port", "--db", "--flags", "--api-key"):
+        assert option in out.stdout
+
+
+def test_bad_flags_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "flags.json"
+    bad.write_text("{not json")
+    out = subprocess.run(
+        [COMMAND, "devserver", "--port", "0", "--flags", str(bad)], capture_output=True, text=True
+    )
+    assert out.returncode == 1
+    assert "cannot read flags file" in out.stderr
