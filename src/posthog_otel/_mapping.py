@@ -1,0 +1,440 @@
+"""The tagging convention: spans and span events to PostHog events. Pure: no I/O.
+
+Every key starting ``posthog.`` is reserved: it steers the mapping and is never
+sent as a property. See the README's convention table for the contract.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
+
+from posthog_otel._errortracking import exception_list
+from posthog_otel._events import LIB
+from posthog_otel._version import __version__
+
+TAG = "posthog.event"
+DISTINCT_ID = "posthog.distinct_id"
+PROPERTIES = "posthog.properties"
+SESSION_ID = "posthog.session_id"
+SET_PREFIX = "posthog.set."
+SET_ONCE_PREFIX = "posthog.set_once."
+GROUPS_PREFIX = "posthog.groups."
+RESERVED_PREFIX = "posthog."
+FLAG_EVALUATION = "feature_flag.evaluation"
+USER_ID_KEYS = ("enduser.id", "user.id")
+
+# Credentials by the last word of the key: ``http.request.header.authorization``,
+# ``db.password``, ``x-api-key``, ``accessToken``; but not ``token_count``.
+DEFAULT_DENYLIST = (
+    "authorization",
+    "cookie",
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "private_key",
+    "credentials",
+)
+# Request context PostHog understands, read from server spans (both generations of names).
+_WEB_PROPERTIES = (
+    ("$current_url", ("url.full", "http.url")),
+    ("$pathname", ("url.path", "http.target")),
+    ("$raw_user_agent", ("user_agent.original", "http.user_agent")),
+    ("$ip", ("client.address", "http.client_ip", "net.peer.ip")),
+)
+_KIND_NAMES = {kind: kind.name.lower() for kind in SpanKind}
+_UUID_NAMESPACE = bytes.fromhex("6f2a3b5c8d9e4f10a1b2c3d4e5f60718")
+
+
+class InvalidTagError(ValueError):
+    """A reserved ``posthog.*`` attribute holds a value the convention cannot use."""
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    capture_exceptions: bool = False
+    include_resource_attributes: bool = False
+    denylist: re.Pattern[str] | None = None
+
+
+def denylist_pattern(words: Iterable[str] | re.Pattern[str] | None) -> re.Pattern[str] | None:
+    """A pattern matching keys whose last word is one of ``words`` (any case or style)."""
+    if words is None or isinstance(words, re.Pattern):
+        return words
+    alternatives = sorted({re.escape(_normalise(w)).replace("_", "[._-]?") for w in words})
+    if not alternatives:
+        return None
+    return re.compile(rf"(?:^|[._\-\s])(?:{'|'.join(alternatives)})$")
+
+
+def _normalise(key: str) -> str:
+    """``accessToken`` and ``X-API-Key`` become ``access_token`` and ``x-api-key``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower()
+
+
+def event_uuid(trace_hex: str, span_hex: str, suffix: str) -> str:
+    """Deterministic: ``uuid5(namespace, trace + span + suffix)``, so re-exports dedupe."""
+    name = _UUID_NAMESPACE + (trace_hex + span_hex + suffix).encode()
+    h = hashlib.sha1(name, usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # RFC 4122 variant bits
+
+
+class _Clock:
+    """ISO 8601 from nanoseconds, reusing the formatted second (events cluster in time)."""
+
+    def __init__(self) -> None:
+        self._second = (-1, "")
+
+    def iso(self, ns: int) -> str:
+        second = ns // 1_000_000_000
+        cached = self._second
+        if cached[0] != second:
+            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)))
+            self._second = cached
+        return cached[1] + "%06d+00:00" % (ns // 1000 % 1_000_000)  # noqa: UP031 - fastest
+
+
+def attributes_of(item: Any) -> Mapping[str, Any]:
+    """The SDK's attribute dict without the copies its public accessor makes."""
+    try:
+        return item._attributes._dict  # type: ignore[no-any-return]
+    except AttributeError:
+        return item.attributes or {}
+
+
+def events_of(span: Any) -> Sequence[Any]:
+    try:
+        return span._events  # type: ignore[no-any-return]
+    except AttributeError:
+        return span.events or ()
+
+
+_PLAIN, _RESERVED, _DENIED = 0, 1, 2
+_STATUS_NAMES = {code: code.name.lower() for code in StatusCode}
+
+
+def has_tagged_events(events: Iterable[Any], capture_exceptions: bool) -> bool:
+    """Whether any span event is tagged (or is an exception we were asked to send)."""
+    for event in events:
+        if TAG in attributes_of(event) or (capture_exceptions and event.name == "exception"):
+            return True
+    return False
+
+
+def is_tagged(span: Any, capture_exceptions: bool) -> bool:
+    """Whether the span will make at least one event (the exporter's check; the
+    processor inlines the first half of it on its hot path)."""
+    return TAG in attributes_of(span) or has_tagged_events(events_of(span), capture_exceptions)
+
+
+class SpanMapper:
+    """Turns one ended span into the PostHog events its tags ask for."""
+
+    def __init__(self, options: MappingOptions) -> None:
+        self._options = options
+        self._clock = _Clock()
+        self._kinds: dict[str, int] = {}  # attribute key -> plain, reserved or denied
+        self._resource: tuple[Any, dict[str, Any]] = (object(), {})
+
+    def map_span(
+        self, span: ReadableSpan, inherited_flags: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Events for the span's tags, its tagged span events and (if asked) its exceptions.
+
+        Raises ``InvalidTagError`` when a reserved attribute holds an unusable value.
+        """
+        attrs = attributes_of(span)
+        ctx = span.context
+        trace_hex = "%032x" % ctx.trace_id if ctx else "0" * 32  # noqa: UP031 - fastest
+        span_hex = "%016x" % ctx.span_id if ctx else "0" * 16  # noqa: UP031
+        own, reserved = self._split(attrs)
+        context = self._context(span, attrs, trace_hex, span_hex)
+        identity = _identity((reserved,), (attrs,))
+        groups = _groups(reserved) if len(reserved) > 1 else {}
+        session = _session(reserved, attrs)
+        flags = dict(inherited_flags) if inherited_flags else {}
+        out: list[dict[str, Any]] = []
+        events = events_of(span)
+        for index, event in enumerate(events):
+            eattrs = attributes_of(event)
+            name = event.name
+            if name == FLAG_EVALUATION:
+                _note_flag(eattrs, flags)
+            if TAG in eattrs:
+                props, ereserved = self._split(eattrs)
+                out.append(
+                    self._build(
+                        ereserved,
+                        props,
+                        context,
+                        flags,
+                        identity=_identity((ereserved, reserved), (eattrs, attrs)),
+                        groups={**groups, **_groups(ereserved)} if len(ereserved) > 1 else groups,
+                        session=_session(ereserved, eattrs) or session,
+                        timestamp=event.timestamp,
+                        uuid=event_uuid(trace_hex, span_hex, f":{index}"),
+                        trace_hex=trace_hex,
+                    )
+                )
+            if name == "exception" and self._options.capture_exceptions:
+                escaped = _escaped(span, eattrs, last=index == len(events) - 1)
+                out.append(
+                    self._build(
+                        {TAG: "$exception"},
+                        _exception_properties(eattrs, escaped),
+                        context,
+                        flags,
+                        identity=identity,
+                        groups=groups,
+                        session=session,
+                        timestamp=event.timestamp,
+                        uuid=event_uuid(trace_hex, span_hex, f":{index}:exception"),
+                        trace_hex=trace_hex,
+                        own_people=False,
+                    )
+                )
+        if TAG in attrs:
+            own["$otel_span_kind"] = _KIND_NAMES.get(span.kind, "internal")
+            status = span.status
+            own["$otel_status"] = _STATUS_NAMES[status.status_code]
+            if status.description:
+                own["$otel_status_message"] = status.description
+            if span.start_time and span.end_time:
+                own["$otel_duration_ms"] = (span.end_time - span.start_time) / 1e6
+            if span.parent is not None:
+                own["$otel_parent_span_id"] = "%016x" % span.parent.span_id  # noqa: UP031
+            out.append(
+                self._build(
+                    reserved,
+                    own,
+                    context,
+                    flags,
+                    identity=identity,
+                    groups=groups,
+                    session=session,
+                    timestamp=span.end_time or time.time_ns(),
+                    uuid=event_uuid(trace_hex, span_hex, ""),
+                    trace_hex=trace_hex,
+                )
+            )
+        return out
+
+    # -- pieces ------------------------------------------------------------------------
+
+    def _classify(self, key: str) -> int:
+        deny = self._options.denylist
+        if key.startswith(RESERVED_PREFIX):
+            kind = _RESERVED
+        elif deny is not None and deny.search(_normalise(key)):
+            kind = _DENIED
+        else:
+            kind = _PLAIN
+        if len(self._kinds) >= 10_000:  # keys are usually few; stay bounded if not
+            self._kinds.clear()
+        self._kinds[key] = kind
+        return kind
+
+    def _denied(self, key: str) -> bool:
+        kind = self._kinds.get(key)
+        return (self._classify(key) if kind is None else kind) == _DENIED
+
+    def _split(self, attrs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Plain properties (minus denied keys), and the reserved ``posthog.*`` values."""
+        props: dict[str, Any] = {}
+        reserved: dict[str, Any] = {}
+        kinds = self._kinds
+        for key, value in attrs.items():
+            kind = kinds.get(key)
+            if kind is None:
+                kind = self._classify(key)
+            if kind == _PLAIN:
+                props[key] = value
+            elif kind == _RESERVED:
+                reserved[key] = value
+        return props, reserved
+
+    def _context(
+        self, span: ReadableSpan, attrs: Mapping[str, Any], trace_hex: str, span_hex: str
+    ) -> dict[str, Any]:
+        """Properties every event from this span carries."""
+        context = {"$trace_id": trace_hex, "$span_id": span_hex, "$otel_span_name": span.name}
+        context.update(self._resource_context(span.resource))
+        if span.kind is SpanKind.SERVER:
+            for name, keys in _WEB_PROPERTIES:
+                for key in keys:
+                    value = attrs.get(key)
+                    if isinstance(value, str) and value:
+                        context[name] = value.split("?", 1)[0] if name == "$pathname" else value
+                        break
+        return context
+
+    def _resource_context(self, resource: Any) -> dict[str, Any]:
+        """Per resource (usually one per process), computed once."""
+        cached_for, context = self._resource
+        if cached_for is resource:
+            return context
+        attrs = resource.attributes if resource is not None else {}
+        context = {"$lib": LIB, "$lib_version": __version__}
+        if self._options.include_resource_attributes:
+            context.update((k, v) for k, v in attrs.items() if not self._denied(k))
+        elif "service.name" in attrs:
+            context["service.name"] = attrs["service.name"]
+        self._resource = (resource, context)
+        return context
+
+    def _build(
+        self,
+        reserved: Mapping[str, Any],
+        props: dict[str, Any],
+        context: Mapping[str, Any],
+        flags: Mapping[str, Any],
+        *,
+        identity: str | None,
+        groups: Mapping[str, str],
+        session: str | None,
+        timestamp: int,
+        uuid: str,
+        trace_hex: str,
+        own_people: bool = True,
+    ) -> dict[str, Any]:
+        name = reserved.get(TAG)
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidTagError(f"{TAG} must be a non-empty string, got {name!r}")
+        properties = {**context, **props}
+        if len(reserved) > 1:
+            extra = reserved.get(PROPERTIES)
+            if extra is not None:
+                properties.update(self._extra_properties(extra))
+            if own_people:
+                self._people(reserved, properties)
+        for key, value in flags.items():
+            properties[f"$feature/{key}"] = value
+        if groups:
+            properties["$groups"] = dict(groups)
+        if session:
+            properties["$session_id"] = session
+        if identity is None:
+            identity = trace_hex
+            properties["$process_person_profile"] = False
+        return {
+            "event": name,
+            "distinct_id": identity,
+            "properties": properties,
+            "timestamp": self._clock.iso(timestamp),
+            "uuid": uuid,
+        }
+
+    def _people(self, reserved: Mapping[str, Any], properties: dict[str, Any]) -> None:
+        """``posthog.set.<name>`` and ``posthog.set_once.<name>`` to ``$set``/``$set_once``."""
+        for prefix, target in ((SET_PREFIX, "$set"), (SET_ONCE_PREFIX, "$set_once")):
+            values = {
+                k[len(prefix) :]: v
+                for k, v in reserved.items()
+                if k.startswith(prefix) and not self._denied(k[len(prefix) :])
+            }
+            if values:
+                properties[target] = {**properties.get(target, {}), **values}
+
+    def _extra_properties(self, raw: Any) -> dict[str, Any]:
+        try:
+            decoded = json.loads(raw) if isinstance(raw, (str, bytes)) else None
+        except ValueError as exc:
+            raise InvalidTagError(f"{PROPERTIES} is not valid JSON: {exc}") from None
+        if not isinstance(decoded, dict):
+            raise InvalidTagError(f"{PROPERTIES} must be a JSON object string")
+        return self._scrub(decoded)
+
+    def _scrub(self, value: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k: self._scrub(v) if isinstance(v, dict) else v
+            for k, v in value.items()
+            if not self._denied(k)
+        }
+
+
+def _escaped(span: ReadableSpan, eattrs: Mapping[str, Any], *, last: bool) -> bool:
+    """``exception.escaped``, or the mark ``start_as_current_span`` leaves instead: the
+    span's error status describing this very exception, recorded last."""
+    if str(eattrs.get("exception.escaped", "")).lower() == "true":
+        return True
+    status = span.status
+    if not last or status.status_code is not StatusCode.ERROR or not status.description:
+        return False
+    short_type = str(eattrs.get("exception.type", "")).rsplit(".", 1)[-1]
+    return status.description == f"{short_type}: {eattrs.get('exception.message', '')}"
+
+
+def _exception_properties(eattrs: Mapping[str, Any], escaped: bool) -> dict[str, Any]:
+    return {
+        "$exception_list": exception_list(
+            str(eattrs.get("exception.type", "")),
+            str(eattrs.get("exception.message", "")),
+            str(eattrs.get("exception.stacktrace", "")),
+            handled=not escaped,
+        ),
+        "$exception_level": "error",
+    }
+
+
+def _identity(
+    reserved: Sequence[Mapping[str, Any]], attrs: Sequence[Mapping[str, Any]]
+) -> str | None:
+    """Our tag (nearest first, inherited copies included), then ``enduser.id``/``user.id``."""
+    for tags in reserved:
+        value = tags.get(DISTINCT_ID)
+        if value is not None:
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidTagError(f"{DISTINCT_ID} must be a non-empty string, got {value!r}")
+            return value
+    for source in attrs:
+        for key in USER_ID_KEYS:
+            value = source.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+def _groups(reserved: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        k[len(GROUPS_PREFIX) :]: str(v)
+        for k, v in reserved.items()
+        if k.startswith(GROUPS_PREFIX) and v is not None and v != ""
+    }
+
+
+def _session(reserved: Mapping[str, Any], attrs: Mapping[str, Any]) -> str | None:
+    value = reserved.get(SESSION_ID) or attrs.get("session.id")
+    return str(value) if value else None
+
+
+def _note_flag(attrs: Mapping[str, Any], flags: dict[str, Any]) -> None:
+    """Read a ``feature_flag.evaluation`` event, from us or another provider."""
+    key = attrs.get("feature_flag.key")
+    if not isinstance(key, str) or not key:
+        return
+    for name in ("feature_flag.result.variant", "feature_flag.variant"):
+        variant = attrs.get(name)
+        if isinstance(variant, str) and variant:
+            flags[key] = variant
+            return
+    value = attrs.get("feature_flag.result.value")
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)  # OpenFeature's hook JSON-encodes values
+    if value is not None:
+        flags[key] = value
