@@ -15,8 +15,8 @@ from posthog_otel import Event
 from posthog_otel._events import (
     MAX_BATCH_BYTES,
     MAX_EVENT_BYTES,
-    batch_body,
-    split_batches,
+    BatchBuffer,
+    batches,
     uuid7,
 )
 
@@ -215,21 +215,48 @@ def test_oversize_event_is_refused_naming_it():
     Event("fits", "u", {"blob": "x" * (MAX_EVENT_BYTES - 1000)}).encode()
 
 
-def test_split_batches_respects_the_limit_and_keeps_order():
-    encoded = [b"x" * 1000 for _ in range(50)]
-    chunks = list(split_batches(encoded, limit=10_000))
-    assert [item for chunk in chunks for item in chunk] == encoded
-    for chunk in chunks:
-        assert len(batch_body("k", chunk)) <= 10_000
-    assert len(chunks) == 6
-    assert list(split_batches([b"x" * 20_000], limit=10_000)) == [[b"x" * 20_000]]
-    assert list(split_batches([])) == []
+def events_in(buffer: BatchBuffer) -> list[dict]:
+    return json.loads(buffer.body("k"))["batch"]
+
+
+def test_batches_respect_the_size_limit_and_keep_order():
+    encoded = [Event(f"e{i}", "u", {"blob": "x" * 900}).encode() for i in range(50)]
+    packed = batches(encoded, limit=10_000)
+    assert [e["event"] for b in packed for e in events_in(b)] == [f"e{i}" for i in range(50)]
+    assert all(len(b.body("k")) <= 10_000 for b in packed)
+    assert len(packed) > 5
+    assert [len(b) for b in batches(encoded, max_events=20)] == [20, 20, 10]
+    assert batches([]) == []
     assert MAX_BATCH_BYTES == 5 * 1024 * 1024
 
 
+def test_a_lone_event_always_fits():
+    buffer = BatchBuffer()
+    assert buffer.fits(b"x" * (MAX_BATCH_BYTES * 2))
+
+
+def test_halves_and_extend_keep_every_event_intact():
+    buffer = BatchBuffer()
+    for i in range(5):
+        buffer.add(Event(f"e{i}", "u", {"i": i}).encode())
+    first, second = buffer.halves()
+    assert [e["event"] for e in events_in(first)] == ["e0", "e1"]
+    assert [e["event"] for e in events_in(second)] == ["e2", "e3", "e4"]
+    joined = BatchBuffer()
+    joined.extend(second)
+    joined.extend(BatchBuffer())
+    joined.extend(first)
+    assert [e["event"] for e in events_in(joined)] == ["e2", "e3", "e4", "e0", "e1"]
+    again, rest = joined.halves()
+    assert len(again) + len(rest) == 5
+    assert [e["event"] for e in events_in(rest)] == ["e4", "e0", "e1"]
+
+
 def test_batch_body_is_the_wire_format():
-    encoded = [Event("a", "u").encode(), Event("b", "u").encode()]
-    body = json.loads(batch_body("phc_key", encoded, "2026-01-01T00:00:00.000000+00:00"))
+    buffer = BatchBuffer()
+    buffer.add(Event("a", "u").encode())
+    buffer.add(Event("b", "u").encode())
+    body = json.loads(buffer.body("phc_key", "2026-01-01T00:00:00.000000+00:00"))
     assert body["api_key"] == "phc_key"
     assert body["historical_migration"] is False
     assert body["sent_at"] == "2026-01-01T00:00:00.000000+00:00"

@@ -9,18 +9,23 @@ import pytest
 from posthog_otel._json import dumps, lenient
 
 
-def test_dumps_is_compact_utf8():
-    assert dumps({"a": [1, "é"]}) == '{"a":[1,"é"]}'.encode()
+def test_dumps_is_compact_utf8(json_backend):
+    assert dumps({"a": [1, "é"], "t": (1, 2)}) == '{"a":[1,"é"],"t":[1,2]}'.encode()
 
 
-def test_dumps_refuses_nan():
-    with pytest.raises(ValueError, match="JSON"):
-        dumps({"x": float("nan")})
+def test_nan_is_null_or_an_error_never_invalid_json(json_backend):
+    if json_backend == "orjson":
+        assert dumps({"x": float("nan")}) == b'{"x":null}'
+    else:
+        with pytest.raises(ValueError, match="JSON"):
+            dumps({"x": float("nan")})
 
 
-def test_lone_surrogates_do_not_break_encoding():
-    data = dumps({"s": "bad \ud800 char"})
-    assert json.loads(data)["s"].startswith("bad ")
+def test_what_orjson_refuses_falls_back_to_the_standard_library(json_backend):
+    assert json.loads(dumps({"s": "bad \ud800 char"}))["s"].startswith("bad ")
+    assert json.loads(dumps({"big": 2**70})) == {"big": 2**70}
+    with pytest.raises(TypeError):
+        dumps({"b": b"bytes"})
 
 
 class Unprintable:

@@ -12,7 +12,7 @@ import enum
 import os
 import time
 import uuid as uuid_module
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,23 +197,70 @@ def check_event_size(data: bytes, name: str) -> None:
         )
 
 
-def split_batches(
-    encoded: Sequence[bytes], limit: int = MAX_BATCH_BYTES
-) -> Iterator[Sequence[bytes]]:
-    """Consecutive runs of events whose batch body stays under ``limit`` bytes."""
-    start, size = 0, _BATCH_OVERHEAD
-    for i, item in enumerate(encoded):
-        if i > start and size + len(item) + 1 > limit:
-            yield encoded[start:i]
-            start, size = i, _BATCH_OVERHEAD
-        size += len(item) + 1
-    if start < len(encoded):
-        yield encoded[start:]
+class BatchBuffer:
+    """Encoded events joined by commas: the inside of a ``/batch/`` body.
+
+    One growing buffer instead of an object per event keeps memory compact while
+    a batch fills; ``halves`` splits it again when PostHog refuses a batch.
+    """
+
+    __slots__ = ("data", "starts")
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.starts: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def fits(self, encoded: bytes, limit: int = MAX_BATCH_BYTES) -> bool:
+        """Whether ``encoded`` can join without the body passing ``limit`` (a lone event can)."""
+        return not self.starts or len(self.data) + len(encoded) + 1 + _BATCH_OVERHEAD <= limit
+
+    def add(self, encoded: bytes) -> None:
+        if self.starts:
+            self.data += b","
+        self.starts.append(len(self.data))
+        self.data += encoded
+
+    def can_take(self, other: BatchBuffer, limit: int = MAX_BATCH_BYTES) -> bool:
+        return len(self.data) + len(other.data) + 1 + _BATCH_OVERHEAD <= limit
+
+    def extend(self, other: BatchBuffer) -> None:
+        """Append another buffer's events after this one's."""
+        if not other.starts:
+            return
+        offset = len(self.data) + 1 if self.starts else 0
+        if self.starts:
+            self.data += b","
+        self.data += other.data
+        self.starts.extend(s + offset for s in other.starts)
+
+    def halves(self) -> tuple[BatchBuffer, BatchBuffer]:
+        mid = self.starts[len(self.starts) // 2]
+        first, second = BatchBuffer(), BatchBuffer()
+        first.data = self.data[: mid - 1]
+        first.starts = [s for s in self.starts if s < mid]
+        second.data = self.data[mid:]
+        second.starts = [s - mid for s in self.starts if s >= mid]
+        return first, second
+
+    def body(self, api_key: str, sent_at: str | None = None) -> bytes:
+        """The ``/batch/`` request body around these events."""
+        head = dumps(
+            {"api_key": api_key, "historical_migration": False, "sent_at": sent_at or now_iso()}
+        )
+        return b"".join((head[:-1], b',"batch":[', self.data, b"]}"))
 
 
-def batch_body(api_key: str, encoded: Sequence[bytes], sent_at: str | None = None) -> bytes:
-    """The ``/batch/`` request body around already-encoded events."""
-    head = dumps(
-        {"api_key": api_key, "historical_migration": False, "sent_at": sent_at or now_iso()}
-    )
-    return b"".join((head[:-1], b',"batch":[', b",".join(encoded), b"]}"))
+def batches(
+    encoded: Iterable[bytes], max_events: int | None = None, limit: int = MAX_BATCH_BYTES
+) -> list[BatchBuffer]:
+    """Pack events, in order, into as few buffers as the size limits allow."""
+    out = [BatchBuffer()]
+    for item in encoded:
+        full = max_events is not None and len(out[-1]) >= max_events
+        if full or not out[-1].fits(item, limit):
+            out.append(BatchBuffer())
+        out[-1].add(item)
+    return out if out[-1] else []

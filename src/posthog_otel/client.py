@@ -19,15 +19,15 @@ from typing import Any
 
 from posthog_otel._config import DEFAULT_FLAGS_PATH, DEFAULT_HOST, ClientConfig, check_headers
 from posthog_otel._events import (
+    BatchBuffer,
     Event,
-    batch_body,
+    batches,
     check_distinct_id,
     check_groups,
     check_properties,
     iso_utc,
     now_iso,
     parse_timestamp,
-    split_batches,
 )
 from posthog_otel._json import dumps, loads
 from posthog_otel._lru import SeenSet
@@ -200,11 +200,11 @@ class PostHogClient:
             return _NOT_SENT
         sent = 0
         response = _NOT_SENT
-        for chunk in split_batches(encoded):
+        for chunk in batches(encoded):
             try:
                 response = self._post(
                     BATCH_PATH,
-                    lambda chunk=chunk: batch_body(self._config.api_key, chunk),  # type: ignore[misc]
+                    lambda chunk=chunk: chunk.body(self._config.api_key),  # type: ignore[misc]
                     self._config.timeout,
                     extra,
                 )
@@ -338,19 +338,19 @@ class PostHogClient:
             raise APIError(result.status, parsed, url_path=path.partition("?")[0])
         return Response(result.status, result.headers, parsed)
 
-    def _send_encoded(
+    def _send_batch(
         self,
-        encoded: Sequence[bytes],
+        batch: BatchBuffer,
         *,
         deadline: float,
         stop: threading.Event,
         on_retry: Callable[[], None] | None = None,
     ) -> HTTPResult:
-        """For the pipeline: one ``/batch/`` of pre-encoded events, retried until ``deadline``
+        """For the pipeline: one ``/batch/`` of encoded events, retried until ``deadline``
         (``time.monotonic()`` scale). Returns the last answer; raises ``TransportError``."""
         api_key = self._config.api_key
         return send_with_retries(
-            lambda t: self._transport.post(BATCH_PATH, batch_body(api_key, encoded), timeout=t),
+            lambda t: self._transport.post(BATCH_PATH, batch.body(api_key), timeout=t),
             self._policy,
             timeout=self._config.timeout,
             deadline=deadline,
