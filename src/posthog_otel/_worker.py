@@ -1,0 +1,288 @@
+"""The bounded queue and the two background threads that empty it.
+
+Application threads only append to a deque: never blocking, and a full queue
+drops and counts. An *encoder* thread wakes every ``WAKE_AT`` items (or each
+flush interval) and maps and encodes them at once into a compact batch buffer,
+so ended spans are not kept alive while the network is slow (a long queue of
+span objects costs the whole process memory and garbage-collection time). Full
+or due batches go to an outbox that a *sender* thread delivers, so encoding
+never waits on HTTP. Queued items plus events in the outbox stay under
+``max_queue_size``.
+
+Our own HTTP runs with instrumentation suppressed, so it makes no spans. After
+``os.fork()`` the child starts empty with threads of its own; at interpreter
+exit, whatever is queued is sent.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import os
+import threading
+import time
+import weakref
+
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
+
+from posthog_otel._delivery import Delivery, Item
+from posthog_otel._events import BatchBuffer
+from posthog_otel._stats import Counter, Stats
+
+logger = logging.getLogger(__name__)
+
+EXIT_TIMEOUT = 30.0
+WAKE_AT = 64  # queued items that wake the encoder before the flush interval
+
+
+class BatchWorker:
+    """Queue, encoder and sender; ``put`` is the only call on the application's hot path."""
+
+    def __init__(
+        self,
+        delivery: Delivery,
+        stats: Stats,
+        *,
+        max_queue_size: int = 10_000,
+        max_batch_size: int = 1000,
+        flush_interval: float = 1.0,
+        export_timeout: float = 30.0,
+        name: str = "posthog-otel",
+    ) -> None:
+        if max_queue_size < 1 or max_batch_size < 1:
+            raise ValueError("max_queue_size and max_batch_size must be at least 1")
+        if flush_interval <= 0 or export_timeout <= 0:
+            raise ValueError("flush_interval and export_timeout must be positive")
+        self._delivery = delivery
+        self._stats = stats
+        self._max_queue_size = max_queue_size
+        self._interval = flush_interval
+        self._export_timeout = export_timeout
+        self._name = name
+        self._wake_at = min(WAKE_AT, max_batch_size)
+        self._closed = False
+        self._start()
+        _LIVE.add(self)
+
+    def _start(self) -> None:
+        self._queue: collections.deque[Item] = collections.deque()
+        self._accepted = Counter()
+        self._processed = 0  # items whose events were all sent or dropped
+        self._batch = BatchBuffer()
+        self._batched = 0  # items whose events are in the batch being filled
+        self._batch_started = 0.0
+        # Finished batches and how many items each completes, for the sender.
+        self._outbox: collections.deque[tuple[BatchBuffer, int]] = collections.deque()
+        self._outbox_events = 0
+        self._waiters: list[tuple[int, threading.Event]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._outbox_ready = threading.Event()
+        self._stop = threading.Event()
+        self._encoder_done = threading.Event()
+        self._deadline: float | None = None
+        self._encoder = threading.Thread(target=self._encode_loop, name=self._name, daemon=True)
+        self._sender = threading.Thread(
+            target=self._send_loop, name=self._name + "-sender", daemon=True
+        )
+        self._encoder.start()
+        self._sender.start()
+
+    # -- application threads ---------------------------------------------------------
+
+    def put(self, item: Item) -> bool:
+        """Queue ``item``; never blocks. ``False`` (and counted) when full or shut down."""
+        queue = self._queue
+        if self._closed:
+            self._stats.drop("shutdown")
+            return False
+        if len(queue) + self._outbox_events >= self._max_queue_size:
+            self._stats.drop("queue_full")
+            return False
+        queue.append(item)
+        self._accepted.add_one()
+        self._stats.events_queued.add_one()
+        if len(queue) >= self._wake_at and not self._wake.is_set():
+            self._wake.set()
+        return True
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything queued before this call is sent or dropped."""
+        target = self._accepted.value
+        if self._processed >= target:
+            return True
+        if not self._sender.is_alive():
+            return False
+        done = threading.Event()
+        with self._lock:
+            self._waiters.append((target, done))
+        if self._processed >= target:
+            return True
+        self._wake.set()
+        return done.wait(timeout)
+
+    def shutdown(self, timeout: float) -> bool:
+        """Send what is queued within ``timeout`` seconds, then stop; idempotent."""
+        if self._closed:
+            return not self._sender.is_alive()
+        self._closed = True
+        self._deadline = time.monotonic() + timeout
+        self._wake.set()
+        self._sender.join(timeout)
+        if self._sender.is_alive() or self._encoder.is_alive():
+            self._stop.set()  # cut short any backoff; requests are bounded by the deadline
+            self._outbox_ready.set()
+            self._encoder.join(1.0)
+            self._sender.join(1.0)
+        with self._lock:
+            left = len(self._queue) + len(self._batch) + self._outbox_events
+            self._queue.clear()
+            self._outbox.clear()
+            self._outbox_events = 0
+        self._stats.drop("shutdown", left, f"{left} still queued after {timeout:g} s")
+        return not self._sender.is_alive()
+
+    @property
+    def queue_size(self) -> int:
+        return len(self._queue) + self._outbox_events
+
+    # -- the encoder thread --------------------------------------------------------------
+
+    def _encode_loop(self) -> None:
+        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))  # before_send may do I/O
+        try:
+            while True:
+                timed_out = not self._wake.wait(self._wait_time())
+                self._wake.clear()
+                self._encode_queued()
+                if self._waiters or self._closed or timed_out or self._due():
+                    self._finish_batch()
+                if self._closed and (self._out_of_time() or not self._queue):
+                    return
+        except Exception:  # pragma: no cover - a bug here must not pass silently
+            logger.exception("posthog-otel's encoder stopped unexpectedly")
+        finally:
+            detach(token)
+            self._encoder_done.set()
+            self._outbox_ready.set()
+
+    def _wait_time(self) -> float:
+        if not self._batch:
+            return self._interval
+        return max(0.0, self._batch_started + self._interval - time.monotonic())
+
+    def _due(self) -> bool:
+        return bool(self._batch) and time.monotonic() - self._batch_started >= self._interval
+
+    def _encode_queued(self) -> None:
+        queue = self._queue
+        delivery = self._delivery
+        while queue:
+            if self._out_of_time():
+                return
+            encoded = delivery.encode_item(queue.popleft())
+            for data in encoded:
+                if self._batch and delivery.full(self._batch, data):
+                    self._finish_batch()
+                if not self._batch:
+                    self._batch_started = time.monotonic()
+                self._batch.add(data)
+            self._batched += 1
+
+    def _finish_batch(self) -> None:
+        """Hand the batch (and the items it completes) to the sender."""
+        if not self._batch and not self._batched:
+            return
+        with self._lock:
+            self._outbox.append((self._batch, self._batched))
+            self._outbox_events += len(self._batch)
+        self._batch, self._batched = BatchBuffer(), 0
+        self._outbox_ready.set()
+
+    # -- the sender thread ---------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            while True:
+                self._outbox_ready.wait()
+                self._outbox_ready.clear()
+                while self._outbox and not self._out_of_time():
+                    with self._lock:
+                        batch, items, taken = self._coalesce()
+                    if batch:
+                        self._delivery.send(batch, deadline=self._send_deadline(), stop=self._stop)
+                    with self._lock:
+                        for _ in range(taken):
+                            self._outbox.popleft()
+                        self._outbox_events -= len(batch)
+                        self._processed += items
+                        self._notify()
+                if self._encoder_done.is_set() and (not self._outbox or self._out_of_time()):
+                    return
+        except Exception:  # pragma: no cover - a bug here must not pass silently
+            logger.exception("posthog-otel's sender stopped unexpectedly")
+        finally:
+            detach(token)
+
+    def _coalesce(self) -> tuple[BatchBuffer, int, int]:
+        """The first waiting batch, merged with those after it while under 5 MiB
+        (called with the lock held): the batch, the items it completes, and how
+        many outbox entries it took."""
+        batch, items = self._outbox[0]
+        if len(self._outbox) == 1:
+            return batch, items, 1
+        merged, items, taken = BatchBuffer(), 0, 0
+        for next_batch, next_items in self._outbox:
+            if taken and not merged.can_take(next_batch):
+                break
+            merged.extend(next_batch)
+            items += next_items
+            taken += 1
+        return merged, items, taken
+
+    def _send_deadline(self) -> float:
+        deadline = time.monotonic() + self._export_timeout
+        return deadline if self._deadline is None else min(deadline, self._deadline)
+
+    def _out_of_time(self) -> bool:
+        if self._stop.is_set():
+            return True
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def _notify(self) -> None:
+        """Release flushes whose items are all done (called with the lock held)."""
+        if not self._waiters:
+            return
+        waiting = []
+        for target, done in self._waiters:
+            if self._processed >= target:
+                done.set()
+            else:
+                waiting.append((target, done))
+        self._waiters = waiting
+
+    def _after_fork(self) -> None:
+        # The parent's queued items are the parent's to send; its locks and threads are gone.
+        self._stats.after_fork()
+        if not self._closed:
+            self._start()
+
+
+_LIVE: weakref.WeakSet[BatchWorker] = weakref.WeakSet()
+
+
+def _reset_in_child() -> None:
+    for worker in list(_LIVE):
+        worker._after_fork()
+
+
+def _send_at_exit() -> None:
+    for worker in list(_LIVE):
+        worker.shutdown(EXIT_TIMEOUT)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
+atexit.register(_send_at_exit)
