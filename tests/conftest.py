@@ -51,3 +51,57 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def make_pipeline(server: DevServer):
+    """Build TracerProvider + PostHogSpanProcessor pairs that are shut down after the test."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from posthog_otel import PostHogSpanProcessor
+
+    made = []
+
+    def make(host: str | None = None, *, sampler=None, client_options=None, **options):
+        client = PostHogClient(
+            API_KEY,
+            host or server.url,
+            **{"timeout": 2.0, "retry_delay": 0.01, **(client_options or {})},
+        )
+        processor = PostHogSpanProcessor(client, **options)
+        kwargs = {"resource": Resource.create({"service.name": "shop"})}
+        if sampler is not None:
+            kwargs["sampler"] = sampler
+        provider = TracerProvider(**kwargs)
+        provider.add_span_processor(processor)
+        made.append((provider, client))
+        return provider.get_tracer("tests"), processor
+
+    yield make
+    for provider, client in made:
+        provider.shutdown()
+        client.close()
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.01) -> None:
+    """Poll ``predicate`` until it is true; fail the test if it never is."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture(params=["orjson", "stdlib json"])
+def json_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the orjson extra, and again with the standard library alone."""
+    import posthog_otel._json as encoding
+
+    if request.param == "stdlib json":
+        monkeypatch.setattr(encoding, "_orjson", None)
+    elif encoding._orjson is None:
+        pytest.skip("orjson is not installed")
+    return str(request.param)

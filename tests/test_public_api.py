@@ -11,11 +11,16 @@ def test_all_is_pinned():
             "Event",
             "FeatureFlag",
             "FlagsResponse",
+            "PipelineStats",
             "PostHogClient",
             "PostHogError",
+            "PostHogSpanExporter",
+            "PostHogSpanProcessor",
             "Response",
             "TransportError",
             "__version__",
+            "capture",
+            "identify",
         ]
     )
 

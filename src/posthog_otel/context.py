@@ -1,0 +1,137 @@
+"""Helpers for application code: ``capture()`` an event, ``identify()`` a user."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from enum import Enum
+from typing import Any
+
+from opentelemetry import baggage, trace
+from opentelemetry.context import attach, detach
+
+from posthog_otel._events import (
+    LIB,
+    check_distinct_id,
+    check_event_name,
+    check_properties,
+    now_iso,
+    uuid7,
+)
+from posthog_otel._json import dumps
+from posthog_otel._mapping import DISTINCT_ID, PROPERTIES, RESERVED_PREFIX, TAG
+from posthog_otel._version import __version__
+from posthog_otel.processor import active_processor
+
+__all__ = ["capture", "identify"]
+
+logger = logging.getLogger("posthog_otel")
+_warned = threading.Event()
+_PRIMITIVES = (str, bool, int, float)
+
+
+def capture(
+    event: str | Enum,
+    properties: Mapping[str, Any] | None = None,
+    *,
+    distinct_id: str | None = None,
+) -> None:
+    """Record a PostHog event on the current span; it is sent when the span ends.
+
+    Nested values survive (through the ``posthog.properties`` attribute). With no
+    recording span (no tracer provider, or the trace was sampled out) the event
+    goes straight to the most recently started ``PostHogSpanProcessor``: product
+    analytics are not sampled away with traces. The user is ``distinct_id``, or
+    the one ``identify()`` put in baggage, or the span's.
+
+    Raises ``TypeError``/``ValueError`` for a bad name, id or property value.
+    """
+    name = check_event_name(event)
+    props = check_properties(properties)
+    if distinct_id is not None:
+        check_distinct_id(distinct_id)
+    else:
+        carried = baggage.get_baggage(DISTINCT_ID)
+        distinct_id = carried if isinstance(carried, str) and carried else None
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.add_event(name, _as_attributes(name, props, distinct_id))
+        return
+    processor = active_processor()
+    if processor is None:
+        if not _warned.is_set():
+            _warned.set()
+            logger.warning(
+                "posthog-otel: capture(%r) was dropped: there is no recording span and no "
+                "PostHogSpanProcessor has been started (further drops are not logged)",
+                name,
+            )
+        return
+    processor._enqueue_event(_as_event(name, props, distinct_id, span.get_span_context()))
+
+
+@contextmanager
+def identify(distinct_id: str) -> Iterator[None]:
+    """Attribute everything inside to ``distinct_id``: spans started here and downstream.
+
+    The id travels in W3C baggage (``posthog.distinct_id``), so instrumented HTTP
+    clients carry it to other services. Baggage is visible to every service and in
+    outgoing headers: use an identifier, never anything secret.
+    """
+    check_distinct_id(distinct_id)
+    token = attach(baggage.set_baggage(DISTINCT_ID, distinct_id))
+    try:
+        yield
+    finally:
+        detach(token)
+
+
+def _as_attributes(name: str, props: Mapping[str, Any], distinct_id: str | None) -> dict[str, Any]:
+    attributes: dict[str, Any] = {TAG: name}
+    nested: dict[str, Any] = {}
+    for key, value in props.items():
+        if _is_attribute_value(value) and not key.startswith(RESERVED_PREFIX):
+            attributes[key] = value
+        else:
+            nested[key] = value
+    if nested:
+        attributes[PROPERTIES] = dumps(nested).decode()
+    if distinct_id is not None:
+        attributes[DISTINCT_ID] = distinct_id
+    return attributes
+
+
+def _is_attribute_value(value: Any) -> bool:
+    """What every OpenTelemetry SDK keeps as an attribute: a primitive or a uniform list."""
+    if isinstance(value, _PRIMITIVES):
+        return True
+    if isinstance(value, list) and value:
+        kind = type(value[0])
+        return kind in _PRIMITIVES and all(type(v) is kind for v in value)
+    return False
+
+
+def _as_event(
+    name: str,
+    props: dict[str, Any],
+    distinct_id: str | None,
+    span_context: trace.SpanContext,
+) -> dict[str, Any]:
+    properties = {**props, "$lib": LIB, "$lib_version": __version__}
+    trace_hex = None
+    if span_context.is_valid:
+        trace_hex = trace.format_trace_id(span_context.trace_id)
+        properties["$trace_id"] = trace_hex
+        properties["$span_id"] = trace.format_span_id(span_context.span_id)
+    if distinct_id is None:
+        distinct_id = trace_hex or str(uuid7())
+        properties["$process_person_profile"] = False
+    return {
+        "event": name,
+        "distinct_id": distinct_id,
+        "properties": properties,
+        "timestamp": now_iso(),
+        "uuid": str(uuid7()),
+    }

@@ -1,0 +1,68 @@
+"""capture() and identify(): argument checks and how events land on spans."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from opentelemetry import baggage
+
+from posthog_otel import capture, identify
+from spans import recording
+
+
+def test_capture_records_a_tagged_span_event():
+    with recording() as (tracer, ended):
+        with tracer.start_as_current_span("r"):
+            capture(
+                "clicked", {"button": "pay", "n": 2, "ids": [1, 2], "meta": {"a": 1}, "none": None}
+            )
+    (event,) = ended()[0].events
+    attrs = dict(event.attributes)
+    assert event.name == "clicked"
+    assert attrs["posthog.event"] == "clicked"
+    assert attrs["button"] == "pay" and attrs["n"] == 2 and attrs["ids"] == (1, 2)
+    assert json.loads(attrs["posthog.properties"]) == {"meta": {"a": 1}, "none": None}
+
+
+def test_capture_puts_awkward_values_in_the_json_attribute():
+    with recording() as (tracer, ended):
+        with tracer.start_as_current_span("r"):
+            capture(
+                "e", {"mixed": [1, "a"], "empty": [], "posthog.thing": 1, "$set": {"plan": "pro"}}
+            )
+    attrs = dict(ended()[0].events[0].attributes)
+    assert json.loads(attrs["posthog.properties"]) == {
+        "mixed": [1, "a"],
+        "empty": [],
+        "posthog.thing": 1,
+        "$set": {"plan": "pro"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error"),
+    [
+        (("",), {}, ValueError),
+        ((None,), {}, TypeError),
+        (("e", ["not", "a", "dict"]), {}, TypeError),
+        (("e", {"f": object()}), {}, TypeError),
+        (("e",), {"distinct_id": 5}, TypeError),
+        (("e",), {"distinct_id": ""}, ValueError),
+    ],
+)
+def test_capture_rejects_bad_input(args, kwargs, error):
+    with pytest.raises(error):
+        capture(*args, **kwargs)
+
+
+def test_identify_sets_and_restores_baggage():
+    assert baggage.get_baggage("posthog.distinct_id") is None
+    with identify("outer"):
+        with identify("inner"):
+            assert baggage.get_baggage("posthog.distinct_id") == "inner"
+        assert baggage.get_baggage("posthog.distinct_id") == "outer"
+    assert baggage.get_baggage("posthog.distinct_id") is None
+    with pytest.raises(TypeError):
+        with identify(42):  # type: ignore[arg-type]
+            pass
