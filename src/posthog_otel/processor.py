@@ -12,11 +12,12 @@ import logging
 import re
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from opentelemetry import context as _context
 from opentelemetry.baggage import _BAGGAGE_KEY
-from opentelemetry.context import Context, get_current
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace.propagation import _SPAN_KEY
 
@@ -27,6 +28,7 @@ from posthog_otel._mapping import (
     TAG,
     MappingOptions,
     SpanMapper,
+    attributes_of,
     denylist_pattern,
     has_tagged_events,
 )
@@ -37,6 +39,12 @@ from posthog_otel.client import PostHogClient
 __all__ = ["PostHogSpanProcessor"]
 
 logger = logging.getLogger(__name__)
+
+# The current context in one call instead of two: on_start runs for every span.
+_runtime = getattr(_context, "_RUNTIME_CONTEXT", None)
+_current_context: Callable[[], Context] = (
+    _runtime.get_current if _runtime is not None else _context.get_current
+)
 
 _active: weakref.ref[PostHogSpanProcessor] | None = None
 _active_lock = threading.Lock()
@@ -114,6 +122,9 @@ class PostHogSpanProcessor(SpanProcessor):
         )
         self._seen = self._stats.spans_seen.add_one
         self._put = self._worker.put
+        if not self._enabled:  # capture is off: hooks that do nothing at all
+            self.on_start = _ignore_start  # type: ignore[method-assign]
+            self.on_end = _ignore_end  # type: ignore[method-assign]
         global _active
         with _active_lock:
             _active = weakref.ref(self)
@@ -124,16 +135,8 @@ class PostHogSpanProcessor(SpanProcessor):
     # -- SpanProcessor hooks (application threads) ------------------------------------
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if not self._enabled:
-            return
         try:
-            try:
-                attrs = span._attributes._dict  # type: ignore[union-attr]
-            except AttributeError:
-                attrs = span.attributes or {}
-            if DISTINCT_ID in attrs:
-                return
-            ctx = parent_context if parent_context is not None else get_current()
+            ctx = parent_context if parent_context is not None else _current_context()
             parent = ctx.get(_SPAN_KEY)
             identity = None
             if parent is not None:
@@ -143,16 +146,15 @@ class PostHogSpanProcessor(SpanProcessor):
                     identity = _public_identity(parent)
             if identity is None:
                 carried = ctx.get(_BAGGAGE_KEY)
-                if carried:
-                    identity = carried.get(DISTINCT_ID)  # type: ignore[attr-defined]
-            if isinstance(identity, str) and identity:
+                if not carried:
+                    return
+                identity = carried.get(DISTINCT_ID)  # type: ignore[attr-defined]
+            if isinstance(identity, str) and identity and DISTINCT_ID not in attributes_of(span):
                 span.set_attribute(DISTINCT_ID, identity)
         except Exception:  # a hook must never raise into the application
             logger.debug("posthog-otel on_start failed", exc_info=True)
 
     def on_end(self, span: ReadableSpan) -> None:
-        if not self._enabled:
-            return
         try:
             self._seen()
             try:
@@ -189,6 +191,14 @@ class PostHogSpanProcessor(SpanProcessor):
         """For ``capture()`` with no recording span: an event built on the caller's thread."""
         if self._enabled:
             self._put(event)
+
+
+def _ignore_start(span: Span, parent_context: Context | None = None) -> None:
+    pass
+
+
+def _ignore_end(span: ReadableSpan) -> None:
+    pass
 
 
 def _public_identity(parent: Any) -> Any:

@@ -1,0 +1,99 @@
+"""Shared benchmark plumbing: the sink process, repetitions, and Markdown tables."""
+
+from __future__ import annotations
+
+import gc
+import json
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+@contextmanager
+def sink() -> Iterator[str]:
+    """The counting sink in its own process; yields its URL."""
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "sink.py")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def sink_stats(url: str) -> dict[str, int]:
+    with urllib.request.urlopen(url + "/stats", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def reset_sink(url: str) -> None:
+    urllib.request.urlopen(
+        urllib.request.Request(url + "/reset", data=b"", method="POST"), timeout=10
+    ).close()
+
+
+def wait_for_sink(url: str, count: int, timeout: float) -> float | None:
+    """Seconds until the sink has counted ``count`` events, or ``None`` at the timeout."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        if sink_stats(url)["events"] >= count:
+            return time.perf_counter() - start
+        time.sleep(0.01)
+    return None
+
+
+def alternate(
+    scenarios: dict[str, Callable[[], float]], repetitions: int
+) -> dict[str, list[float]]:
+    """Run every scenario once per round, rotating the order each round."""
+    results: dict[str, list[float]] = {name: [] for name in scenarios}
+    names = list(scenarios)
+    for round_ in range(repetitions):
+        order = names[round_ % len(names) :] + names[: round_ % len(names)]
+        for name in order:
+            gc.collect()
+            results[name].append(scenarios[name]())
+    return results
+
+
+def median_spread(values: list[float]) -> tuple[float, float]:
+    """Median, and the spread as (max - min) / median."""
+    mid = statistics.median(values)
+    return mid, (max(values) - min(values)) / mid if mid else 0.0
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def paired_ratios(
+    baseline: Callable[[], float], candidate: Callable[[], float], rounds: int
+) -> tuple[float, float, float]:
+    """Median, 25th and 75th percentile of candidate/baseline over back-to-back pairs.
+
+    Pairing cancels the slow drifts (CPU frequency, the sink, other load) that make
+    separate medians too wide to resolve a few percent.
+    """
+    ratios = []
+    for round_ in range(rounds):
+        gc.collect()
+        if round_ % 2:
+            b = baseline()
+            c = candidate()
+        else:
+            c = candidate()
+            b = baseline()
+        ratios.append(c / b)
+    q = statistics.quantiles(ratios, n=4)
+    return statistics.median(ratios), q[0], q[2]
