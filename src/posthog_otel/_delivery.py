@@ -6,6 +6,7 @@ Nothing here raises: every event ends up sent or counted as dropped, by reason.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -14,7 +15,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from posthog_otel._events import MAX_EVENT_BYTES, BatchBuffer
 from posthog_otel._json import dumps, lenient
-from posthog_otel._mapping import InvalidTagError, SpanMapper
+from posthog_otel._mapping import InvalidTagError, MappingOptions, SpanMapper, denylist_pattern
 from posthog_otel._stats import Stats
 from posthog_otel.client import PostHogClient
 from posthog_otel.errors import TransportError
@@ -25,7 +26,36 @@ Item = ReadableSpan | tuple[ReadableSpan, "dict[str, Any] | None"] | dict[str, A
 _SPLIT_STATUSES = (400, 413)  # one bad or big event: halve the batch, save the rest
 
 
+def own_or_given_client(
+    client: PostHogClient | None, api_key: str | None, host: str | None, options: dict[str, Any]
+) -> tuple[PostHogClient, bool]:
+    """The client to send through, and whether we built it (and so must close it)."""
+    if client is not None:
+        return client, False
+    return PostHogClient.from_env(api_key=api_key, host=host, **options), True
+
+
 class Delivery:
+    @classmethod
+    def for_spans(
+        cls,
+        client: PostHogClient,
+        stats: Stats,
+        *,
+        capture_exceptions: bool,
+        include_resource_attributes: bool,
+        attribute_denylist: Iterable[str] | re.Pattern[str] | None,
+        before_send: BeforeSend | None,
+        max_batch_size: int,
+    ) -> Delivery:
+        """The delivery behind a span processor or exporter, from their options."""
+        options = MappingOptions(
+            capture_exceptions=capture_exceptions,
+            include_resource_attributes=include_resource_attributes,
+            denylist=denylist_pattern(attribute_denylist),
+        )
+        return cls(client, SpanMapper(options), stats, before_send, max_batch_size)
+
     def __init__(
         self,
         client: PostHogClient,

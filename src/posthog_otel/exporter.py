@@ -19,12 +19,9 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from posthog_otel._delivery import BeforeSend, Delivery
+from posthog_otel._delivery import BeforeSend, Delivery, own_or_given_client
 from posthog_otel._mapping import (
     DEFAULT_DENYLIST,
-    MappingOptions,
-    SpanMapper,
-    denylist_pattern,
     is_tagged,
 )
 from posthog_otel._stats import PipelineStats, Stats
@@ -54,19 +51,17 @@ class PostHogSpanExporter(SpanExporter):
         export_timeout: float = 30.0,
         **client_options: Any,
     ) -> None:
-        self._owns_client = client is None
-        self._client = client or PostHogClient.from_env(
-            api_key=api_key, host=host, **client_options
-        )
+        self._client, self._owns_client = own_or_given_client(client, api_key, host, client_options)
         self._stats = Stats()
-        mapper = SpanMapper(
-            MappingOptions(
-                capture_exceptions=capture_exceptions,
-                include_resource_attributes=include_resource_attributes,
-                denylist=denylist_pattern(attribute_denylist),
-            )
+        self._delivery = Delivery.for_spans(
+            self._client,
+            self._stats,
+            capture_exceptions=capture_exceptions,
+            include_resource_attributes=include_resource_attributes,
+            attribute_denylist=attribute_denylist,
+            before_send=before_send,
+            max_batch_size=max_batch_size,
         )
-        self._delivery = Delivery(self._client, mapper, self._stats, before_send, max_batch_size)
         self._export_timeout = export_timeout
         self._capture_exceptions = capture_exceptions
         self._stop = threading.Event()

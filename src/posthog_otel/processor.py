@@ -21,15 +21,12 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace.propagation import _SPAN_KEY
 
-from posthog_otel._delivery import BeforeSend, Delivery
+from posthog_otel._delivery import BeforeSend, Delivery, own_or_given_client
 from posthog_otel._mapping import (
     DEFAULT_DENYLIST,
     DISTINCT_ID,
     TAG,
-    MappingOptions,
-    SpanMapper,
     attributes_of,
-    denylist_pattern,
     has_tagged_events,
 )
 from posthog_otel._stats import PipelineStats, Stats
@@ -95,22 +92,20 @@ class PostHogSpanProcessor(SpanProcessor):
         export_timeout: float = 30.0,
         **client_options: Any,
     ) -> None:
-        self._owns_client = client is None
-        self._client = client or PostHogClient.from_env(
-            api_key=api_key, host=host, **client_options
-        )
+        self._client, self._owns_client = own_or_given_client(client, api_key, host, client_options)
         self._enabled = self._client.enabled_capture
         self._capture_exceptions = capture_exceptions
         self._stats = Stats()
         self._shut_down = False
-        mapper = SpanMapper(
-            MappingOptions(
-                capture_exceptions=capture_exceptions,
-                include_resource_attributes=include_resource_attributes,
-                denylist=denylist_pattern(attribute_denylist),
-            )
+        delivery = Delivery.for_spans(
+            self._client,
+            self._stats,
+            capture_exceptions=capture_exceptions,
+            include_resource_attributes=include_resource_attributes,
+            attribute_denylist=attribute_denylist,
+            before_send=before_send,
+            max_batch_size=max_batch_size,
         )
-        delivery = Delivery(self._client, mapper, self._stats, before_send, max_batch_size)
         self._worker = BatchWorker(
             delivery,
             self._stats,
