@@ -335,7 +335,8 @@ class PostHogClient:
         )
         parsed = self._parse_body(result)
         if not 200 <= result.status < 300:
-            raise APIError(result.status, parsed, url_path=path.partition("?")[0])
+            path_only = path.partition("?")[0]
+            raise APIError(result.status, parsed, url_path=path_only, headers=result.headers)
         return Response(result.status, result.headers, parsed)
 
     def _send_batch(
@@ -372,7 +373,7 @@ class PostHogClient:
 
 
 def flag_called_properties(
-    name: str, flag: FeatureFlag | None, answer: FlagsResponse | None = None
+    name: str, flag: FeatureFlag | None, answer: FlagsResponse | None = None, error: str = ""
 ) -> dict[str, Any]:
     """The properties of a ``$feature_flag_called`` event, as PostHog's SDKs send them."""
     value = None if flag is None else flag.enabled
@@ -391,15 +392,15 @@ def flag_called_properties(
             "$feature_flag_request_id": flag.request_id,
         }
         properties.update({k: v for k, v in optional.items() if v is not None})
-    errors = []
+    errors = [error] if error else []
     if answer is not None and answer.errors_while_computing_flags:
         errors.append("errors_while_computing_flags")
     if answer is not None and answer.quota_limited:
         errors.append("quota_limited")
-    if flag is None:
+    if flag is None and not error:
         errors.append("flag_missing")
     if errors:
-        properties["$feature_flag_error"] = ",".join(errors)
+        properties["$feature_flag_error"] = ",".join(dict.fromkeys(errors))
     return properties
 
 

@@ -13,6 +13,7 @@ checks); background threads turn failures into counters and one log line.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["APIError", "ConfigurationError", "PostHogError", "TransportError"]
@@ -46,13 +47,22 @@ class APIError(PostHogError):
     Attributes:
         status: the HTTP status code.
         body: the parsed JSON body, the text when it is not JSON, or ``None``.
+        headers: the response headers (lower-cased names), e.g. ``retry-after``.
     """
 
-    def __init__(self, status: int, body: Any, *, url_path: str = "") -> None:
+    def __init__(
+        self,
+        status: int,
+        body: Any,
+        *,
+        url_path: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         where = f" from {url_path}" if url_path else ""
         super().__init__(f"PostHog answered HTTP {status}{where}: {_short(body)}")
         self.status = status
         self.body = body
+        self.headers: Mapping[str, str] = dict(headers or {})
 
 
 class TransportError(PostHogError):
