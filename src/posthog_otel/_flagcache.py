@@ -1,0 +1,150 @@
+"""The flag provider's cache: one fetch per user and context per TTL, never a pile-up.
+
+- A bounded LRU of answers, each fresh for ``ttl`` seconds.
+- Identical concurrent lookups share one request (single flight).
+- When a fetch fails, an expired answer is served as stale for ``grace`` more
+  seconds, and a breaker stops further fetches for a growing backoff (1 s, 2 s,
+  ... 30 s, or ``Retry-After``), so an outage costs one failed request per
+  backoff window instead of a timeout per lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Literal
+
+from posthog_otel._retry import retry_after_seconds
+from posthog_otel.errors import APIError, PostHogError
+from posthog_otel.flags import FlagsResponse
+
+logger = logging.getLogger("posthog_otel")
+
+Source = Literal["fresh", "cached", "stale", "unavailable"]
+MAX_BACKOFF = 30.0
+
+
+@dataclass(frozen=True)
+class Entry:
+    answer: FlagsResponse
+    fetched_at: float
+    previous: Entry | None = None  # the answer before, for flags a partial answer lacks
+
+
+@dataclass(frozen=True)
+class Lookup:
+    entry: Entry | None
+    source: Source
+    error: str | None = None
+
+
+class _Flight:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Lookup | None = None
+
+
+class FlagCache:
+    def __init__(
+        self,
+        *,
+        ttl: float,
+        size: int,
+        grace: float,
+        clock: Callable[[], float],
+        wait_timeout: float,
+    ) -> None:
+        if ttl < 0 or grace < 0 or size < 1:
+            raise ValueError("cache_ttl and stale_grace must be >= 0 and cache_size >= 1")
+        self._ttl = ttl
+        self._size = size
+        self._grace = grace
+        self._clock = clock
+        self._wait_timeout = wait_timeout
+        self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
+        self._flights: dict[Hashable, _Flight] = {}
+        self._lock = threading.Lock()
+        self._blocked_until = 0.0
+        self._backoff = 0.0
+        self._warned = False
+
+    def lookup(self, key: Hashable, fetch: Callable[[], FlagsResponse]) -> Lookup:
+        """The answer for ``key``: cached, fetched by us or by a concurrent caller, stale, or
+        unavailable. ``fetch`` is called only when this caller leads a refresh."""
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                if now - entry.fetched_at < self._ttl:
+                    return Lookup(entry, "cached")
+            if now < self._blocked_until:
+                return self._fallback(entry, now, "flag service unavailable, backing off")
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            if not flight.done.wait(self._wait_timeout) or flight.result is None:
+                return self._fallback(entry, now, "timed out waiting for the flag service")
+            return flight.result
+        result = Lookup(None, "unavailable", "fetch did not finish")
+        try:
+            result = self._refresh(key, entry, fetch)
+        finally:
+            with self._lock:
+                del self._flights[key]
+            flight.result = result
+            flight.done.set()
+        return result
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def _refresh(
+        self, key: Hashable, entry: Entry | None, fetch: Callable[[], FlagsResponse]
+    ) -> Lookup:
+        try:
+            answer = fetch()
+        except PostHogError as exc:
+            return self._failed(entry, exc)
+        now = self._clock()
+        fresh = Entry(answer, now, previous=entry if answer.errors_while_computing_flags else None)
+        with self._lock:
+            self._entries[key] = fresh
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+            self._backoff = 0.0
+            self._blocked_until = 0.0
+            recovered, self._warned = self._warned, False
+        if recovered:
+            logger.info("posthog-otel: the flag service answers again")
+        return Lookup(fresh, "fresh")
+
+    def _failed(self, entry: Entry | None, exc: PostHogError) -> Lookup:
+        now = self._clock()
+        with self._lock:
+            self._backoff = min(MAX_BACKOFF, self._backoff * 2 or 1.0)
+            wait = self._backoff
+            if isinstance(exc, APIError) and exc.status == 429:
+                wait = max(wait, retry_after_seconds(exc.headers.get("retry-after")) or 0.0)
+            self._blocked_until = now + wait
+            first, self._warned = not self._warned, True
+        if first:
+            logger.warning(
+                "posthog-otel: feature flags unavailable (%s); serving cached values or "
+                "defaults, and retrying in %.0f s. Logged once until the service answers.",
+                exc,
+                wait,
+            )
+        return self._fallback(entry, now, str(exc))
+
+    def _fallback(self, entry: Entry | None, now: float, why: str) -> Lookup:
+        if entry is not None and now - entry.fetched_at < self._ttl + self._grace:
+            return Lookup(entry, "stale", why)
+        return Lookup(None, "unavailable", why)
