@@ -366,6 +366,23 @@ def test_flags_evaluated_on_the_span_enrich_later_events():
                 "feature_flag.evaluation",
                 {"feature_flag.key": "legacy", "feature_flag.variant": "b"},
             )
+            # OpenFeature's hook: the JSON value beats a variant name; errors expose nothing
+            span.add_event(
+                "feature_flag.evaluation",
+                {
+                    "feature_flag.key": "of-bool",
+                    "feature_flag.result.value": "true",
+                    "feature_flag.result.variant": "on",
+                },
+            )
+            span.add_event(
+                "feature_flag.evaluation",
+                {
+                    "feature_flag.key": "broken",
+                    "feature_flag.result.value": "false",
+                    "error.type": "flag_not_found",
+                },
+            )
             span.add_event("late", {"posthog.event": "after_flag"})
     before, after, outer = MAPPER.map_span(ended()[0])
     assert not any(k.startswith("$feature/") for k in before["properties"])
@@ -373,6 +390,8 @@ def test_flags_evaluated_on_the_span_enrich_later_events():
         assert event["properties"]["$feature/checkout"] == "test"
         assert event["properties"]["$feature/dark-mode"] is True
         assert event["properties"]["$feature/legacy"] == "b"
+        assert event["properties"]["$feature/of-bool"] is True
+        assert "$feature/broken" not in event["properties"]
 
 
 def test_inherited_flags_apply_to_every_event():

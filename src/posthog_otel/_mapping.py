@@ -423,18 +423,24 @@ def _session(reserved: Mapping[str, Any], attrs: Mapping[str, Any]) -> str | Non
 
 
 def _note_flag(attrs: Mapping[str, Any], flags: dict[str, Any]) -> None:
-    """Read a ``feature_flag.evaluation`` event, from us or another provider."""
+    """Read a ``feature_flag.evaluation`` event, from us or another provider.
+
+    The value wins over the variant (OpenFeature's hook JSON-encodes the value and
+    may name a variant that is not PostHog's value); an evaluation that failed
+    (``error.type``) exposed the user to nothing and is skipped.
+    """
     key = attrs.get("feature_flag.key")
-    if not isinstance(key, str) or not key:
+    if not isinstance(key, str) or not key or "error.type" in attrs:
         return
-    for name in ("feature_flag.result.variant", "feature_flag.variant"):
-        variant = attrs.get(name)
-        if isinstance(variant, str) and variant:
-            flags[key] = variant
-            return
     value = attrs.get("feature_flag.result.value")
     if isinstance(value, str):
         with contextlib.suppress(ValueError):
-            value = json.loads(value)  # OpenFeature's hook JSON-encodes values
+            value = json.loads(value)
+    if value is None:
+        for name in ("feature_flag.result.variant", "feature_flag.variant"):
+            variant = attrs.get(name)
+            if isinstance(variant, str) and variant:
+                value = variant
+                break
     if value is not None:
         flags[key] = value

@@ -29,6 +29,7 @@ from posthog_otel._mapping import (
     attributes_of,
     has_tagged_events,
 )
+from posthog_otel._spanflags import SpanFlags
 from posthog_otel._stats import PipelineStats, Stats
 from posthog_otel._worker import BatchWorker
 from posthog_otel.client import PostHogClient
@@ -115,6 +116,8 @@ class PostHogSpanProcessor(SpanProcessor):
             export_timeout=export_timeout,
             name="posthog-otel-processor",
         )
+        self._span_flags = SpanFlags()
+        self._flags_live = self._span_flags.live  # read on every span start and end
         self._seen = self._stats.spans_seen.add_one
         self._put = self._worker.put
         if not self._enabled:  # capture is off: hooks that do nothing at all
@@ -135,6 +138,11 @@ class PostHogSpanProcessor(SpanProcessor):
             parent = ctx.get(_SPAN_KEY)
             identity = None
             if parent is not None:
+                if self._flags_live:  # a flag was evaluated on some live span
+                    self._span_flags.started(
+                        span.get_span_context().span_id,
+                        parent.get_span_context().span_id,  # type: ignore[attr-defined]
+                    )
                 try:
                     identity = parent._attributes._dict.get(DISTINCT_ID)  # type: ignore[attr-defined]
                 except AttributeError:
@@ -158,8 +166,9 @@ class PostHogSpanProcessor(SpanProcessor):
             except AttributeError:
                 attrs = span.attributes or {}
                 events = span.events
+            inherited = self._span_flags.ended(span.context.span_id) if self._flags_live else None
             if TAG in attrs or (events and has_tagged_events(events, self._capture_exceptions)):
-                self._put(span)
+                self._put((span, dict(inherited)) if inherited else span)
         except Exception:  # a hook must never raise into the application
             logger.debug("posthog-otel on_end failed", exc_info=True)
 
@@ -181,6 +190,10 @@ class PostHogSpanProcessor(SpanProcessor):
     def stats(self) -> PipelineStats:
         """What this processor has seen, sent and dropped so far."""
         return self._stats.snapshot(self._worker.queue_size)
+
+    def _flag_evaluated(self, span: Any, key: str, value: Any) -> None:
+        """For the flag provider: children of ``span`` started from now on inherit the flag."""
+        self._span_flags.evaluated(span.get_span_context().span_id, key, value)
 
     def _enqueue_event(self, event: dict[str, Any]) -> None:
         """For ``capture()`` with no recording span: an event built on the caller's thread."""
