@@ -14,6 +14,7 @@ def test_all_is_pinned():
             "PipelineStats",
             "PostHogClient",
             "PostHogError",
+            "PostHogFlagProvider",
             "PostHogSpanExporter",
             "PostHogSpanProcessor",
             "Response",

@@ -12,6 +12,7 @@ from posthog_otel.errors import APIError, ConfigurationError, PostHogError, Tran
 from posthog_otel.exporter import PostHogSpanExporter
 from posthog_otel.flags import FeatureFlag, FlagsResponse
 from posthog_otel.processor import PostHogSpanProcessor
+from posthog_otel.provider import PostHogFlagProvider
 
 __all__ = [
     "APIError",
@@ -22,6 +23,7 @@ __all__ = [
     "PipelineStats",
     "PostHogClient",
     "PostHogError",
+    "PostHogFlagProvider",
     "PostHogSpanExporter",
     "PostHogSpanProcessor",
     "Response",

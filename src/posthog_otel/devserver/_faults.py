@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-FaultKind = Literal["respond", "hang", "stall_body", "reset", "garbage"]
+FaultKind = Literal["respond", "delay", "hang", "stall_body", "reset", "garbage"]
 
 
 @dataclass
@@ -51,6 +51,12 @@ class Faults:
         headers = {} if retry_after is None else {"Retry-After": _seconds_text(retry_after)}
         fault = Fault("respond", times, _paths(paths), status, body, headers, after=after)
         self._arm(fault)
+
+    def delay(
+        self, seconds: float, *, times: int = 1, paths: tuple[str, ...] | str | None = None
+    ) -> None:
+        """Wait ``seconds``, then answer normally: a slow but healthy PostHog."""
+        self._arm(Fault("delay", times, _paths(paths), seconds=seconds))
 
     def hang(
         self, seconds: float, *, times: int = 1, paths: tuple[str, ...] | str | None = None

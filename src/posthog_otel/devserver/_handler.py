@@ -71,6 +71,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             data = self._read_body(query, BATCH_LIMIT if path == "/batch" else SINGLE_LIMIT)
             fault = self.app.faults.take(path) if path in CAPTURE_ROUTES + FLAG_ROUTES else None
+            if fault is not None and fault.kind == "delay":
+                self.app.stopping.wait(fault.seconds)
+                fault = None
             if fault is not None:
                 self._record(data, fault.status if fault.kind == "respond" else 0)
                 self._misbehave(fault)

@@ -1,0 +1,381 @@
+"""``PostHogFlagProvider``: feature flags that are cached, survive outages, and show on the trace.
+
+One ``/decide`` request per user and context per ``cache_ttl``, shared by
+concurrent callers; stale answers (marked so) while PostHog is unreachable, and
+defaults when there is nothing to serve: a flag lookup never raises because
+PostHog is down. Every evaluation inside a recording span adds a
+``feature_flag.evaluation`` span event, and events captured afterwards in that
+span or its children carry ``$feature/<key>``. ``$feature_flag_called`` goes out
+once per user, flag, value and groups, through a background queue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import baggage, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
+
+from posthog_otel._delivery import Delivery, own_or_given_client
+from posthog_otel._events import (
+    LIB,
+    check_distinct_id,
+    check_groups,
+    check_properties,
+    now_iso,
+    uuid7,
+)
+from posthog_otel._flagcache import FlagCache, Lookup, Source
+from posthog_otel._lru import SeenSet
+from posthog_otel._mapping import (
+    DISTINCT_ID,
+    USER_ID_KEYS,
+    MappingOptions,
+    SpanMapper,
+    attributes_of,
+)
+from posthog_otel._stats import Stats
+from posthog_otel._version import __version__
+from posthog_otel._worker import BatchWorker
+from posthog_otel.client import FLAG_EVENTS_REMEMBERED, PostHogClient, flag_called_properties
+from posthog_otel.flags import FeatureFlag, FlagsResponse
+from posthog_otel.processor import PostHogSpanProcessor, active_processor
+
+__all__ = ["PostHogFlagProvider"]
+
+Properties = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One flag read: the flag (or ``None``), where the answer came from, and why not."""
+
+    flag: FeatureFlag | None
+    source: Source
+    error: str | None = None
+
+
+class PostHogFlagProvider:
+    """Feature flags for request handling: cached, coalesced, never raising on outages.
+
+    Args:
+        client: the ``PostHogClient`` to ask (not closed by us). Without one, a
+            client is built from ``api_key``, ``host``, ``client_options`` and the
+            ``POSTHOG_*`` environment variables, and closed by ``shutdown()``.
+        cache_ttl: seconds an answer is reused for the same user and context.
+        cache_size: users (and contexts) remembered, least recently used first out.
+        send_feature_flag_events: send ``$feature_flag_called`` (once per user,
+            flag, value and groups) so PostHog can count experiment exposures.
+        processor: the ``PostHogSpanProcessor`` whose queue carries those events;
+            without one, the provider keeps a queue of its own.
+        stale_grace: seconds past ``cache_ttl`` an answer may still be served
+            (marked stale) while PostHog cannot be reached.
+        clock: a monotonic clock, for tests.
+    """
+
+    def __init__(
+        self,
+        client: PostHogClient | None = None,
+        *,
+        api_key: str | None = None,
+        host: str | None = None,
+        cache_ttl: float = 30.0,
+        cache_size: int = 10_000,
+        send_feature_flag_events: bool = True,
+        processor: PostHogSpanProcessor | None = None,
+        stale_grace: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        **client_options: Any,
+    ) -> None:
+        self._client, self._owns_client = own_or_given_client(client, api_key, host, client_options)
+        self._processor = processor
+        self._send_events = send_feature_flag_events
+        self._cache = FlagCache(
+            ttl=cache_ttl,
+            size=cache_size,
+            grace=stale_grace,
+            clock=clock,
+            wait_timeout=self._client._config.flags_timeout * 2 + 1,
+        )
+        self._reported = SeenSet(FLAG_EVENTS_REMEMBERED)
+        self._worker: BatchWorker | None = None
+        self._worker_lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"PostHogFlagProvider(client={self._client!r})"
+
+    # -- reading flags ---------------------------------------------------------------
+
+    def get_flag(
+        self,
+        key: str,
+        distinct_id: str | None = None,
+        *,
+        groups: Mapping[str, str] | None = None,
+        person_properties: Properties | None = None,
+        group_properties: Mapping[str, Properties] | None = None,
+    ) -> FeatureFlag | None:
+        """The flag for this user, or ``None`` if it does not exist or cannot be had.
+
+        ``distinct_id`` defaults to the identity in the current context (the
+        current span's ``posthog.distinct_id``, ``identify()``'s baggage, then
+        ``enduser.id``/``user.id``); with none, ``ValueError``.
+        """
+        return self._evaluate(key, distinct_id, groups, person_properties, group_properties).flag
+
+    def is_enabled(
+        self,
+        key: str,
+        distinct_id: str | None = None,
+        *,
+        groups: Mapping[str, str] | None = None,
+        person_properties: Properties | None = None,
+        group_properties: Mapping[str, Properties] | None = None,
+        default: bool = False,
+    ) -> bool:
+        """Whether the flag is on (a variant counts as on); ``default`` when it is unknown."""
+        flag = self.get_flag(
+            key,
+            distinct_id,
+            groups=groups,
+            person_properties=person_properties,
+            group_properties=group_properties,
+        )
+        return default if flag is None else bool(flag.enabled)
+
+    def get_payload(
+        self,
+        key: str,
+        distinct_id: str | None = None,
+        *,
+        groups: Mapping[str, str] | None = None,
+        person_properties: Properties | None = None,
+        group_properties: Mapping[str, Properties] | None = None,
+    ) -> Any:
+        """The flag's decoded payload for this user, or ``None``."""
+        flag = self.get_flag(
+            key,
+            distinct_id,
+            groups=groups,
+            person_properties=person_properties,
+            group_properties=group_properties,
+        )
+        return None if flag is None else flag.payload
+
+    def get_flags(
+        self,
+        distinct_id: str | None = None,
+        *,
+        groups: Mapping[str, str] | None = None,
+        person_properties: Properties | None = None,
+        group_properties: Mapping[str, Properties] | None = None,
+    ) -> dict[str, FeatureFlag]:
+        """Every flag for this user (no span events or ``$feature_flag_called``)."""
+        who = self._who(distinct_id)
+        lookup = self._lookup(who, groups, person_properties, group_properties)
+        if lookup.entry is None:
+            return {}
+        flags = dict(lookup.entry.answer.flags)
+        if lookup.source == "stale":
+            flags = {k: _stale(f) for k, f in flags.items()}
+        return flags
+
+    def _evaluate(
+        self,
+        key: str,
+        distinct_id: str | None = None,
+        groups: Mapping[str, str] | None = None,
+        person_properties: Properties | None = None,
+        group_properties: Mapping[str, Properties] | None = None,
+    ) -> Evaluation:
+        """The flag, and where its answer came from (for adapters such as OpenFeature)."""
+        if not isinstance(key, str) or not key:
+            raise ValueError("flag key must be a non-empty string")
+        who = self._who(distinct_id)
+        lookup = self._lookup(who, groups, person_properties, group_properties)
+        evaluation = _evaluation(lookup, key)
+        self._observe(key, evaluation, who, groups, lookup)
+        return evaluation
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Deliver the ``$feature_flag_called`` events queued so far."""
+        if self._processor is not None:
+            return self._processor.force_flush(int(timeout * 1000))
+        return self._worker.flush(timeout) if self._worker is not None else True
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Deliver queued events, then release what we own. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._worker is not None:
+            self._worker.shutdown(timeout)
+        elif self._processor is not None:
+            self._processor.force_flush(int(timeout * 1000))
+        if self._owns_client:
+            self._client.close()
+
+    # -- inside ----------------------------------------------------------------------------
+
+    def _who(self, distinct_id: str | None) -> str:
+        if distinct_id is not None:
+            return check_distinct_id(distinct_id)
+        span = trace.get_current_span()
+        attrs = attributes_of(span) if span.is_recording() else {}
+        tagged = attrs.get(DISTINCT_ID)
+        if isinstance(tagged, str) and tagged:
+            return tagged
+        carried = baggage.get_baggage(DISTINCT_ID)
+        if isinstance(carried, str) and carried:
+            return carried
+        for name in USER_ID_KEYS:
+            value = attrs.get(name)
+            if isinstance(value, str) and value:
+                return value
+        raise ValueError(
+            "no distinct_id given and none in the current context: pass distinct_id=, or "
+            "wrap the request in identify(user_id)"
+        )
+
+    def _lookup(
+        self,
+        who: str,
+        groups: Mapping[str, str] | None,
+        person_properties: Properties | None,
+        group_properties: Mapping[str, Properties] | None,
+    ) -> Lookup:
+        groups = check_groups(groups) if groups else None
+        if person_properties:
+            person_properties = check_properties(person_properties, "person_properties")
+        if group_properties:
+            group_properties = check_properties(group_properties, "group_properties")
+        key = (who, _canonical(groups), _canonical(person_properties), _canonical(group_properties))
+
+        def fetch() -> FlagsResponse:
+            token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+            try:
+                return self._client._fetch_flags(
+                    who, groups, group_properties, person_properties, retry=False
+                )
+            finally:
+                detach(token)
+
+        return self._cache.lookup(key, fetch)
+
+    def _observe(
+        self,
+        key: str,
+        evaluation: Evaluation,
+        who: str,
+        groups: Mapping[str, str] | None,
+        lookup: Lookup,
+    ) -> None:
+        flag = evaluation.flag
+        value = None if flag is None else flag.enabled
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event("feature_flag.evaluation", _span_event(key, evaluation, who))
+            processor = self._processor or active_processor()
+            if processor is not None and flag is not None:
+                processor._flag_evaluated(span, key, value)
+        if not self._send_events or not self._client.enabled_capture:
+            return
+        groups_key = tuple(sorted(groups.items())) if groups else ()
+        if not self._reported.add((who, key, value, groups_key)):
+            return
+        answer = lookup.entry.answer if lookup.entry is not None else None
+        properties = flag_called_properties(key, flag, answer, evaluation.error or "")
+        properties.update({"$lib": LIB, "$lib_version": __version__})
+        if groups:
+            properties["$groups"] = dict(groups)
+        context = span.get_span_context()
+        if context.is_valid:
+            properties["$trace_id"] = trace.format_trace_id(context.trace_id)
+            properties["$span_id"] = trace.format_span_id(context.span_id)
+        event = {
+            "event": "$feature_flag_called",
+            "distinct_id": who,
+            "properties": properties,
+            "timestamp": now_iso(),
+            "uuid": str(uuid7()),
+        }
+        if self._processor is not None:
+            self._processor._enqueue_event(event)
+        else:
+            self._own_worker().put(event)
+
+    def _own_worker(self) -> BatchWorker:
+        with self._worker_lock:
+            if self._worker is None:
+                stats = Stats()
+                delivery = Delivery(self._client, SpanMapper(MappingOptions()), stats)
+                self._worker = BatchWorker(delivery, stats, name="posthog-otel-flags")
+            return self._worker
+
+
+def _evaluation(lookup: Lookup, key: str) -> Evaluation:
+    entry = lookup.entry
+    if entry is None:
+        return Evaluation(None, "unavailable", lookup.error or "flag service unavailable")
+    answer = entry.answer
+    flag = answer.flags.get(key)
+    if flag is not None:
+        stale = lookup.source == "stale"
+        return Evaluation(_stale(flag) if stale else flag, lookup.source, lookup.error)
+    if answer.quota_limited:
+        return Evaluation(None, lookup.source, "quota_limited")
+    if answer.errors_while_computing_flags:
+        # PostHog says some flags may be missing: a missing key is an error, not "off".
+        earlier = entry.previous.answer.flags.get(key) if entry.previous is not None else None
+        if earlier is not None:
+            return Evaluation(_stale(earlier), "stale", "errors_while_computing_flags")
+        return Evaluation(None, "unavailable", "errors_while_computing_flags")
+    return Evaluation(None, lookup.source, "flag_missing")
+
+
+def _stale(flag: FeatureFlag) -> FeatureFlag:
+    return dataclasses.replace(flag, reason=f"stale: {flag.reason or 'cached answer'}")
+
+
+def _span_event(key: str, evaluation: Evaluation, who: str) -> dict[str, Any]:
+    """A ``feature_flag.evaluation`` span event, in the current semantic convention names."""
+    attributes: dict[str, Any] = {
+        "feature_flag.key": key,
+        "feature_flag.provider.name": "posthog",
+        "feature_flag.context.id": who,
+        "feature_flag.result.reason": _reason(evaluation),
+    }
+    flag = evaluation.flag
+    if flag is None:
+        attributes["error.type"] = evaluation.error or "flag_missing"
+    elif flag.variant is not None:
+        attributes["feature_flag.result.variant"] = flag.variant
+    else:
+        attributes["feature_flag.result.value"] = bool(flag.enabled)
+    if flag is not None and flag.version is not None:
+        attributes["feature_flag.version"] = str(flag.version)
+    return attributes
+
+
+def _reason(evaluation: Evaluation) -> str:
+    if evaluation.flag is None:
+        return "error"
+    if evaluation.source in ("cached", "stale"):
+        return evaluation.source
+    return "targeting_match" if evaluation.flag.enabled else "disabled"
+
+
+def _canonical(value: Mapping[str, Any] | None) -> str | None:
+    """A hashable, order-independent form of groups and properties for the cache key."""
+    if not value:
+        return None
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
