@@ -97,3 +97,35 @@ def paired_ratios(
         ratios.append(c / b)
     q = statistics.quantiles(ratios, n=4)
     return statistics.median(ratios), q[0], q[2]
+
+
+@contextmanager
+def devserver(flags: dict[str, object]) -> Iterator[str]:
+    """The bundled devserver in its own process, answering flags; yields its URL."""
+    import re
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "flags.json"
+        path.write_text(json.dumps(flags))
+        command = shutil.which("posthog-otel", path=str(Path(sys.executable).parent))
+        process = subprocess.Popen(
+            [command, "devserver", "--port", "0", "--flags", str(path)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            line = process.stdout.readline()
+            match = re.search(r"http://127\.0\.0\.1:\d+", line)
+            if match is None:
+                raise RuntimeError(f"devserver did not start: {line!r}")
+            yield match.group(0)
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def request_counts(url: str) -> dict[str, int]:
+    with urllib.request.urlopen(url + "/api/requests", timeout=10) as response:
+        return json.loads(response.read())["by_path"]

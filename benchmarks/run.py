@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["caller_cost.py"]
+SCRIPTS = ["caller_cost.py", "flags.py"]
 
 
 def main() -> int:

@@ -305,3 +305,14 @@ def test_faults_apply_in_order_only_to_posthog_routes(server):
     assert request(server, "POST", "/batch/", body)[0] == 500
     with pytest.raises(ValueError, match="times"):
         server.faults.respond(500, times=0)
+
+
+def test_requests_api_counts_by_route(server):
+    request(server, "POST", "/decide/?v=4", {"api_key": "k", "distinct_id": "u"})
+    request(server, "POST", "/decide/?v=4", {"api_key": "k", "distinct_id": "u"})
+    request(server, "POST", "/batch/", {"api_key": "k", "batch": [event()]})
+    status, summary = request(server, "GET", "/api/requests")
+    assert status == 200
+    assert summary["by_path"] == {"/decide": 2, "/batch": 1}
+    assert summary["total"] == 3
+    assert summary["recent"][0] == {"method": "POST", "path": "/batch/", "status": 200}

@@ -242,6 +242,21 @@ def test_evaluations_show_on_the_trace_and_tag_later_events(flags_server, make_p
     client.close()
 
 
+def test_a_flag_read_in_a_loop_records_one_span_event(flags_server, make_pipeline):
+    tracer, processor = make_pipeline()
+    client = PostHogClient(API_KEY, flags_server.url)
+    flags = PostHogFlagProvider(client, processor=processor, send_feature_flag_events=False)
+    with tracer.start_as_current_span("r", attributes={"posthog.distinct_id": "u1"}) as span:
+        for _ in range(500):
+            flags.is_enabled("beta")
+        for i in range(100):
+            capture("step", {"i": i})
+        names = [e.name for e in span.events]
+    assert names.count("feature_flag.evaluation") == 1
+    assert names.count("step") == 100
+    client.close()
+
+
 def test_identity_comes_from_the_context(flags_server, make_provider, make_pipeline):
     tracer, _ = make_pipeline()
     flags = make_provider(send_feature_flag_events=False)

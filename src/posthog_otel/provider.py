@@ -7,6 +7,10 @@ PostHog is down. Every evaluation inside a recording span adds a
 ``feature_flag.evaluation`` span event, and events captured afterwards in that
 span or its children carry ``$feature/<key>``. ``$feature_flag_called`` goes out
 once per user, flag, value and groups, through a background queue.
+
+A flag read again in the same span with the same value adds no second span
+event: spans keep at most 128 events, and a flag checked in a loop must not push
+out the span's own.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import dataclasses
 import json
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +109,10 @@ class PostHogFlagProvider:
             wait_timeout=self._client._config.flags_timeout * 2 + 1,
         )
         self._reported = SeenSet(FLAG_EVENTS_REMEMBERED)
+        # Per live span, the flags already recorded on it: one span event per flag and
+        # value, so a flag read in a loop cannot crowd out the span's other events.
+        self._on_spans: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+        self._on_spans_lock = threading.Lock()
         self._worker: BatchWorker | None = None
         self._worker_lock = threading.Lock()
         self._closed = False
@@ -282,7 +291,7 @@ class PostHogFlagProvider:
         flag = evaluation.flag
         value = None if flag is None else flag.enabled
         span = trace.get_current_span()
-        if span.is_recording():
+        if span.is_recording() and self._first_on_span(span, key, value):
             span.add_event("feature_flag.evaluation", _span_event(key, evaluation, who))
             processor = self._processor or active_processor()
             if processor is not None and flag is not None:
@@ -312,6 +321,14 @@ class PostHogFlagProvider:
             self._processor._enqueue_event(event)
         else:
             self._own_worker().put(event)
+
+    def _first_on_span(self, span: Any, key: str, value: Any) -> bool:
+        with self._on_spans_lock:
+            recorded = self._on_spans.setdefault(span, {})
+            if key in recorded and recorded[key] == value:
+                return False
+            recorded[key] = value
+            return True
 
     def _own_worker(self) -> BatchWorker:
         with self._worker_lock:

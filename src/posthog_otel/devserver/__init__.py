@@ -3,7 +3,7 @@
 It accepts capture requests (``/batch/``, ``/capture/``, ``/i/v0/e/``, ``/e/``)
 and flag requests (``/decide/``, ``/flags/``) the way PostHog does, keeps events
 in SQLite, answers flags from a small rules file, and lists what it stored at
-``GET /api/events``::
+``GET /api/events`` (and the requests it received at ``GET /api/requests``)::
 
     with DevServer(flags={"new-dashboard": True}) as server:
         client = PostHogClient("phc_dev", server.url)
@@ -55,6 +55,7 @@ class RequestLog:
 
     def __init__(self, maxlen: int = 2000) -> None:
         self._items: collections.deque[RecordedRequest] = collections.deque(maxlen=maxlen)
+        self._counts: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
 
     def record(
@@ -62,6 +63,19 @@ class RequestLog:
     ) -> None:
         with self._lock:
             self._items.append(RecordedRequest(method, path, headers, body, status))
+            self._counts[path.partition("?")[0].rstrip("/") or "/"] += 1
+
+    def summary(self, recent: int = 50) -> dict[str, Any]:
+        """Counts by route since the last clear, and the most recent requests."""
+        with self._lock:
+            latest = list(self._items)[-recent:][::-1]
+            return {
+                "total": sum(self._counts.values()),
+                "by_path": dict(self._counts),
+                "recent": [
+                    {"method": r.method, "path": r.path, "status": r.status} for r in latest
+                ],
+            }
 
     def matching(self, prefix: str = "") -> list[RecordedRequest]:
         """Requests whose path starts with ``prefix``, oldest first."""
@@ -71,6 +85,7 @@ class RequestLog:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._counts.clear()
 
 
 class _Server(ThreadingHTTPServer):

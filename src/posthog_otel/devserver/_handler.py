@@ -57,6 +57,8 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         if parts.path.rstrip("/") == "/api/events":
             self._reply(200, self._events_api(parse_qs(parts.query)))
+        elif parts.path.rstrip("/") == "/api/requests":
+            self._reply(200, self.app.requests.summary())
         elif parts.path == "/":
             self._reply_html(self.app.viewer_html())
         else:

@@ -1,0 +1,132 @@
+"""Flag lookups: cost of a cached lookup, and requests made per 10,000 lookups across
+100 users, against PostHog's Python SDK (remote evaluation, no local evaluation), both
+asking the same local devserver (in its own process).
+
+    python benchmarks/flags.py [--lookups 10000] [--users 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+
+from _common import devserver, request_counts, table
+from opentelemetry.sdk.trace import TracerProvider
+
+from posthog_otel import PostHogClient, PostHogFlagProvider, PostHogSpanProcessor
+
+FLAGS = {
+    "new-checkout": {"variants": {"control": 50, "test": 50}},
+    "beta": {"rollout_percentage": 50},
+}
+
+
+def per_call(fn, calls: int, rounds: int = 7) -> tuple[float, float]:
+    """Median and best µs per call over several rounds."""
+    results = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for i in range(calls):
+            fn(i)
+        results.append((time.perf_counter() - start) / calls * 1e6)
+    return statistics.median(results), min(results)
+
+
+def first_in_span(tracer, flags, users: list[str], requests: int = 5_000) -> float:
+    """µs for a flag's first lookup in a new span (each request's own), span cost excluded."""
+    rounds = []
+    for _ in range(5):
+        spent = 0.0
+        for i in range(requests):
+            with tracer.start_as_current_span("request"):
+                start = time.perf_counter()
+                flags.is_enabled("beta", users[i % len(users)])
+                spent += time.perf_counter() - start
+        rounds.append(spent / requests * 1e6)
+    return statistics.median(rounds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lookups", type=int, default=10_000)
+    parser.add_argument("--users", type=int, default=100)
+    args = parser.parse_args()
+    users = [f"user-{i}" for i in range(args.users)]
+    rows = []
+    with devserver(FLAGS) as url:
+        client = PostHogClient("phc_bench", url)
+        flags = PostHogFlagProvider(client)
+        before = request_counts(url).get("/decide", 0)
+        start = time.perf_counter()
+        for i in range(args.lookups):
+            flags.is_enabled("beta", users[i % len(users)])
+        ours_wall = time.perf_counter() - start
+        ours_requests = request_counts(url).get("/decide", 0) - before
+        cached, cached_best = per_call(
+            lambda i: flags.is_enabled("beta", users[i % len(users)]), 20_000
+        )
+        provider = TracerProvider()
+        processor = PostHogSpanProcessor(client)
+        provider.add_span_processor(processor)
+        flags_in_span = PostHogFlagProvider(client, processor=processor)
+        for user in users:
+            flags_in_span.is_enabled("beta", user)
+        tracer = provider.get_tracer("bench")
+        with tracer.start_as_current_span("request"):
+            in_span, in_span_best = per_call(
+                lambda i: flags_in_span.is_enabled("beta", "user-1"), 2_000
+            )
+        first = first_in_span(tracer, flags_in_span, users)
+        flags.shutdown()
+        provider.shutdown()
+
+        import warnings
+
+        import posthog
+
+        logging.getLogger("posthog").setLevel(logging.CRITICAL)
+        warnings.simplefilter("ignore", DeprecationWarning)  # get_feature_flag, as the issue names
+        peer = posthog.Client("phc_bench", host=url)
+        before = sum(request_counts(url).get(p, 0) for p in ("/flags", "/decide"))
+        start = time.perf_counter()
+        for i in range(args.lookups):
+            peer.get_feature_flag("beta", users[i % len(users)])
+        peer_wall = time.perf_counter() - start
+        peer_requests = sum(request_counts(url).get(p, 0) for p in ("/flags", "/decide")) - before
+        peer.shutdown()
+
+    rows.append(["ours: cached lookup, no span", f"{cached:.2f} (best {cached_best:.2f})", "", ""])
+    rows.append(
+        ["ours: cached lookup, first of its flag in a request's span", f"{first:.2f}", "", ""]
+    )
+    rows.append(
+        [
+            "ours: cached lookup, repeated in the same span",
+            f"{in_span:.2f} (best {in_span_best:.2f})",
+            "",
+            "",
+        ]
+    )
+    rows.append(
+        [
+            f"ours: {args.lookups:,} lookups, {args.users} users",
+            f"{ours_wall / args.lookups * 1e6:.2f}",
+            f"{ours_requests:,}",
+            f"{peer_requests / max(ours_requests, 1):.0f}x fewer",
+        ]
+    )
+    rows.append(
+        [
+            f"posthog.Client.get_feature_flag: {args.lookups:,} lookups, {args.users} users",
+            f"{peer_wall / args.lookups * 1e6:.2f}",
+            f"{peer_requests:,}",
+            "1x",
+        ]
+    )
+    print(table(["scenario", "µs per lookup (median)", "flag requests", "requests vs peer"], rows))
+
+
+if __name__ == "__main__":
+    main()
