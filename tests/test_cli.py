@@ -70,3 +70,76 @@ def test_bad_flags_file_is_a_clear_error(tmp_path):
     )
     assert out.returncode == 1
     assert "cannot read flags file" in out.stderr
+
+
+def read_lines_until(process, wanted: int, timeout: float = 15.0) -> list[str]:
+    """Lines from the process's stdout until ``wanted`` arrived (select, so never stuck)."""
+    import select
+    import time
+
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while len(lines) < wanted and time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.1)
+        if ready:
+            line = process.stdout.readline()
+            if line:
+                lines.append(line.rstrip("\n"))
+    return lines
+
+
+def test_tail_prints_history_then_new_events_as_they_arrive(server):
+    with PostHogClient("phc_cli", server.url) as client:
+        client.capture("before_tail", "u1", {"n": 1})
+        process = subprocess.Popen(
+            [COMMAND, "tail", "--url", server.url, "--history", "5", "--interval", "0.1"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            first = read_lines_until(process, 1)
+            client.capture("while_tailing", "u2", {"$feature/beta": True, "plan": "pro"})
+            later = read_lines_until(process, 1)
+        finally:
+            process.terminate()
+            process.wait(10)
+    assert "before_tail  u1  n=1" in first[0]
+    assert 'while_tailing  u2  plan="pro"  [beta=True]' in later[0]
+
+
+def test_tail_filters_and_prints_json(server):
+    with PostHogClient("phc_cli", server.url) as client:
+        client.capture("keep", "u1")
+        client.capture("skip", "u1")
+        process = subprocess.Popen(
+            [
+                COMMAND,
+                "tail",
+                "--url",
+                server.url,
+                "--event",
+                "keep",
+                "--json",
+                "--interval",
+                "0.1",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            lines = read_lines_until(process, 1)
+        finally:
+            process.terminate()
+            process.wait(10)
+    assert [json.loads(line)["event"] for line in lines] == ["keep"]
+
+
+def test_tail_help_and_bad_url():
+    out = subprocess.run([COMMAND, "tail", "--help"], capture_output=True, text=True, check=True)
+    for option in ("--url", "--event", "--distinct-id", "--history", "--interval", "--json"):
+        assert option in out.stdout
+    bad = subprocess.run(
+        [COMMAND, "tail", "--url", "file:///etc/passwd"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2
+    assert "http(s)" in bad.stderr

@@ -1,12 +1,18 @@
-"""The ``posthog-otel`` command: a local PostHog-compatible server, and more."""
+"""The ``posthog-otel`` command: a local PostHog-compatible server, and a live event tail."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Sequence
+from typing import Any
 
 from posthog_otel._version import __version__
 
@@ -23,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "devserver",
         help="run a local PostHog-compatible server",
         description="Run a local PostHog-compatible server: it accepts events and answers "
-        "feature flags as PostHog does, and keeps what it received for you to inspect.",
+        "feature flags as PostHog does, keeps what it received, and shows it at its URL.",
     )
     dev.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
@@ -43,10 +49,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     dev.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
+    tail = commands.add_parser(
+        "tail",
+        help="print events from a running devserver as they arrive",
+        description="Print the events a devserver stores, as they arrive (Ctrl-C to stop).",
+    )
+    tail.add_argument(
+        "--url",
+        default="http://127.0.0.1:8010",
+        help="the devserver's URL (default: %(default)s)",
+    )
+    tail.add_argument("--event", default=None, help="only events with this name")
+    tail.add_argument("--distinct-id", default=None, help="only events from this distinct_id")
+    tail.add_argument(
+        "--history",
+        type=int,
+        default=10,
+        help="how many earlier events to print first (default: %(default)s)",
+    )
+    tail.add_argument(
+        "--interval",
+        type=float,
+        default=0.5,
+        help="seconds between checks for new events (default: %(default)s)",
+    )
+    tail.add_argument("--json", action="store_true", help="print each event as one line of JSON")
+
     args = parser.parse_args(argv)
     if args.command == "devserver":
         return _devserver(args)
-    return 2  # pragma: no cover - argparse rejects unknown commands
+    return _tail(args)
 
 
 def _devserver(args: argparse.Namespace) -> int:
@@ -59,11 +91,68 @@ def _devserver(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"posthog-otel devserver: {exc}", file=sys.stderr)
         return 1
-    print(f"posthog-otel devserver listening on {server.url}  (events: {server.url}/api/events)")
-    print(f"  POSTHOG_HOST={server.url} POSTHOG_API_KEY=phc_dev", flush=True)
+    print(f"posthog-otel devserver listening on {server.url}  (open it to see events)")
+    print(f"  export POSTHOG_HOST={server.url} POSTHOG_API_KEY=phc_dev", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
     return 0
+
+
+def _tail(args: argparse.Namespace) -> int:
+    if urllib.parse.urlsplit(args.url).scheme not in ("http", "https"):
+        print(f"posthog-otel tail: --url must be an http(s) URL, got {args.url!r}", file=sys.stderr)
+        return 2
+    base = args.url.rstrip("/") + "/api/events"
+    filters = {k: v for k, v in (("event", args.event), ("distinct_id", args.distinct_id)) if v}
+    last: str | None = None
+    first = True
+    waiting = False
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            query = dict(filters, limit=str(max(args.history, 0) if first else 1000))
+            if last is not None:
+                query["after"] = last
+            try:
+                url = f"{base}?{urllib.parse.urlencode(query)}"
+                with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310 - http(s) checked
+                    events: list[dict[str, Any]] = json.loads(r.read())
+            except (OSError, ValueError) as exc:
+                if not waiting:
+                    print(f"waiting for a devserver at {args.url} ({exc})", file=sys.stderr)
+                    waiting = True
+                time.sleep(max(args.interval, 0.1))
+                continue
+            waiting = False
+            if first and args.history == 0:
+                events = []
+                last = _newest(base, filters) or last
+            for event in reversed(events):  # the API answers newest first
+                print(json.dumps(event) if args.json else _line(event), flush=True)
+            if events:
+                last = events[0]["uuid"]
+            first = False
+            time.sleep(args.interval)
+    return 0
+
+
+def _newest(base: str, filters: dict[str, str]) -> str | None:
+    query = urllib.parse.urlencode(dict(filters, limit="1"))
+    with urllib.request.urlopen(f"{base}?{query}", timeout=10) as response:  # noqa: S310
+        newest = json.loads(response.read())
+    return str(newest[0]["uuid"]) if newest else None
+
+
+def _line(event: dict[str, Any]) -> str:
+    props = event.get("properties", {})
+    flags = [f"{k[9:]}={v}" for k, v in props.items() if k.startswith("$feature/")]
+    errors = props.get("$exception_list") or []
+    if errors:
+        shown = f"{errors[0].get('type')}: {errors[0].get('value')}"
+    else:
+        shown = " ".join(f"{k}={json.dumps(v)}" for k, v in props.items() if not k.startswith("$"))
+    when = str(event.get("timestamp", ""))[11:23]
+    suffix = f"  [{', '.join(flags)}]" if flags else ""
+    return f"{when}  {event.get('event')}  {event.get('distinct_id')}  {shown}{suffix}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,7 +3,8 @@
 It accepts capture requests (``/batch/``, ``/capture/``, ``/i/v0/e/``, ``/e/``)
 and flag requests (``/decide/``, ``/flags/``) the way PostHog does, keeps events
 in SQLite, answers flags from a small rules file, and lists what it stored at
-``GET /api/events`` (and the requests it received at ``GET /api/requests``)::
+``GET /api/events`` (and the requests it received at ``GET /api/requests``). Its
+page at ``/`` lists the latest events as they arrive::
 
     with DevServer(flags={"new-dashboard": True}) as server:
         client = PostHogClient("phc_dev", server.url)
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +230,10 @@ class DevServer:
         self.rules = load_rules(flags)
 
     def viewer_html(self) -> str:
-        return (
-            "<!doctype html><title>posthog-otel devserver</title>"
-            f"<p>{self.store.count()} events stored. See <a href='/api/events'>/api/events</a>."
-        )
+        """The event viewer page served at ``/``."""
+        return _viewer_page()
+
+
+@functools.lru_cache(maxsize=1)
+def _viewer_page() -> str:
+    return resources.files(__package__).joinpath("viewer.html").read_text(encoding="utf-8")
