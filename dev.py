@@ -5,12 +5,15 @@
     python3 dev.py test         # lint, format check, type check, then the test suite
     python3 dev.py bench        # the side-by-side benchmarks
 
-Each job creates ``.venv`` on first use and reinstalls only when pyproject.toml changes.
+Each job creates ``.venv`` on first use, installs what that job needs (the quickstart:
+the package; the tests: the package and its dev tools), and reinstalls only when
+pyproject.toml changes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -28,26 +31,36 @@ def main(argv: list[str]) -> int:
         print("posthog-otel needs Python 3.10 or newer; this is " + sys.version.split()[0])
         return 1
     job, *rest = argv or ["help"]
-    jobs = {"quickstart": quickstart, "test": test, "bench": bench}
+    jobs = {"quickstart": (quickstart, set()), "test": (test, {"dev"}), "bench": (bench, {"bench"})}
     if job not in jobs:
         print(__doc__)
         return 0 if job in ("help", "-h", "--help") else 2
-    ensure_environment()
-    return jobs[job](rest)
+    run_job, extras = jobs[job]
+    ensure_environment(extras)
+    return run_job(rest)
 
 
-def ensure_environment() -> None:
-    """Create .venv and install the project with its dev tools, once per pyproject change."""
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if STAMP.exists() and STAMP.read_text() == wanted and PYTHON.exists():
+def ensure_environment(extras: set[str]) -> None:
+    """Create .venv and install the project with ``extras``, once per pyproject change."""
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    installed: dict[str, object] = {}
+    if STAMP.exists() and PYTHON.exists():
+        try:
+            installed = json.loads(STAMP.read_text())
+        except ValueError:
+            installed = {}
+    have = set(installed.get("extras", [])) if installed.get("pyproject") == digest else None
+    if have is not None and extras <= have:
         return
     if not PYTHON.exists():
         print("creating .venv ...", flush=True)
         run([sys.executable, "-m", "venv", str(VENV)])
-    print("installing posthog-otel and its dev tools into .venv ...", flush=True)
-    run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-    run([str(PYTHON), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"])
-    STAMP.write_text(wanted)
+        run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    wanted = sorted(extras | (have or set()))
+    target = f"{ROOT}[{','.join(wanted)}]" if wanted else str(ROOT)
+    print(f"installing posthog-otel{'[' + ','.join(wanted) + ']' if wanted else ''} into .venv ...")
+    run([str(PYTHON), "-m", "pip", "install", "--quiet", "-e", target])
+    STAMP.write_text(json.dumps({"pyproject": digest, "extras": wanted}))
 
 
 def quickstart(args: list[str]) -> int:

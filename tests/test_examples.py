@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,74 @@ def test_openfeature_example():
     assert "value=True" in lines["org-beta (acme)"]
     assert "reason=CACHED" in lines["dark-mode again"]
     assert "error=FLAG_NOT_FOUND" in lines["no-such-flag"]
+
+
+def test_client_example():
+    out = run("client.py")
+    assert (
+        "feature_flags: {'new-dashboard': True, 'pricing-test': 'variant-a', 'team-tools': True}"
+        in out
+    )
+    assert "pricing-test: enabled='variant-a' payload={'price': 99, 'period': 'monthly'}" in out
+    assert "APIError: status 401" in out
+    assert (
+        "stored: ['page_view', 'purchase', 'login', 'page_view', 'click', "
+        "'$feature_flag_called', '$feature_flag_called']" in out
+    )
+
+
+def test_web_app_example_carries_identity_across_services():
+    out = run("web_app.py")
+    events = [
+        line.split()
+        for line in out.splitlines()
+        if line.startswith(("stock_reserved", "checkout_started"))
+    ]
+    assert len(events) == 4
+    by_user = {}
+    for name, user, _, trace_id, flag, path in events:
+        assert user in ("alice", "bob")
+        assert path == ("/reserve" if name == "stock_reserved" else "/checkout")
+        by_user.setdefault(user, set()).add((trace_id, flag))
+    assert all(len(seen) == 1 for seen in by_user.values())  # one trace, one variant per user
+    assert "GET /checkout as alice: {'steps':" in out
+
+
+def test_auto_instrumentation_example():
+    out = run("auto_instrumentation.py")
+    lines = [
+        line.split()
+        for line in out.splitlines()
+        if line.startswith(("invoice_sent", "subscription_renewed"))
+    ]
+    assert sorted((name, user) for name, user, _ in lines) == [
+        ("invoice_sent", "user-7"),
+        ("invoice_sent", "user-8"),
+        ("subscription_renewed", "user-7"),
+        ("subscription_renewed", "user-8"),
+    ]
+    assert all(service == "service=billing" for _, _, service in lines)
+
+
+def test_quickstart_against_the_bundled_server():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTHOG_")}
+    out = run("quickstart.py", env=env)
+    assert "using the local PostHog-compatible server" in out
+    assert "Sent 9 events, dropped 0." in out
+    rows = [line.split()[:2] for line in out.splitlines()[4:13]]
+    assert ["cart_reviewed", "bob"] in rows and ["cart_reviewed", "carol"] in rows
+    assert ["$exception", "carol"] in rows and ["$exception", "bob"] not in rows
+    assert "steps=1" in next(
+        line for line in out.splitlines() if line.startswith("cart_reviewed") and "bob" in line
+    )
+    assert "new-checkout=classic" in out and "new-checkout=one-click" in out
+    assert "9 events stored" in out
+
+
+def test_quickstart_sends_to_a_real_project_when_configured(server):
+    server.set_flags(EXAMPLES / "flags.json")  # the project has the quickstart's flags
+    env = {**os.environ, "POSTHOG_API_KEY": "phc_real_project", "POSTHOG_HOST": server.url}
+    out = run("quickstart.py", env=env)
+    assert f"Sending to your PostHog project at {server.url}" in out
+    assert "Activity page" in out
+    assert len(server.events()) == 9

@@ -306,6 +306,7 @@ def test_server_spans_give_posthog_its_web_properties_in_both_generations(attrib
     server, client = (only(MAPPER.map_span(s))["properties"] for s in ended())
     assert server["$current_url"] == "https://shop.test/cart?x=1"
     assert server["$pathname"] == "/cart"
+    assert server["$pathname"] == "/cart"
     assert server["$raw_user_agent"] == "UA/1"
     assert server["$ip"] == "203.0.113.9"
     assert "$current_url" not in client and "$ip" not in client
@@ -397,3 +398,14 @@ def test_flags_evaluated_on_the_span_enrich_later_events():
 def test_inherited_flags_apply_to_every_event():
     event = only(MAPPER.map_span(one_span(**{"posthog.event": "e"}), {"beta": True}))
     assert event["properties"]["$feature/beta"] is True
+
+
+def test_the_path_comes_from_the_full_url_when_no_path_attribute_is_set():
+    with recording() as (tracer, ended):
+        with tracer.start_as_current_span(
+            "GET",
+            kind=SpanKind.SERVER,
+            attributes={"posthog.event": "e", "http.url": "http://h:1/checkout?x=1"},
+        ):
+            pass
+    assert only(MAPPER.map_span(ended()[0]))["properties"]["$pathname"] == "/checkout"

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
@@ -281,6 +282,8 @@ class SpanMapper:
                     if isinstance(value, str) and value:
                         context[name] = value.split("?", 1)[0] if name == "$pathname" else value
                         break
+            if "$pathname" not in context and "$current_url" in context:
+                context["$pathname"] = urlsplit(context["$current_url"]).path or "/"
         return context
 
     def _resource_context(self, resource: Any) -> dict[str, Any]:
