@@ -1,0 +1,136 @@
+"""The README cannot rot: its code blocks run, and its tables cover every setting."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import API_KEY
+from posthog_otel import (
+    PostHogClient,
+    PostHogFlagProvider,
+    PostHogSpanExporter,
+    PostHogSpanProcessor,
+)
+from posthog_otel._config import ENV_VARIABLES
+from posthog_otel.openfeature import PostHogProvider
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+BIN = str(Path(sys.executable).parent)
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", README, flags=re.M | re.S)
+
+
+def commands(block: str) -> list[str]:
+    joined = block.replace("\\\n", " ")  # shell line continuations
+    return [line.split("  #")[0].strip() for line in joined.splitlines() if line.strip()]
+
+
+def test_the_first_screen_holds_the_two_commands_ci_runs():
+    first_screen = "\n".join(README.splitlines()[:20])
+    setup = blocks("sh")[0]
+    assert setup in first_screen
+    assert commands(setup) == ["python3 dev.py quickstart", "python3 dev.py test"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    for command in commands(setup):
+        assert re.search(rf"^{re.escape(command)}$", ci, flags=re.M), f"CI does not run {command!r}"
+
+
+def test_every_python_block_runs_in_order(server):
+    server.set_flags(ROOT / "examples" / "flags.json")
+    env = {**os.environ, "POSTHOG_API_KEY": API_KEY, "POSTHOG_HOST": server.url}
+    program = "\n\n".join(blocks("python"))
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"sent \d+, dropped \{\}", result.stdout)
+    names = {e["event"] for e in server.events()}
+    assert {"checkout_completed", "coupon_applied", "$feature_flag_called", "signed_up"} <= names
+    assert {"page_view", "click"} <= names
+    coupon = server.events("coupon_applied")[0]
+    assert coupon["distinct_id"] == "user-42"
+    assert coupon["properties"]["discount"] == {"percent": 10}
+
+
+def start(command: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["bash", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
+
+
+def first_line(process: subprocess.Popen[str], timeout: float = 15.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([process.stdout], [], [], 0.1)[0]:
+            return process.stdout.readline()
+    raise AssertionError("no output in time")
+
+
+def test_every_shell_block_runs():
+    devserver, tail, auto = (
+        commands(b)[0].replace(".venv/bin/", BIN + "/") for b in blocks("sh")[1:]
+    )
+    env = {**os.environ, "PATH": BIN + os.pathsep + os.environ["PATH"]}
+    server = start(devserver, env)
+    watcher = None
+    try:
+        assert "listening on http://127.0.0.1:8010" in first_line(server)
+        watcher = start(tail, env)  # it prints nothing until an event arrives
+        auto_env = {**env, "POSTHOG_API_KEY": "phc_readme", "POSTHOG_HOST": "http://127.0.0.1:8010"}
+        result = subprocess.run(
+            ["bash", "-c", auto], cwd=ROOT, env=auto_env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        assert "renewed 2 subscriptions" in result.stdout
+        line = first_line(watcher)
+        assert "user-7" in line and ("invoice_sent" in line or "subscription_renewed" in line)
+    finally:
+        for process in (watcher, server):
+            if process is not None:
+                process.terminate()
+                process.wait(10)
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        PostHogClient,
+        PostHogSpanProcessor,
+        PostHogSpanExporter,
+        PostHogFlagProvider,
+        PostHogProvider,
+    ],
+)
+def test_every_argument_is_documented(cls):
+    configuration = README.split("## Configuration")[1].split("## Delivery guarantees")[0]
+    for name, parameter in inspect.signature(cls.__init__).parameters.items():
+        if name == "self":
+            continue
+        shown = f"**{name}" if parameter.kind is parameter.VAR_KEYWORD else name
+        assert (
+            f"`{shown}`" in configuration
+            or f"{shown}`" in configuration
+            or f"{name}=" in configuration
+        ), name
+
+
+def test_every_environment_variable_is_documented():
+    for variable in ENV_VARIABLES.values():
+        assert f"`{variable}`" in README, variable
