@@ -15,7 +15,9 @@ from posthog_otel import Event
 from posthog_otel._events import (
     MAX_BATCH_BYTES,
     MAX_EVENT_BYTES,
-    BatchBuffer,
+    OpenBatch,
+    SealedBatch,
+    batch_head,
     batches,
     uuid7,
 )
@@ -215,49 +217,73 @@ def test_oversize_event_is_refused_naming_it():
     Event("fits", "u", {"blob": "x" * (MAX_EVENT_BYTES - 1000)}).encode()
 
 
-def events_in(buffer: BatchBuffer) -> list[dict]:
-    return json.loads(buffer.body("k"))["batch"]
+HEAD = batch_head("phc_k")
 
 
-def test_batches_respect_the_size_limit_and_keep_order():
+def events_in(batch: SealedBatch) -> list[dict]:
+    import gzip
+
+    body = batch.body()
+    return json.loads(gzip.decompress(body) if batch.gzipped else body)["batch"]
+
+
+@pytest.mark.parametrize("gzip", [True, False])
+def test_batches_respect_the_size_limit_and_keep_order(gzip):
     encoded = [Event(f"e{i}", "u", {"blob": "x" * 900}).encode() for i in range(50)]
-    packed = batches(encoded, limit=10_000)
+    packed = batches(encoded, HEAD, gzip=gzip, limit=10_000)
     assert [e["event"] for b in packed for e in events_in(b)] == [f"e{i}" for i in range(50)]
-    assert all(len(b.body("k")) <= 10_000 for b in packed)
+    import gzip as gzip_module
+
+    for batch in packed:
+        body = batch.body()
+        assert len(gzip_module.decompress(body) if gzip else body) <= 10_000
     assert len(packed) > 5
-    assert [len(b) for b in batches(encoded, max_events=20)] == [20, 20, 10]
-    assert batches([]) == []
+    assert [len(b) for b in batches(encoded, HEAD, gzip=gzip, max_events=20)] == [20, 20, 10]
+    assert batches([], HEAD, gzip=gzip) == []
     assert MAX_BATCH_BYTES == 5 * 1024 * 1024
 
 
 def test_a_lone_event_always_fits():
-    buffer = BatchBuffer()
-    assert buffer.fits(b"x" * (MAX_BATCH_BYTES * 2))
+    assert OpenBatch(HEAD, gzip=True).fits(b"x" * (MAX_BATCH_BYTES * 2))
 
 
-def test_halves_and_extend_keep_every_event_intact():
-    buffer = BatchBuffer()
-    for i in range(5):
-        buffer.add(Event(f"e{i}", "u", {"i": i}).encode())
-    first, second = buffer.halves()
-    assert [e["event"] for e in events_in(first)] == ["e0", "e1"]
-    assert [e["event"] for e in events_in(second)] == ["e2", "e3", "e4"]
-    joined = BatchBuffer()
-    joined.extend(second)
-    joined.extend(BatchBuffer())
-    joined.extend(first)
-    assert [e["event"] for e in events_in(joined)] == ["e2", "e3", "e4", "e0", "e1"]
-    again, rest = joined.halves()
-    assert len(again) + len(rest) == 5
-    assert [e["event"] for e in events_in(rest)] == ["e4", "e0", "e1"]
+def filled(n: int, gzip: bool) -> OpenBatch:
+    batch = OpenBatch(HEAD, gzip=gzip)
+    for i in range(n):
+        batch.add(Event(f"e{i}", "u", {"i": i, "pad": "p" * 200}).encode())
+    return batch
 
 
-def test_batch_body_is_the_wire_format():
-    buffer = BatchBuffer()
-    buffer.add(Event("a", "u").encode())
-    buffer.add(Event("b", "u").encode())
-    body = json.loads(buffer.body("phc_key", "2026-01-01T00:00:00.000000+00:00"))
-    assert body["api_key"] == "phc_key"
-    assert body["historical_migration"] is False
-    assert body["sent_at"] == "2026-01-01T00:00:00.000000+00:00"
-    assert [e["event"] for e in body["batch"]] == ["a", "b"]
+@pytest.mark.parametrize("gzip", [True, False])
+def test_a_sealed_batch_rewrites_only_its_sent_at(gzip):
+    import gzip as gzip_module
+
+    sealed = filled(500, gzip).seal()
+    raw_size = sum(len(e) for e in sealed.events())
+    assert len(sealed) == 500
+    assert sealed.gzipped is gzip
+    bodies = [
+        sealed.body("2026-01-01T00:00:00.000000+00:00"),
+        sealed.body("2026-01-01T00:00:09.000000+00:00"),
+    ]
+    decoded = [json.loads(gzip_module.decompress(b) if gzip else b) for b in bodies]
+    assert [d["sent_at"] for d in decoded] == [
+        "2026-01-01T00:00:00.000000+00:00",
+        "2026-01-01T00:00:09.000000+00:00",
+    ]
+    for body in decoded:
+        assert body["api_key"] == "phc_k"
+        assert body["historical_migration"] is False
+        assert [e["event"] for e in body["batch"]] == [f"e{i}" for i in range(500)]
+    if gzip:
+        assert sealed.nbytes < raw_size / 5  # it waits compressed
+
+
+@pytest.mark.parametrize("gzip", [True, False])
+def test_a_sealed_batch_can_still_be_halved(gzip):
+    first, second = filled(7, gzip).seal().halves()
+    assert [e["event"] for e in events_in(first)] == ["e0", "e1", "e2"]
+    assert [e["event"] for e in events_in(second)] == ["e3", "e4", "e5", "e6"]
+    again, rest = second.halves()
+    assert [e["event"] for e in events_in(again)] == ["e3", "e4"]
+    assert [e["event"] for e in events_in(rest)] == ["e5", "e6"]

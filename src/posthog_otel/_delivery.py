@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from posthog_otel._events import MAX_EVENT_BYTES, BatchBuffer
+from posthog_otel._events import MAX_EVENT_BYTES, OpenBatch, SealedBatch
 from posthog_otel._json import dumps, lenient
 from posthog_otel._mapping import InvalidTagError, MappingOptions, SpanMapper, denylist_pattern
 from posthog_otel._stats import Stats
@@ -23,7 +23,15 @@ from posthog_otel.errors import TransportError
 BeforeSend = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 # A queued item: an ended span (with flags inherited from its ancestors), or a built event.
 Item = ReadableSpan | tuple[ReadableSpan, "dict[str, Any] | None"] | dict[str, Any]
-_SPLIT_STATUSES = (400, 413)  # one bad or big event: halve the batch, save the rest
+# Too large: halve and resend, so the events that fit still go. Not 400: our events are
+# validated before sending, and halving a batch PostHog refuses as a whole would send
+# ~2n requests that all fail.
+_SPLIT_STATUSES = (413,)
+# Under load a batch grows past max_batch_size while the sender is busy (fewer, larger
+# requests keep up better), but not past these: a larger raw batch costs memory and a
+# longer pause to compress it.
+MAX_EVENTS_PER_REQUEST = 20_000
+MAX_GROWN_BYTES = 2 * 1024 * 1024
 
 
 def own_or_given_client(
@@ -79,26 +87,33 @@ class Delivery:
                 encoded.append(data)
         return encoded
 
-    def full(self, batch: BatchBuffer, data: bytes) -> bool:
-        """Whether ``batch`` must be sent before ``data`` can join it."""
-        return len(batch) >= self.max_batch_events or not batch.fits(data)
+    def fits(self, batch: OpenBatch, data: bytes) -> bool:
+        """Whether ``data`` may join ``batch`` within one request's limits."""
+        return not batch or (
+            len(batch) < MAX_EVENTS_PER_REQUEST and batch.fits(data, MAX_GROWN_BYTES)
+        )
+
+    def open_batch(self) -> OpenBatch:
+        return self._client._open_batch()
 
     def deliver(self, items: Iterable[Item], *, deadline: float, stop: threading.Event) -> bool:
         """Map, encode and send every item's events; ``True`` if all were accepted."""
         delivered = True
-        batch = BatchBuffer()
+        batch = self.open_batch()
         for item in items:
             for data in self.encode_item(item):
-                if batch and self.full(batch, data):
-                    delivered = self.send(batch, deadline=deadline, stop=stop) and delivered
-                    batch = BatchBuffer()
+                if batch and (len(batch) >= self.max_batch_events or not self.fits(batch, data)):
+                    sent = self.send(batch.seal(), deadline=deadline, stop=stop)
+                    delivered = sent and delivered
+                    batch = self.open_batch()
                 batch.add(data)
         if batch:
-            delivered = self.send(batch, deadline=deadline, stop=stop) and delivered
+            delivered = self.send(batch.seal(), deadline=deadline, stop=stop) and delivered
         return delivered
 
-    def send(self, batch: BatchBuffer, *, deadline: float, stop: threading.Event) -> bool:
-        """One request (retried); a batch refused with 400 or 413 is halved and resent."""
+    def send(self, batch: SealedBatch, *, deadline: float, stop: threading.Event) -> bool:
+        """One request (retried); refused as too large (413), the batch is halved and the
+        halves resent, so the events that fit still go."""
         try:
             result = self._client._send_batch(
                 batch, deadline=deadline, stop=stop, on_retry=self._stats.retried

@@ -13,7 +13,6 @@ import os
 import threading
 import urllib.request
 import weakref
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -27,13 +26,13 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from posthog_otel._gzip import Body, gzip_bytes
 from posthog_otel._version import __version__
 from posthog_otel.errors import TransportError
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = f"posthog-otel/{__version__}"
-_GZIP_LEVEL = 1  # fast: level 1 already shrinks event JSON 5-10x
 
 
 @dataclass(frozen=True)
@@ -51,12 +50,6 @@ class NoAnswerError(TransportError):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
-
-
-def gzip_bytes(data: bytes) -> bytes:
-    """Gzip ``data`` (zlib releases the GIL while it compresses)."""
-    compressor = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31)
-    return compressor.compress(data) + compressor.flush()
 
 
 class Transport:
@@ -93,27 +86,34 @@ class Transport:
     def post(
         self,
         path: str,
-        body: bytes,
+        body: Body,
         *,
         timeout: float,
         headers: Mapping[str, str] | None = None,
+        gzipped: bool = False,
     ) -> HTTPResult:
-        """Send one POST; raise ``NoAnswerError`` if no answer came back."""
+        """Send one POST; raise ``NoAnswerError`` on no answer. A body may come in parts,
+        and ``gzipped`` says it is compressed already."""
         request_headers = dict(self._headers)
         if headers:
             request_headers.update(headers)
-        if self._gzip:
-            body = gzip_bytes(body)
+        if gzipped:
+            data = body if isinstance(body, bytes) else b"".join(body)
+        elif self._gzip:
+            data = gzip_bytes(body)
+        else:
+            data = body if isinstance(body, bytes) else b"".join(body)
+        if gzipped or self._gzip:
             request_headers["Content-Encoding"] = "gzip"
         url = self._base_url + path
         try:
-            return self._send(url, body, request_headers, timeout)
+            return self._send(url, data, request_headers, timeout)
         except NoAnswerError as exc:
             if not isinstance(exc.__cause__, ProtocolError):
                 raise
             # The server closed a pooled keep-alive connection as we reused it.
             logger.debug("retrying %s once on a fresh connection: %s", path, exc)
-            return self._send(url, body, request_headers, timeout)
+            return self._send(url, data, request_headers, timeout)
 
     def close(self) -> None:
         with self._lock:

@@ -27,13 +27,14 @@ import weakref
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 
 from posthog_otel._delivery import Delivery, Item
-from posthog_otel._events import BatchBuffer
+from posthog_otel._events import MAX_BATCH_BYTES, SealedBatch
 from posthog_otel._stats import Counter, Stats
 
 logger = logging.getLogger(__name__)
 
 EXIT_TIMEOUT = 30.0
 WAKE_AT = 64  # queued items that wake the encoder before the flush interval
+MAX_BUFFER_BYTES = 16 * 1024 * 1024  # encoded events waiting to be sent
 
 
 class BatchWorker:
@@ -45,6 +46,7 @@ class BatchWorker:
         stats: Stats,
         *,
         max_queue_size: int = 10_000,
+        max_buffer_bytes: int = MAX_BUFFER_BYTES,
         max_batch_size: int = 1000,
         flush_interval: float = 1.0,
         export_timeout: float = 30.0,
@@ -52,11 +54,15 @@ class BatchWorker:
     ) -> None:
         if max_queue_size < 1 or max_batch_size < 1:
             raise ValueError("max_queue_size and max_batch_size must be at least 1")
+        if max_buffer_bytes < MAX_BATCH_BYTES:
+            raise ValueError(f"max_buffer_bytes must be at least {MAX_BATCH_BYTES} (one request)")
         if flush_interval <= 0 or export_timeout <= 0:
             raise ValueError("flush_interval and export_timeout must be positive")
         self._delivery = delivery
         self._stats = stats
         self._max_queue_size = max_queue_size
+        self._max_buffer_bytes = max_buffer_bytes
+        self._batch_size = max_batch_size
         self._interval = flush_interval
         self._export_timeout = export_timeout
         self._name = name
@@ -69,12 +75,14 @@ class BatchWorker:
         self._queue: collections.deque[Item] = collections.deque()
         self._accepted = Counter()
         self._processed = 0  # items whose events were all sent or dropped
-        self._batch = BatchBuffer()
+        self._batch = self._delivery.open_batch()
         self._batched = 0  # items whose events are in the batch being filled
         self._batch_started = 0.0
-        # Finished batches and how many items each completes, for the sender.
-        self._outbox: collections.deque[tuple[BatchBuffer, int]] = collections.deque()
+        # Sealed batches and how many items each completes, for the sender.
+        self._outbox: collections.deque[tuple[SealedBatch, int]] = collections.deque()
         self._outbox_events = 0
+        self._outbox_bytes = 0
+        self._room = threading.Event()  # the sender freed outbox space
         self._waiters: list[tuple[int, threading.Event]] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -97,7 +105,7 @@ class BatchWorker:
         if self._closed:
             self._stats.drop("shutdown")
             return False
-        if len(queue) + self._outbox_events >= self._max_queue_size:
+        if len(queue) >= self._max_queue_size:
             self._stats.drop("queue_full")
             return False
         queue.append(item)
@@ -133,13 +141,14 @@ class BatchWorker:
         if self._sender.is_alive() or self._encoder.is_alive():
             self._stop.set()  # cut short any backoff; requests are bounded by the deadline
             self._outbox_ready.set()
+            self._room.set()
             self._encoder.join(1.0)
             self._sender.join(1.0)
         with self._lock:
             left = len(self._queue) + len(self._batch) + self._outbox_events
             self._queue.clear()
             self._outbox.clear()
-            self._outbox_events = 0
+            self._outbox_events = self._outbox_bytes = 0
         self._stats.drop("shutdown", left, f"{left} still queued after {timeout:g} s")
         return not self._sender.is_alive()
 
@@ -156,7 +165,9 @@ class BatchWorker:
                 timed_out = not self._wake.wait(self._wait_time())
                 self._wake.clear()
                 self._encode_queued()
-                if self._waiters or self._closed or timed_out or self._due():
+                sender_idle = not self._outbox
+                full = len(self._batch) >= self._batch_size and sender_idle
+                if full or self._waiters or self._closed or timed_out or self._due():
                     self._finish_batch()
                 if self._closed and (self._out_of_time() or not self._queue):
                     return
@@ -179,11 +190,15 @@ class BatchWorker:
         queue = self._queue
         delivery = self._delivery
         while queue:
+            while self._outbox_bytes >= self._max_buffer_bytes and not self._out_of_time():
+                self._room.wait(0.1)  # back-pressure: the sender is behind
+                self._room.clear()
             if self._out_of_time():
                 return
             encoded = delivery.encode_item(queue.popleft())
             for data in encoded:
-                if self._batch and delivery.full(self._batch, data):
+                grown = len(self._batch) >= self._batch_size and not self._outbox
+                if self._batch and (grown or not delivery.fits(self._batch, data)):
                     self._finish_batch()
                 if not self._batch:
                     self._batch_started = time.monotonic()
@@ -191,13 +206,15 @@ class BatchWorker:
             self._batched += 1
 
     def _finish_batch(self) -> None:
-        """Hand the batch (and the items it completes) to the sender."""
+        """Seal the batch and hand it (and the items it completes) to the sender."""
         if not self._batch and not self._batched:
             return
+        sealed = self._batch.seal()
         with self._lock:
-            self._outbox.append((self._batch, self._batched))
-            self._outbox_events += len(self._batch)
-        self._batch, self._batched = BatchBuffer(), 0
+            self._outbox.append((sealed, self._batched))
+            self._outbox_events += len(sealed)
+            self._outbox_bytes += sealed.nbytes
+        self._batch, self._batched = self._delivery.open_batch(), 0
         self._outbox_ready.set()
 
     # -- the sender thread ---------------------------------------------------------------
@@ -209,38 +226,23 @@ class BatchWorker:
                 self._outbox_ready.wait()
                 self._outbox_ready.clear()
                 while self._outbox and not self._out_of_time():
+                    sealed, items = self._outbox[0]
+                    if sealed:
+                        self._delivery.send(sealed, deadline=self._send_deadline(), stop=self._stop)
                     with self._lock:
-                        batch, items, taken = self._coalesce()
-                    if batch:
-                        self._delivery.send(batch, deadline=self._send_deadline(), stop=self._stop)
-                    with self._lock:
-                        for _ in range(taken):
-                            self._outbox.popleft()
-                        self._outbox_events -= len(batch)
+                        self._outbox.popleft()
+                        self._outbox_events -= len(sealed)
+                        self._outbox_bytes -= sealed.nbytes
                         self._processed += items
                         self._notify()
+                    self._room.set()
+                self._wake.set()  # idle now: the encoder may send a batch it let grow
                 if self._encoder_done.is_set() and (not self._outbox or self._out_of_time()):
                     return
         except Exception:  # pragma: no cover - a bug here must not pass silently
             logger.exception("posthog-otel's sender stopped unexpectedly")
         finally:
             detach(token)
-
-    def _coalesce(self) -> tuple[BatchBuffer, int, int]:
-        """The first waiting batch, merged with those after it while under 5 MiB
-        (called with the lock held): the batch, the items it completes, and how
-        many outbox entries it took."""
-        batch, items = self._outbox[0]
-        if len(self._outbox) == 1:
-            return batch, items, 1
-        merged, items, taken = BatchBuffer(), 0, 0
-        for next_batch, next_items in self._outbox:
-            if taken and not merged.can_take(next_batch):
-                break
-            merged.extend(next_batch)
-            items += next_items
-            taken += 1
-        return merged, items, taken
 
     def _send_deadline(self) -> float:
         deadline = time.monotonic() + self._export_timeout

@@ -19,8 +19,10 @@ from typing import Any
 
 from posthog_otel._config import DEFAULT_FLAGS_PATH, DEFAULT_HOST, ClientConfig, check_headers
 from posthog_otel._events import (
-    BatchBuffer,
     Event,
+    OpenBatch,
+    SealedBatch,
+    batch_head,
     batches,
     check_distinct_id,
     check_groups,
@@ -130,6 +132,7 @@ class PostHogClient:
         )
         self._closed = threading.Event()
         self._flag_events = SeenSet(FLAG_EVENTS_REMEMBERED)
+        self._head = batch_head(config.api_key)
 
     def __repr__(self) -> str:
         return (
@@ -200,13 +203,10 @@ class PostHogClient:
             return _NOT_SENT
         sent = 0
         response = _NOT_SENT
-        for chunk in batches(encoded):
+        for chunk in batches(encoded, self._head, gzip=self._config.gzip):
             try:
                 response = self._post(
-                    BATCH_PATH,
-                    lambda chunk=chunk: chunk.body(self._config.api_key),  # type: ignore[misc]
-                    self._config.timeout,
-                    extra,
+                    BATCH_PATH, chunk.body, self._config.timeout, extra, gzipped=chunk.gzipped
                 )
             except PostHogError as exc:
                 exc.sent = sent
@@ -323,12 +323,15 @@ class PostHogClient:
         headers: Mapping[str, str] | None,
         *,
         retry: bool = True,
+        gzipped: bool = False,
     ) -> Response:
         if self._closed.is_set():
             raise PostHogError("the client is closed")
         policy = self._policy if retry else RetryPolicy(retries=0)
         result = send_with_retries(
-            lambda t: self._transport.post(path, body(), timeout=t, headers=headers),
+            lambda t: self._transport.post(
+                path, body(), timeout=t, headers=headers, gzipped=gzipped
+            ),
             policy,
             timeout=timeout,
             stop=self._closed,
@@ -339,19 +342,24 @@ class PostHogClient:
             raise APIError(result.status, parsed, url_path=path_only, headers=result.headers)
         return Response(result.status, result.headers, parsed)
 
+    def _open_batch(self) -> OpenBatch:
+        """An empty ``/batch/`` body for the pipeline to fill (compressed if gzip is on)."""
+        return OpenBatch(self._head, gzip=self._config.gzip)
+
     def _send_batch(
         self,
-        batch: BatchBuffer,
+        batch: SealedBatch,
         *,
         deadline: float,
         stop: threading.Event,
         on_retry: Callable[[], None] | None = None,
     ) -> HTTPResult:
-        """For the pipeline: one ``/batch/`` of encoded events, retried until ``deadline``
+        """For the pipeline: one sealed ``/batch/``, retried until ``deadline``
         (``time.monotonic()`` scale). Returns the last answer; raises ``TransportError``."""
-        api_key = self._config.api_key
         return send_with_retries(
-            lambda t: self._transport.post(BATCH_PATH, batch.body(api_key), timeout=t),
+            lambda t: self._transport.post(
+                BATCH_PATH, batch.body(), timeout=t, gzipped=batch.gzipped
+            ),
             self._policy,
             timeout=self._config.timeout,
             deadline=deadline,

@@ -31,7 +31,7 @@ from posthog_otel._mapping import (
 )
 from posthog_otel._spanflags import SpanFlags
 from posthog_otel._stats import PipelineStats, Stats
-from posthog_otel._worker import BatchWorker
+from posthog_otel._worker import MAX_BUFFER_BYTES, BatchWorker
 from posthog_otel.client import PostHogClient
 
 __all__ = ["PostHogSpanProcessor"]
@@ -70,8 +70,10 @@ class PostHogSpanProcessor(SpanProcessor):
             compiled regex replaces the matching; ``None`` or ``()`` disables it.
         before_send: called in the worker with each event (a dict in PostHog's
             shape); return it, edited or not, or ``None`` to drop it.
-        max_queue_size: spans and captured events waiting to be sent; beyond
+        max_queue_size: spans and captured events waiting to be encoded; beyond
             this they are dropped (and counted), never blocking the caller.
+        max_buffer_bytes: encoded events waiting to be sent (16 MiB, tens of
+            thousands of events); when full, encoding pauses and the queue fills.
         max_batch_size: events per request (requests also stay under 5 MiB).
         flush_interval: seconds between sends when batches do not fill.
         export_timeout: seconds to deliver one batch, retries included.
@@ -88,6 +90,7 @@ class PostHogSpanProcessor(SpanProcessor):
         attribute_denylist: Iterable[str] | re.Pattern[str] | None = DEFAULT_DENYLIST,
         before_send: BeforeSend | None = None,
         max_queue_size: int = 10_000,
+        max_buffer_bytes: int = MAX_BUFFER_BYTES,
         max_batch_size: int = 1000,
         flush_interval: float = 1.0,
         export_timeout: float = 30.0,
@@ -111,6 +114,7 @@ class PostHogSpanProcessor(SpanProcessor):
             delivery,
             self._stats,
             max_queue_size=max_queue_size,
+            max_buffer_bytes=max_buffer_bytes,
             max_batch_size=max_batch_size,
             flush_interval=flush_interval,
             export_timeout=export_timeout,
