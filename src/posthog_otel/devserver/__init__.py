@@ -19,8 +19,11 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import logging
 import socket
+import sys
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
@@ -35,17 +38,20 @@ from posthog_otel.devserver._store import EventStore
 
 __all__ = ["DevServer", "RecordedRequest"]
 
+logger = logging.getLogger("posthog_otel.devserver")
+
 
 @dataclass(frozen=True)
 class RecordedRequest:
     """A request the server received: body as decompressed bytes, status as answered
-    (0 when it answered with a broken connection)."""
+    (0 when it answered with a broken connection), ``at`` on ``time.monotonic()``."""
 
     method: str
     path: str
     headers: Mapping[str, str]
     body: bytes
     status: int
+    at: float
 
     def json(self) -> Any:
         import json
@@ -65,7 +71,9 @@ class RequestLog:
         self, method: str, path: str, headers: Mapping[str, str], body: bytes, status: int
     ) -> None:
         with self._lock:
-            self._items.append(RecordedRequest(method, path, headers, body, status))
+            self._items.append(
+                RecordedRequest(method, path, headers, body, status, time.monotonic())
+            )
             self._counts[path.partition("?")[0].rstrip("/") or "/"] += 1
 
     def summary(self, recent: int = 50) -> dict[str, Any]:
@@ -107,6 +115,14 @@ class _Server(ThreadingHTTPServer):
             self.open_connections.add(request)
         super().process_request(request, client_address)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up before its answer is routine here, not a traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (BrokenPipeError, ConnectionResetError)):
+            logger.debug("client %s went away before its answer", client_address)
+            return
+        super().handle_error(request, client_address)
+
     def shutdown_request(self, request: Any) -> None:
         with self._conn_lock:
             self.open_connections.discard(request)
@@ -129,6 +145,8 @@ class DevServer:
         flags: flag rules, as a mapping or the path of a JSON file (see ``_rules``).
         db: an SQLite file to keep events in; in memory by default.
         api_key: accept only this project key (any non-empty key by default).
+        max_request_bytes: refuse larger bodies with 413, like a proxy with a body
+            limit in front of PostHog (PostHog's own limits by default).
     """
 
     def __init__(
@@ -139,10 +157,12 @@ class DevServer:
         flags: Mapping[str, Any] | str | Path | None = None,
         db: str | Path | None = None,
         api_key: str | None = None,
+        max_request_bytes: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.api_key = api_key
+        self.max_request_bytes = max_request_bytes
         self.rules: dict[str, FlagRule] = load_rules(flags)
         self.store = EventStore(str(db) if db is not None else None)
         self.requests = RequestLog()

@@ -71,7 +71,10 @@ class Handler(BaseHTTPRequestHandler):
         data = b""
         answer: Any
         try:
-            data = self._read_body(query, BATCH_LIMIT if path == "/batch" else SINGLE_LIMIT)
+            limit = BATCH_LIMIT if path == "/batch" else SINGLE_LIMIT
+            if self.app.max_request_bytes is not None:
+                limit = min(limit, self.app.max_request_bytes)
+            data = self._read_body(query, limit)
             fault = self.app.faults.take(path) if path in CAPTURE_ROUTES + FLAG_ROUTES else None
             if fault is not None and fault.kind == "delay":
                 self.app.stopping.wait(fault.seconds)

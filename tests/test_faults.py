@@ -1,0 +1,226 @@
+"""Fault injection and load: a sick or absent PostHog, bursts, threads, bad input.
+
+Every test counts what the server stored by uuid: delivered exactly once, or
+dropped and counted, never lost in silence and never doubled.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import statistics
+import threading
+import time
+
+import pytest
+
+from conftest import wait_until
+from posthog_otel import capture
+
+
+def produce(tracer, n: int, name: str = "tick", start: int = 0) -> None:
+    for i in range(start, start + n):
+        with tracer.start_as_current_span("s", attributes={"posthog.event": name, "n": i}):
+            pass
+
+
+def assert_exactly_once(server, name: str, expected: int) -> None:
+    events = server.events(name)
+    by_uuid = collections.Counter(e["uuid"] for e in events)
+    assert [u for u, count in by_uuid.items() if count > 1] == [], "delivered twice"
+    assert sorted(e["properties"]["n"] for e in events) == list(range(expected))
+
+
+def test_503_three_times_then_200_delivers_every_event_once(server, make_pipeline):
+    server.faults.respond(503, times=3, paths="/batch")
+    tracer, processor = make_pipeline(client_options={"retries": 3})
+    produce(tracer, 300)
+    assert processor.force_flush(20_000)
+    assert_exactly_once(server, "tick", 300)
+    assert [r.status for r in server.requests.matching("/batch")][:4] == [503, 503, 503, 200]
+    assert processor.stats().retries == 3
+
+
+def test_429_retry_after_is_honoured_by_the_pipeline(server, make_pipeline):
+    server.faults.respond(429, retry_after=1, paths="/batch")
+    tracer, processor = make_pipeline()
+    produce(tracer, 50)
+    assert processor.force_flush(20_000)
+    first, second = server.requests.matching("/batch")[:2]
+    assert (first.status, second.status) == (429, 200)
+    assert second.at - first.at >= 1.0
+    assert_exactly_once(server, "tick", 50)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403])
+def test_client_errors_are_not_retried_but_counted_with_the_reason(server, make_pipeline, status):
+    server.faults.respond(status, paths="/batch")
+    tracer, processor = make_pipeline()
+    produce(tracer, 20)
+    assert processor.force_flush(10_000)
+    assert len(server.requests.matching("/batch")) == 1
+    assert processor.stats().dropped == {f"http_{status}": 20}
+    assert server.events() == []
+
+
+def test_a_batch_refused_as_too_large_is_split_and_the_rest_goes_through(server, make_pipeline):
+    server.max_request_bytes = 200_000  # like a proxy with a small body limit in front of PostHog
+    try:
+        tracer, processor = make_pipeline(flush_interval=30)
+        pad = "p" * 20_000
+        for i in range(40):
+            attributes = {"posthog.event": "tick", "n": i, "pad": pad}
+            if i == 17:
+                attributes = {"posthog.event": "too_big_for_the_proxy", "pad": pad * 15}
+            with tracer.start_as_current_span("s", attributes=attributes):
+                pass
+        assert processor.force_flush(10_000)
+    finally:
+        server.max_request_bytes = None
+    statuses = [r.status for r in server.requests.matching("/batch")]
+    assert statuses[0] == 413
+    assert statuses.count(200) > 1  # the halves that fit went through
+    events = server.events("tick")
+    assert sorted(e["properties"]["n"] for e in events) == [i for i in range(40) if i != 17]
+    assert len({e["uuid"] for e in events}) == 39
+    assert processor.stats().dropped == {"too_large": 1}
+
+
+def test_server_down_for_two_seconds_mid_stream_loses_nothing(server, make_pipeline):
+    tracer, processor = make_pipeline(
+        client_options={"retries": 6, "retry_delay": 0.2}, flush_interval=0.05
+    )
+    produced = 0
+
+    def stream(seconds: float) -> None:
+        nonlocal produced
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            produce(tracer, 20, start=produced)
+            produced += 20
+            time.sleep(0.01)  # a steady stream, not a burst
+
+    stream(0.5)
+    server.stop()
+    stream(2.0)  # the server is down for these two seconds
+    server.start()
+    stream(0.5)
+    assert processor.force_flush(30_000)
+    assert_exactly_once(server, "tick", produced)
+    assert processor.stats().dropped == {}
+    assert processor.stats().retries > 0
+
+
+def span_cost(tracer, spans: int = 2000) -> float:
+    start = time.perf_counter()
+    produce(tracer, spans)
+    return (time.perf_counter() - start) / spans
+
+
+def test_server_down_for_good_the_app_barely_notices(server, make_pipeline, unused_port):
+    live_tracer, live = make_pipeline()
+    dead_tracer, dead = make_pipeline(
+        f"http://127.0.0.1:{unused_port}", client_options={"retries": 2, "retry_delay": 0.05}
+    )
+    normal = statistics.median(span_cost(live_tracer) for _ in range(3))
+    while_dead = statistics.median(span_cost(dead_tracer) for _ in range(3))
+    assert while_dead < 2 * normal, (while_dead, normal)
+    started = time.monotonic()
+    dead.shutdown(timeout_millis=2000)
+    assert time.monotonic() - started < 3.5
+    stats = dead.stats()
+    assert stats.events_sent == 0
+    assert stats.dropped_total == stats.events_queued + stats.dropped.get("queue_full", 0) == 6000
+    live.shutdown()
+
+
+@pytest.mark.parametrize("fault", ["stall_body", "hang", "reset", "garbage"])
+def test_sick_servers_never_leave_a_thread_stuck(server, make_pipeline, fault):
+    arm = getattr(server.faults, fault)
+    if fault in ("stall_body", "hang"):
+        arm(30, times=2, paths="/batch")
+    else:
+        arm(times=2, paths="/batch")
+    tracer, processor = make_pipeline(
+        client_options={"timeout": 0.5, "retries": 3, "retry_delay": 0.05}
+    )
+    produce(tracer, 100)
+    started = time.monotonic()
+    assert processor.force_flush(20_000)
+    assert time.monotonic() - started < 5  # two failed attempts of at most 0.5 s each, then success
+    assert_exactly_once(server, "tick", 100)
+    worker = processor._worker
+    processor.shutdown(timeout_millis=2000)
+    assert not worker._encoder.is_alive() and not worker._sender.is_alive()
+
+
+def test_eight_threads_ten_thousand_events_each(server, make_pipeline):
+    # The devserver shares this process's GIL with eight producers, so the queue is sized
+    # for the whole burst and requests may take long to answer: this test is about
+    # concurrency (nothing lost or doubled), not capacity or latency.
+    tracer, processor = make_pipeline(max_queue_size=80_000, client_options={"timeout": 60})
+
+    def worker(thread: int) -> None:
+        for i in range(10_000):
+            with tracer.start_as_current_span(
+                "s", attributes={"posthog.event": "load", "n": thread * 10_000 + i}
+            ):
+                pass
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert processor.force_flush(120_000)
+    assert server.store.count(event="load") == 80_000
+    assert_exactly_once(server, "load", 80_000)
+    assert processor.stats().events_sent == 80_000
+
+
+def test_bad_input_gets_clear_errors_or_counted_drops(server, make_pipeline, caplog):
+    tracer, processor = make_pipeline()
+    with tracer.start_as_current_span("request"):
+        with pytest.raises(TypeError, match="'callback'"):
+            capture("bad_props", {"callback": print})
+        with pytest.raises(TypeError, match="distinct_id"):
+            capture("bad_user", distinct_id=42)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="empty"):
+            capture("")
+        capture("good", {"n": 0})
+    with caplog.at_level(logging.WARNING, logger="posthog_otel"):
+        for attributes in (
+            {"posthog.event": "good", "n": 1},
+            {"posthog.event": "huge", "blob": "x" * (2 * 1024 * 1024)},
+            {"posthog.event": "broken", "posthog.properties": "{not json"},
+            {"posthog.event": "numeric_user", "posthog.distinct_id": 7},
+            {"posthog.event": "", "n": 99},
+            {"posthog.event": "good", "n": 2},
+        ):
+            with tracer.start_as_current_span("s", attributes=attributes):
+                pass
+        assert processor.force_flush(10_000)
+    assert_exactly_once(server, "good", 3)
+    assert processor.stats().dropped == {"too_large": 1, "invalid": 3}
+    assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 2  # once per reason
+
+
+def test_the_queue_bound_holds_while_posthog_is_away(server, make_pipeline):
+    server.faults.hang(30, times=100, paths="/batch")
+    tracer, processor = make_pipeline(
+        client_options={"timeout": 5, "retries": 0},
+        max_queue_size=100,
+        max_buffer_bytes=5 * 1024 * 1024,
+    )
+    blob = "y" * 50_000  # big events fill the encoded buffer quickly
+    for i in range(400):
+        with tracer.start_as_current_span(
+            "s", attributes={"posthog.event": "big", "n": i, "blob": blob}
+        ):
+            pass
+    wait_until(lambda: processor.stats().dropped.get("queue_full", 0) > 0, timeout=10)
+    worker = processor._worker
+    assert worker._outbox_bytes <= 5 * 1024 * 1024 + 2 * 1024 * 1024  # the limit, plus one batch
+    assert len(worker._queue) <= 100
+    server.faults.clear()
+    processor.shutdown(timeout_millis=1000)
