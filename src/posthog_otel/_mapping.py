@@ -125,7 +125,10 @@ def events_of(span: Any) -> Sequence[Any]:
         return span.events or ()
 
 
-_PLAIN, _RESERVED, _DENIED = 0, 1, 2
+# What an attribute key is, decided once per key: a property, a credential to drop, or
+# reserved (a bit flag, so one pass over a span's keys says which extras it needs).
+_PLAIN, _DENIED = 0, -1
+_RESERVED, _GROUP, _PEOPLE, _JSON = 1, 2, 4, 8
 _STATUS_NAMES = {code: code.name.lower() for code in StatusCode}
 
 
@@ -163,29 +166,30 @@ class SpanMapper:
         ctx = span.context
         trace_hex = "%032x" % ctx.trace_id if ctx else "0" * 32  # noqa: UP031 - fastest
         span_hex = "%016x" % ctx.span_id if ctx else "0" * 16  # noqa: UP031
-        own, reserved = self._split(attrs)
+        own, reserved, extras = self._split(attrs)
         context = self._context(span, attrs, trace_hex, span_hex)
         identity = _identity((reserved,), (attrs,))
-        groups = _groups(reserved) if len(reserved) > 1 else {}
+        groups = _groups(reserved) if extras & _GROUP else {}
         session = _session(reserved, attrs)
         flags = dict(inherited_flags) if inherited_flags else {}
         out: list[dict[str, Any]] = []
         events = events_of(span)
-        for index, event in enumerate(events):
+        for index, event in enumerate(events if events else ()):
             eattrs = attributes_of(event)
             name = event.name
             if name == FLAG_EVALUATION:
                 _note_flag(eattrs, flags)
             if TAG in eattrs:
-                props, ereserved = self._split(eattrs)
+                props, ereserved, eextras = self._split(eattrs)
                 out.append(
                     self._build(
                         ereserved,
+                        eextras,
                         props,
                         context,
                         flags,
                         identity=_identity((ereserved, reserved), (eattrs, attrs)),
-                        groups={**groups, **_groups(ereserved)} if len(ereserved) > 1 else groups,
+                        groups={**groups, **_groups(ereserved)} if eextras & _GROUP else groups,
                         session=_session(ereserved, eattrs) or session,
                         timestamp=event.timestamp,
                         uuid=event_uuid(trace_hex, span_hex, f":{index}"),
@@ -197,6 +201,7 @@ class SpanMapper:
                 out.append(
                     self._build(
                         {TAG: "$exception"},
+                        0,
                         _exception_properties(eattrs, escaped),
                         context,
                         flags,
@@ -222,6 +227,7 @@ class SpanMapper:
             out.append(
                 self._build(
                     reserved,
+                    extras,
                     own,
                     context,
                     flags,
@@ -241,6 +247,12 @@ class SpanMapper:
         deny = self._options.denylist
         if key.startswith(RESERVED_PREFIX):
             kind = _RESERVED
+            if key.startswith(GROUPS_PREFIX):
+                kind |= _GROUP
+            elif key.startswith((SET_PREFIX, SET_ONCE_PREFIX)):
+                kind |= _PEOPLE
+            elif key == PROPERTIES:
+                kind |= _JSON
         elif deny is not None and deny.search(_normalise(key)):
             kind = _DENIED
         else:
@@ -254,10 +266,12 @@ class SpanMapper:
         kind = self._kinds.get(key)
         return (self._classify(key) if kind is None else kind) == _DENIED
 
-    def _split(self, attrs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Plain properties (minus denied keys), and the reserved ``posthog.*`` values."""
+    def _split(self, attrs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], int]:
+        """Plain properties (minus denied keys), the reserved ``posthog.*`` values, and
+        which extras (groups, people, JSON properties) the reserved ones ask for."""
         props: dict[str, Any] = {}
         reserved: dict[str, Any] = {}
+        extras = 0
         kinds = self._kinds
         for key, value in attrs.items():
             kind = kinds.get(key)
@@ -265,9 +279,10 @@ class SpanMapper:
                 kind = self._classify(key)
             if kind == _PLAIN:
                 props[key] = value
-            elif kind == _RESERVED:
+            elif kind > 0:
                 reserved[key] = value
-        return props, reserved
+                extras |= kind
+        return props, reserved, extras
 
     def _context(
         self, span: ReadableSpan, attrs: Mapping[str, Any], trace_hex: str, span_hex: str
@@ -303,6 +318,7 @@ class SpanMapper:
     def _build(
         self,
         reserved: Mapping[str, Any],
+        extras: int,
         props: dict[str, Any],
         context: Mapping[str, Any],
         flags: Mapping[str, Any],
@@ -319,12 +335,10 @@ class SpanMapper:
         if not isinstance(name, str) or not name.strip():
             raise InvalidTagError(f"{TAG} must be a non-empty string, got {name!r}")
         properties = {**context, **props}
-        if len(reserved) > 1:
-            extra = reserved.get(PROPERTIES)
-            if extra is not None:
-                properties.update(self._extra_properties(extra))
-            if own_people:
-                self._people(reserved, properties)
+        if extras & _JSON:
+            properties.update(self._extra_properties(reserved[PROPERTIES]))
+        if extras & _PEOPLE and own_people:
+            self._people(reserved, properties)
         for key, value in flags.items():
             properties[f"$feature/{key}"] = value
         if groups:
