@@ -321,6 +321,7 @@ def test_many_threads_at_once_exact_count(server, make_pipeline):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_after_fork_parent_and_child_each_deliver_their_own(server, make_pipeline):
     tracer, processor = make_pipeline(flush_interval=60)
     with tracer.start_as_current_span("s", attributes={"posthog.event": "queued_before_fork"}):
