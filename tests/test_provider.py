@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 
 import pytest
@@ -296,3 +298,29 @@ def test_a_lookup_in_a_span_logs_nothing_at_warning(flags_server, make_provider,
     with caplog.at_level(logging.WARNING):
         flags.is_enabled("beta", "u1")
     assert caplog.records == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_never_inherits_a_held_lock(flags_server, make_provider):
+    flags = make_provider()
+    assert flags.is_enabled("beta", "parent")
+    held = [flags._reported._lock, flags._cache._lock, flags._client._flag_events._lock]
+    for lock in held:  # as if another thread were inside them at the moment of fork
+        lock.acquire()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.alarm(10)  # a deadlock fails the child instead of hanging the suite
+            found = flags.is_enabled("beta", "child")
+            code = 0 if found and flags.flush(10) else 2
+        finally:
+            os._exit(code)
+    for lock in held:
+        lock.release()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [
+        e["distinct_id"] for e in flags_server.events("$feature_flag_called", distinct_id="child")
+    ] == ["child"]

@@ -17,6 +17,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Literal
 
+from posthog_otel import _forksafe
 from posthog_otel._retry import retry_after_seconds
 from posthog_otel.errors import APIError, PostHogError
 from posthog_otel.flags import FlagsResponse
@@ -70,6 +71,12 @@ class FlagCache:
         self._blocked_until = 0.0
         self._backoff = 0.0
         self._warned = False
+        _forksafe.register(self)
+
+    def _after_fork(self) -> None:
+        # Fetches the parent had in flight will never finish here: forget them.
+        self._lock = threading.Lock()
+        self._flights = {}
 
     def lookup(self, key: Hashable, fetch: Callable[[], FlagsResponse]) -> Lookup:
         """The answer for ``key``: cached, fetched by us or by a concurrent caller, stale, or

@@ -6,6 +6,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 
+from posthog_otel import _forksafe
+
 
 class SeenSet:
     """Remembers at most ``maxsize`` keys; ``add`` says whether a key is new."""
@@ -16,6 +18,7 @@ class SeenSet:
         self._maxsize = maxsize
         self._keys: OrderedDict[Hashable, None] = OrderedDict()
         self._lock = threading.Lock()
+        _forksafe.register(self)
 
     def add(self, key: Hashable) -> bool:
         """Record ``key``; ``True`` if it was not already remembered."""
@@ -31,5 +34,5 @@ class SeenSet:
     def __len__(self) -> int:
         return len(self._keys)
 
-    def after_fork(self) -> None:
+    def _after_fork(self) -> None:
         self._lock = threading.Lock()

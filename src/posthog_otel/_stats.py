@@ -17,7 +17,6 @@ DROP_REASONS = {
     "too_large": "an event was over PostHog's 900 KiB limit",
     "invalid": "an event could not be built or encoded (bad tag values or before_send)",
     "network": "PostHog could not be reached after all retries",
-    "no_processor": "capture() found no recording span and no PostHogSpanProcessor",
 }
 
 
@@ -108,10 +107,6 @@ class Stats:
                 why,
                 f" ({detail})" if detail else "",
             )
-
-    def dropped(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._dropped)
 
     def snapshot(self, queue_size: int = 0) -> PipelineStats:
         with self._lock:

@@ -9,10 +9,8 @@ only ever goes to the configured host.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import urllib.request
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -26,6 +24,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from posthog_otel import _forksafe
 from posthog_otel._gzip import Body, gzip_bytes
 from posthog_otel._version import __version__
 from posthog_otel.errors import TransportError
@@ -72,16 +71,7 @@ class Transport:
         self._headers["Content-Type"] = "application/json"
         self._lock = threading.Lock()
         self._pool = self._new_pool()
-        _LIVE.add(self)
-
-    @property
-    def proxy(self) -> str | None:
-        """The proxy URL in use for the base URL, if any (credentials removed)."""
-        url = self._proxy_url()
-        if url is None:
-            return None
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        _forksafe.register(self)
 
     def post(
         self,
@@ -178,15 +168,3 @@ def _describe(reason: BaseException) -> str:
     if isinstance(reason, NewConnectionError):
         return "could not connect (" + str(reason).rpartition(": ")[2] + ")"
     return f"{type(reason).__name__}: {reason}"
-
-
-_LIVE: weakref.WeakSet[Transport] = weakref.WeakSet()
-
-
-def _reset_all_in_child() -> None:
-    for transport in list(_LIVE):
-        transport._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_all_in_child)

@@ -19,13 +19,13 @@ from __future__ import annotations
 import atexit
 import collections
 import logging
-import os
 import threading
 import time
 import weakref
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 
+from posthog_otel import _forksafe
 from posthog_otel._delivery import Delivery, Item
 from posthog_otel._events import MAX_BATCH_BYTES, SealedBatch
 from posthog_otel._stats import Counter, Stats
@@ -70,6 +70,7 @@ class BatchWorker:
         self._closed = False
         self._start()
         _LIVE.add(self)
+        _forksafe.register(self)
 
     def _start(self) -> None:
         self._queue: collections.deque[Item] = collections.deque()
@@ -275,16 +276,9 @@ class BatchWorker:
 _LIVE: weakref.WeakSet[BatchWorker] = weakref.WeakSet()
 
 
-def _reset_in_child() -> None:
-    for worker in list(_LIVE):
-        worker._after_fork()
-
-
 def _send_at_exit() -> None:
     for worker in list(_LIVE):
         worker.shutdown(EXIT_TIMEOUT)
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_in_child)
 atexit.register(_send_at_exit)

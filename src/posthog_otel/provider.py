@@ -27,6 +27,7 @@ from typing import Any
 from opentelemetry import baggage, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 
+from posthog_otel import _forksafe
 from posthog_otel._delivery import Delivery, own_or_given_client
 from posthog_otel._events import (
     LIB,
@@ -116,9 +117,14 @@ class PostHogFlagProvider:
         self._worker: BatchWorker | None = None
         self._worker_lock = threading.Lock()
         self._closed = False
+        _forksafe.register(self)
 
     def __repr__(self) -> str:
         return f"PostHogFlagProvider(client={self._client!r})"
+
+    def _after_fork(self) -> None:
+        self._worker_lock = threading.Lock()
+        self._on_spans_lock = threading.Lock()
 
     # -- reading flags ---------------------------------------------------------------
 
