@@ -25,7 +25,7 @@ from urllib3.exceptions import (
 )
 
 from posthog_otel import _forksafe
-from posthog_otel._gzip import Body, gzip_bytes
+from posthog_otel._gzip import gzip_bytes
 from posthog_otel._version import __version__
 from posthog_otel.errors import TransportError
 
@@ -76,23 +76,18 @@ class Transport:
     def post(
         self,
         path: str,
-        body: Body,
+        body: bytes,
         *,
         timeout: float,
         headers: Mapping[str, str] | None = None,
         gzipped: bool = False,
     ) -> HTTPResult:
-        """Send one POST; raise ``NoAnswerError`` on no answer. A body may come in parts,
-        and ``gzipped`` says it is compressed already."""
+        """Send one POST; raise ``NoAnswerError`` on no answer. ``gzipped`` says the body
+        is compressed already (a sealed batch)."""
         request_headers = dict(self._headers)
         if headers:
             request_headers.update(headers)
-        if gzipped:
-            data = body if isinstance(body, bytes) else b"".join(body)
-        elif self._gzip:
-            data = gzip_bytes(body)
-        else:
-            data = body if isinstance(body, bytes) else b"".join(body)
+        data = gzip_bytes(body) if self._gzip and not gzipped else body
         if gzipped or self._gzip:
             request_headers["Content-Encoding"] = "gzip"
         url = self._base_url + path
