@@ -230,7 +230,7 @@ def events_in(batch: SealedBatch) -> list[dict]:
 @pytest.mark.parametrize("gzip", [True, False])
 def test_batches_respect_the_size_limit_and_keep_order(gzip):
     encoded = [Event(f"e{i}", "u", {"blob": "x" * 900}).encode() for i in range(50)]
-    packed = batches(encoded, HEAD, gzip=gzip, limit=10_000)
+    packed = list(batches(encoded, HEAD, gzip=gzip, limit=10_000))
     assert [e["event"] for b in packed for e in events_in(b)] == [f"e{i}" for i in range(50)]
     import gzip as gzip_module
 
@@ -239,7 +239,7 @@ def test_batches_respect_the_size_limit_and_keep_order(gzip):
         assert len(gzip_module.decompress(body) if gzip else body) <= 10_000
     assert len(packed) > 5
     assert [len(b) for b in batches(encoded, HEAD, gzip=gzip, max_events=20)] == [20, 20, 10]
-    assert batches([], HEAD, gzip=gzip) == []
+    assert list(batches([], HEAD, gzip=gzip)) == []
     assert MAX_BATCH_BYTES == 5 * 1024 * 1024
 
 

@@ -98,17 +98,11 @@ class Delivery:
 
     def deliver(self, items: Iterable[Item], *, deadline: float, stop: threading.Event) -> bool:
         """Map, encode and send every item's events; ``True`` if all were accepted."""
+        encoded = (data for item in items for data in self.encode_item(item))
+        max_events = min(self.max_batch_events, MAX_EVENTS_PER_REQUEST)
         delivered = True
-        batch = self.open_batch()
-        for item in items:
-            for data in self.encode_item(item):
-                if batch and (len(batch) >= self.max_batch_events or not self.fits(batch, data)):
-                    sent = self.send(batch.seal(), deadline=deadline, stop=stop)
-                    delivered = sent and delivered
-                    batch = self.open_batch()
-                batch.add(data)
-        if batch:
-            delivered = self.send(batch.seal(), deadline=deadline, stop=stop) and delivered
+        for batch in self._client._batches(encoded, max_events, MAX_GROWN_BYTES):
+            delivered = self.send(batch, deadline=deadline, stop=stop) and delivered
         return delivered
 
     def send(self, batch: SealedBatch, *, deadline: float, stop: threading.Event) -> bool:

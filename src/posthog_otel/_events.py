@@ -13,7 +13,7 @@ import enum
 import os
 import time
 import uuid as uuid_module
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -303,16 +303,15 @@ def batches(
     gzip: bool,
     max_events: int | None = None,
     limit: int = MAX_BATCH_BYTES,
-) -> list[SealedBatch]:
-    """Pack events, in order, into as few sealed batches as the size limits allow."""
-    out: list[SealedBatch] = []
+) -> Iterator[SealedBatch]:
+    """Pack events, in order, into as few sealed batches as the size limits allow; each
+    batch is yielded as soon as it is full, so a caller can send while it encodes."""
     batch = OpenBatch(head, gzip=gzip)
     for item in encoded:
         full = max_events is not None and len(batch) >= max_events
         if batch and (full or not batch.fits(item, limit)):
-            out.append(batch.seal())
+            yield batch.seal()
             batch = OpenBatch(head, gzip=gzip)
         batch.add(item)
     if batch:
-        out.append(batch.seal())
-    return out
+        yield batch.seal()

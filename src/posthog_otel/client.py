@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import uuid as uuid_module
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -19,6 +19,7 @@ from typing import Any
 
 from posthog_otel._config import DEFAULT_FLAGS_PATH, DEFAULT_HOST, ClientConfig, check_headers
 from posthog_otel._events import (
+    MAX_BATCH_BYTES,
     Event,
     OpenBatch,
     SealedBatch,
@@ -203,7 +204,7 @@ class PostHogClient:
             return _NOT_SENT
         sent = 0
         response = _NOT_SENT
-        for chunk in batches(encoded, self._head, gzip=self._config.gzip):
+        for chunk in self._batches(encoded):
             try:
                 response = self._post(
                     BATCH_PATH, chunk.body, self._config.timeout, extra, gzipped=chunk.gzipped
@@ -341,6 +342,17 @@ class PostHogClient:
             path_only = path.partition("?")[0]
             raise APIError(result.status, parsed, url_path=path_only, headers=result.headers)
         return Response(result.status, result.headers, parsed)
+
+    def _batches(
+        self,
+        encoded: Iterable[bytes],
+        max_events: int | None = None,
+        limit: int = MAX_BATCH_BYTES,
+    ) -> Iterator[SealedBatch]:
+        """Encoded events packed into sealed ``/batch/`` bodies (compressed if gzip is on)."""
+        return batches(
+            encoded, self._head, gzip=self._config.gzip, max_events=max_events, limit=limit
+        )
 
     def _open_batch(self) -> OpenBatch:
         """An empty ``/batch/`` body for the pipeline to fill (compressed if gzip is on)."""
