@@ -294,8 +294,7 @@ class PostHogClient:
         groups: Mapping[str, str] | None,
     ) -> None:
         value = None if flag is None else flag.enabled
-        key = (distinct_id, name, value, tuple(sorted((groups or {}).items())))
-        if not self._flag_events.add(key):
+        if not self._flag_events.add(exposure_key(distinct_id, name, value, groups)):
             return
         properties = flag_called_properties(name, flag, answer)
         try:
@@ -390,6 +389,13 @@ class PostHogClient:
             if 200 <= result.status < 300:
                 return None
         return _redact(parsed, self._config.api_key)
+
+
+def exposure_key(
+    distinct_id: str, flag: str, value: Any, groups: Mapping[str, str] | None
+) -> tuple[Any, ...]:
+    """What ``$feature_flag_called`` is sent once per: user, flag, value and groups."""
+    return (distinct_id, flag, value, tuple(sorted(groups.items())) if groups else ())
 
 
 def flag_called_properties(

@@ -69,7 +69,7 @@ def capture(
                 name,
             )
         return
-    processor._enqueue_event(_as_event(name, props, distinct_id, span.get_span_context()))
+    processor._enqueue_event(built_event(name, props, distinct_id, span.get_span_context()))
 
 
 @contextmanager
@@ -113,12 +113,14 @@ def _is_attribute_value(value: Any) -> bool:
     return False
 
 
-def _as_event(
+def built_event(
     name: str,
     props: dict[str, Any],
     distinct_id: str | None,
     span_context: trace.SpanContext,
 ) -> dict[str, Any]:
+    """An event made in code rather than from a span: ``$lib``, the trace it happened
+    in, and a personless id when nobody is known."""
     properties = {**props, "$lib": LIB, "$lib_version": __version__}
     trace_hex = None
     if span_context.is_valid:

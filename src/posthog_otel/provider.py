@@ -30,12 +30,9 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach,
 from posthog_otel import _forksafe
 from posthog_otel._delivery import Delivery, own_or_given_client
 from posthog_otel._events import (
-    LIB,
     check_distinct_id,
     check_groups,
     check_properties,
-    now_iso,
-    uuid7,
 )
 from posthog_otel._flagcache import FlagCache, Lookup, Source
 from posthog_otel._lru import SeenSet
@@ -47,9 +44,14 @@ from posthog_otel._mapping import (
     attributes_of,
 )
 from posthog_otel._stats import Stats
-from posthog_otel._version import __version__
 from posthog_otel._worker import BatchWorker
-from posthog_otel.client import FLAG_EVENTS_REMEMBERED, PostHogClient, flag_called_properties
+from posthog_otel.client import (
+    FLAG_EVENTS_REMEMBERED,
+    PostHogClient,
+    exposure_key,
+    flag_called_properties,
+)
+from posthog_otel.context import built_event
 from posthog_otel.flags import FeatureFlag, FlagsResponse
 from posthog_otel.processor import PostHogSpanProcessor, active_processor
 
@@ -304,25 +306,13 @@ class PostHogFlagProvider:
                 processor._flag_evaluated(span, key, value)
         if not self._send_events or not self._client.enabled_capture:
             return
-        groups_key = tuple(sorted(groups.items())) if groups else ()
-        if not self._reported.add((who, key, value, groups_key)):
+        if not self._reported.add(exposure_key(who, key, value, groups)):
             return
         answer = lookup.entry.answer if lookup.entry is not None else None
         properties = flag_called_properties(key, flag, answer, evaluation.error or "")
-        properties.update({"$lib": LIB, "$lib_version": __version__})
         if groups:
             properties["$groups"] = dict(groups)
-        context = span.get_span_context()
-        if context.is_valid:
-            properties["$trace_id"] = trace.format_trace_id(context.trace_id)
-            properties["$span_id"] = trace.format_span_id(context.span_id)
-        event = {
-            "event": "$feature_flag_called",
-            "distinct_id": who,
-            "properties": properties,
-            "timestamp": now_iso(),
-            "uuid": str(uuid7()),
-        }
+        event = built_event("$feature_flag_called", properties, who, span.get_span_context())
         if self._processor is not None:
             self._processor._enqueue_event(event)
         else:
