@@ -89,3 +89,14 @@ def test_client_settings_as_arguments(server):
     assert "Content-Encoding" not in server.requests.matching("/batch")[0].headers
     exporter.shutdown()
     assert API_KEY not in repr(exporter)
+
+
+@pytest.mark.parametrize("options", [{"max_batch_size": 0}, {"max_queue_size": 0}])
+def test_nonsense_sizes_are_refused(client, options):
+    from posthog_otel import PostHogSpanProcessor
+
+    with pytest.raises(ValueError, match="must be at least 1"):
+        PostHogSpanProcessor(client, **options)
+    if "max_batch_size" in options:
+        with pytest.raises(ValueError, match="max_batch_size"):
+            PostHogSpanExporter(client, **options)

@@ -76,6 +76,8 @@ class Delivery:
         self._mapper = mapper
         self._stats = stats
         self._before_send = before_send
+        if max_batch_events < 1:
+            raise ValueError("max_batch_size must be at least 1")
         self.max_batch_events = max_batch_events
 
     def encode_item(self, item: Item) -> list[bytes]:

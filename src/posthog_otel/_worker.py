@@ -47,13 +47,12 @@ class BatchWorker:
         *,
         max_queue_size: int = 10_000,
         max_buffer_bytes: int = MAX_BUFFER_BYTES,
-        max_batch_size: int = 1000,
         flush_interval: float = 1.0,
         export_timeout: float = 30.0,
         name: str = "posthog-otel",
     ) -> None:
-        if max_queue_size < 1 or max_batch_size < 1:
-            raise ValueError("max_queue_size and max_batch_size must be at least 1")
+        if max_queue_size < 1:
+            raise ValueError("max_queue_size must be at least 1")
         if max_buffer_bytes < MAX_BATCH_BYTES:
             raise ValueError(f"max_buffer_bytes must be at least {MAX_BATCH_BYTES} (one request)")
         if flush_interval <= 0 or export_timeout <= 0:
@@ -62,11 +61,11 @@ class BatchWorker:
         self._stats = stats
         self._max_queue_size = max_queue_size
         self._max_buffer_bytes = max_buffer_bytes
-        self._batch_size = max_batch_size
+        self._batch_size = delivery.max_batch_events
         self._interval = flush_interval
         self._export_timeout = export_timeout
         self._name = name
-        self._wake_at = min(WAKE_AT, max_batch_size)
+        self._wake_at = min(WAKE_AT, self._batch_size)
         self._closed = False
         self._start()
         _LIVE.add(self)

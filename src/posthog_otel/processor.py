@@ -115,7 +115,6 @@ class PostHogSpanProcessor(SpanProcessor):
             self._stats,
             max_queue_size=max_queue_size,
             max_buffer_bytes=max_buffer_bytes,
-            max_batch_size=max_batch_size,
             flush_interval=flush_interval,
             export_timeout=export_timeout,
             name="posthog-otel-processor",
