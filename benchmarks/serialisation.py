@@ -21,9 +21,11 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 import posthog_otel._json as encoding
 from posthog_otel import PostHogClient
-from posthog_otel._delivery import Delivery
-from posthog_otel._mapping import DEFAULT_DENYLIST, MappingOptions, SpanMapper, denylist_pattern
-from posthog_otel._stats import Stats
+from posthog_otel._client.client import connection_of
+from posthog_otel._mapping.convention import DEFAULT_DENYLIST, denylist_pattern
+from posthog_otel._mapping.spans import MappingOptions, SpanMapper
+from posthog_otel._pipeline.delivery import Delivery
+from posthog_otel._pipeline.stats import Stats
 
 
 class Keep(SpanProcessor):
@@ -62,7 +64,7 @@ def main() -> None:
     made = spans(args.events)
     client = PostHogClient("phc_bench", "http://127.0.0.1:9")
     mapper = SpanMapper(MappingOptions(denylist=denylist_pattern(DEFAULT_DENYLIST)))
-    delivery = Delivery(client, mapper, Stats())
+    delivery = Delivery(connection_of(client), Stats(), mapper)
     events = [mapper.map_span(span)[0] for span in made]
 
     def our_path() -> None:

@@ -108,10 +108,10 @@ def json_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 
 
 class FakeClock:
-    """A monotonic clock the test moves by hand."""
+    """A monotonic clock the test moves by hand (``clock.now += 5``)."""
 
-    def __init__(self) -> None:
-        self.now = 1000.0
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
 
     def __call__(self) -> float:
         return self.now

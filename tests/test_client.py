@@ -130,7 +130,7 @@ def test_retry_after_seconds_is_honoured(server, client):
     server.faults.respond(429, retry_after=1)
     started = time.monotonic()
     client.capture("e", "u")
-    assert time.monotonic() - started >= 1.0
+    assert time.monotonic() - started >= 1.0  # a lower bound: load can only lengthen it
     assert len(server.events()) == 1
 
 
@@ -139,7 +139,7 @@ def test_retry_after_beyond_the_cap_fails_without_hammering(server, client):
     started = time.monotonic()
     with pytest.raises(APIError, match="429"):
         client.capture("e", "u")
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 30  # a hang guard: it must not wait the hour asked
     assert len(server.requests.matching("/capture/")) == 1
 
 
@@ -150,7 +150,9 @@ def test_the_timeout_is_applied_to_every_attempt(server):
         with pytest.raises(TransportError, match="timed out") as info:
             c.capture("e", "u")
         elapsed = time.monotonic() - started
-    assert 0.9 <= elapsed < 2.5, elapsed  # 3 x 0.3 s, plus backoff of at most 0.15 s
+    # Three attempts of 0.3 s each at least; the upper bound only guards against waiting
+    # out the 10 s hangs (generous, for a loaded CI machine).
+    assert 0.9 <= elapsed < 8, elapsed
     assert info.value.__cause__ is not None
     assert len(server.requests.matching("/capture/")) == 3
 
@@ -161,7 +163,7 @@ def test_a_stalled_response_body_times_out(server):
         started = time.monotonic()
         with pytest.raises(TransportError):
             c.capture("e", "u")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 8  # a hang guard: the stalls last 10 s each
 
 
 def test_a_reset_connection_is_retried_once_at_once(server):
@@ -198,7 +200,7 @@ def test_closing_interrupts_a_backoff(server):
     started = time.monotonic()
     with pytest.raises(APIError):
         c.capture("e", "u")
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10  # a hang guard: the backoff alone is 20 s
     with pytest.raises(PostHogError, match="closed"):
         c.capture("e", "u")
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import collections
 import logging
-import statistics
 import threading
 import time
 
 import pytest
 
 from conftest import wait_until
-from posthog_otel import capture
+from posthog_otel import capture, identify
 
 
 def produce(tracer, n: int, name: str = "tick", start: int = 0) -> None:
@@ -111,27 +110,18 @@ def test_server_down_for_two_seconds_mid_stream_loses_nothing(server, make_pipel
     assert processor.stats().retries > 0
 
 
-def span_cost(tracer, spans: int = 2000) -> float:
-    start = time.perf_counter()
-    produce(tracer, spans)
-    return (time.perf_counter() - start) / spans
-
-
-def test_server_down_for_good_the_app_barely_notices(server, make_pipeline, unused_port):
-    live_tracer, live = make_pipeline()
-    dead_tracer, dead = make_pipeline(
+def test_server_down_for_good_every_event_is_counted_as_dropped(make_pipeline, unused_port):
+    # What the application feels while PostHog is down is measured in benchmarks/.
+    tracer, dead = make_pipeline(
         f"http://127.0.0.1:{unused_port}", client_options={"retries": 2, "retry_delay": 0.05}
     )
-    normal = statistics.median(span_cost(live_tracer) for _ in range(3))
-    while_dead = statistics.median(span_cost(dead_tracer) for _ in range(3))
-    assert while_dead < 2 * normal, (while_dead, normal)
+    produce(tracer, 6000)
     started = time.monotonic()
     dead.shutdown(timeout_millis=2000)
-    assert time.monotonic() - started < 3.5
+    assert time.monotonic() - started < 3.5  # a guard against hanging, generous for slow CI
     stats = dead.stats()
     assert stats.events_sent == 0
     assert stats.dropped_total == stats.events_queued + stats.dropped.get("queue_full", 0) == 6000
-    live.shutdown()
 
 
 @pytest.mark.parametrize("fault", ["stall_body", "hang", "reset", "garbage"])
@@ -147,25 +137,30 @@ def test_sick_servers_never_leave_a_thread_stuck(server, make_pipeline, fault):
     produce(tracer, 100)
     started = time.monotonic()
     assert processor.force_flush(20_000)
-    assert time.monotonic() - started < 5  # two failed attempts of at most 0.5 s each, then success
+    # A hang guard: two failed attempts of at most 0.5 s each, then success; the faults
+    # last 30 s, so only a timeout that does not work could come near the bound.
+    assert time.monotonic() - started < 15
     assert_exactly_once(server, "tick", 100)
-    worker = processor._worker
+    worker = processor._pipeline.worker
     processor.shutdown(timeout_millis=2000)
     assert not worker._encoder.is_alive() and not worker._sender.is_alive()
 
 
-def test_eight_threads_ten_thousand_events_each(server, make_pipeline):
+def test_eight_threads_ten_thousand_events_each_exactly_once_for_the_right_user(
+    server, make_pipeline
+):
     # The devserver shares this process's GIL with eight producers, so the queue is sized
     # for the whole burst and requests may take long to answer: this test is about
-    # concurrency (nothing lost or doubled), not capacity or latency.
+    # concurrency (nothing lost, doubled or misattributed), not capacity or latency.
     tracer, processor = make_pipeline(max_queue_size=80_000, client_options={"timeout": 60})
 
     def worker(thread: int) -> None:
-        for i in range(10_000):
-            with tracer.start_as_current_span(
-                "s", attributes={"posthog.event": "load", "n": thread * 10_000 + i}
-            ):
-                pass
+        with identify(f"thread-{thread}"):
+            for i in range(10_000):
+                with tracer.start_as_current_span(
+                    "s", attributes={"posthog.event": "load", "n": thread * 10_000 + i}
+                ):
+                    pass
 
     threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
     for t in threads:
@@ -175,6 +170,8 @@ def test_eight_threads_ten_thousand_events_each(server, make_pipeline):
     assert processor.force_flush(120_000)
     assert server.store.count(event="load") == 80_000
     assert_exactly_once(server, "load", 80_000)
+    for event in server.events("load"):
+        assert event["distinct_id"] == f"thread-{event['properties']['n'] // 10_000}"
     assert processor.stats().events_sent == 80_000
 
 
@@ -219,7 +216,7 @@ def test_the_queue_bound_holds_while_posthog_is_away(server, make_pipeline):
         ):
             pass
     wait_until(lambda: processor.stats().dropped.get("queue_full", 0) > 0, timeout=10)
-    worker = processor._worker
+    worker = processor._pipeline.worker
     assert worker._outbox_bytes <= 5 * 1024 * 1024 + 2 * 1024 * 1024  # the limit, plus one batch
     assert len(worker._queue) <= 100
     server.faults.clear()

@@ -8,9 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from posthog_otel import PostHogClient
-from posthog_otel._delivery import Delivery
-from posthog_otel._mapping import DEFAULT_DENYLIST, MappingOptions, SpanMapper, denylist_pattern
-from posthog_otel._stats import Stats
+from posthog_otel._client.client import connection_of
+from posthog_otel._mapping.convention import DEFAULT_DENYLIST, denylist_pattern
+from posthog_otel._mapping.spans import MappingOptions, SpanMapper
+from posthog_otel._pipeline.delivery import Delivery
+from posthog_otel._pipeline.stats import Stats
 from spans import recording
 
 scalars = (
@@ -46,11 +48,11 @@ keys = st.text(min_size=1, max_size=30) | st.sampled_from(
 attribute_maps = st.dictionaries(keys, values, max_size=10)
 
 DELIVERY = Delivery(
-    PostHogClient("phc_never_used", "http://127.0.0.1:9"),
+    connection_of(PostHogClient("phc_never_used", "http://127.0.0.1:9")),
+    Stats(),
     SpanMapper(
         MappingOptions(capture_exceptions=True, denylist=denylist_pattern(DEFAULT_DENYLIST))
     ),
-    Stats(),
 )
 
 

@@ -37,3 +37,27 @@ def test_error_hierarchy():
     for cls in (APIError, ConfigurationError, TransportError):
         assert issubclass(cls, PostHogError)
     assert issubclass(ConfigurationError, ValueError)
+
+
+def test_only_these_modules_are_public():
+    """Everything else sits behind an underscore (a private module or package)."""
+    import pkgutil
+
+    public = {
+        info.name
+        for info in pkgutil.walk_packages(posthog_otel.__path__, "posthog_otel.")
+        if not any(part.startswith("_") for part in info.name.split("."))
+    }
+    assert public == {
+        "posthog_otel.cli",
+        "posthog_otel.devserver",
+        "posthog_otel.errors",
+        "posthog_otel.openfeature",
+    }
+    from posthog_otel import devserver, errors, openfeature
+
+    assert openfeature.__all__ == ["PostHogProvider"]
+    assert sorted(devserver.__all__) == ["DevServer", "RecordedRequest"]
+    assert sorted(errors.__all__) == sorted(
+        ["APIError", "ConfigurationError", "PostHogError", "TransportError"]
+    )

@@ -8,8 +8,14 @@ import time
 
 import pytest
 
-from posthog_otel._retry import RETRY_STATUSES, RetryPolicy, retry_after_seconds, send_with_retries
-from posthog_otel._transport import HTTPResult, NoAnswerError
+from conftest import FakeClock
+from posthog_otel._client.retry import (
+    RETRY_STATUSES,
+    RetryPolicy,
+    retry_after_seconds,
+    send_with_retries,
+)
+from posthog_otel._client.transport import HTTPResult, NoAnswerError
 
 
 def test_retry_statuses_are_exactly_the_transient_ones():
@@ -112,7 +118,7 @@ def test_retry_after_is_a_floor_on_the_wait():
     script = Script(429, 200, headers={"retry-after": "0.3"})
     started = time.monotonic()
     assert send_with_retries(script, FAST, timeout=1).status == 200
-    assert time.monotonic() - started >= 0.3
+    assert time.monotonic() - started >= 0.3  # a lower bound: load can only lengthen it
 
 
 def test_retry_after_beyond_the_cap_ends_retries():
@@ -121,16 +127,8 @@ def test_retry_after_beyond_the_cap_ends_retries():
     assert len(script.timeouts) == 1
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_deadline_bounds_the_request_timeout_and_stops_retries():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     policy = RetryPolicy(retries=10, delay=0.0)
 
     def attempt(timeout: float) -> HTTPResult:
@@ -151,4 +149,4 @@ def test_a_set_stop_event_interrupts_the_wait():
     started = time.monotonic()
     result = send_with_retries(Script(503, 200), policy, timeout=1, stop=stop)
     assert result.status == 503
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10  # a hang guard: the backoff alone is 15-30 s

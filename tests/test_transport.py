@@ -12,7 +12,7 @@ import pytest
 import trustme
 
 from posthog_otel import PostHogClient, TransportError
-from posthog_otel._transport import Transport
+from posthog_otel._client.transport import Transport
 
 
 class Recorder(BaseHTTPRequestHandler):

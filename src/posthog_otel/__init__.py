@@ -1,18 +1,20 @@
 """posthog-otel: PostHog product analytics and feature flags from OpenTelemetry.
 
 The public API is exactly the names in ``__all__``; everything else is private.
+Alongside: ``posthog_otel.openfeature`` (the OpenFeature provider, extra
+``openfeature``) and ``posthog_otel.devserver`` (a local PostHog-compatible server).
 """
 
-from posthog_otel._events import Event
-from posthog_otel._stats import PipelineStats
+from posthog_otel._client.client import PostHogClient, Response
+from posthog_otel._client.events import Event
+from posthog_otel._flags.provider import PostHogFlagProvider
+from posthog_otel._flags.values import FeatureFlag, FlagsResponse
+from posthog_otel._pipeline.context import capture, identify
+from posthog_otel._pipeline.exporter import PostHogSpanExporter
+from posthog_otel._pipeline.processor import PostHogSpanProcessor
+from posthog_otel._pipeline.stats import PipelineStats
 from posthog_otel._version import __version__
-from posthog_otel.client import PostHogClient, Response
-from posthog_otel.context import capture, identify
 from posthog_otel.errors import APIError, ConfigurationError, PostHogError, TransportError
-from posthog_otel.exporter import PostHogSpanExporter
-from posthog_otel.flags import FeatureFlag, FlagsResponse
-from posthog_otel.processor import PostHogSpanProcessor
-from posthog_otel.provider import PostHogFlagProvider
 
 __all__ = [
     "APIError",

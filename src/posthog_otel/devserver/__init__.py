@@ -38,7 +38,7 @@ from posthog_otel.devserver._store import EventStore
 
 __all__ = ["DevServer", "RecordedRequest"]
 
-logger = logging.getLogger("posthog_otel.devserver")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

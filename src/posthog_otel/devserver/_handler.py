@@ -20,7 +20,7 @@ from posthog_otel.devserver._rules import flags_response
 if TYPE_CHECKING:
     from posthog_otel.devserver import DevServer
 
-logger = logging.getLogger("posthog_otel.devserver")
+logger = logging.getLogger(__name__)
 
 CAPTURE_ROUTES = ("/batch", "/capture", "/i/v0/e", "/e", "/track")
 FLAG_ROUTES = ("/decide", "/flags")

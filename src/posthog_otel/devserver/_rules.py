@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posthog_otel._hashing import rollout_hash
+from posthog_otel._flags.hashing import rollout_hash
 
 _RULE_FIELDS = {
     "enabled",

@@ -9,14 +9,8 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from posthog_otel._mapping import (
-    DEFAULT_DENYLIST,
-    InvalidTagError,
-    MappingOptions,
-    SpanMapper,
-    denylist_pattern,
-    event_uuid,
-)
+from posthog_otel._mapping.convention import DEFAULT_DENYLIST, denylist_pattern, event_uuid
+from posthog_otel._mapping.spans import InvalidTagError, MappingOptions, SpanMapper
 from spans import one_span, recording
 
 MAPPER = SpanMapper(MappingOptions(denylist=denylist_pattern(DEFAULT_DENYLIST)))

@@ -1,60 +1,39 @@
-"""The tagging convention: spans and span events to PostHog events. Pure: no I/O.
-
-Every key starting ``posthog.`` is reserved: it steers the mapping and is never
-sent as a property. See the README's convention table for the contract.
-"""
+"""The tagging convention for spans: a span and its span events to PostHog events.
+Pure: no I/O. The reserved keys are in ``convention``."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from posthog_otel._errortracking import exception_list
-from posthog_otel._events import LIB
-from posthog_otel._version import __version__
-
-TAG = "posthog.event"
-DISTINCT_ID = "posthog.distinct_id"
-PROPERTIES = "posthog.properties"
-SESSION_ID = "posthog.session_id"
-SET_PREFIX = "posthog.set."
-SET_ONCE_PREFIX = "posthog.set_once."
-GROUPS_PREFIX = "posthog.groups."
-RESERVED_PREFIX = "posthog."
-FLAG_EVALUATION = "feature_flag.evaluation"
-USER_ID_KEYS = ("enduser.id", "user.id")
-
-# Credentials by the last word of the key: ``http.request.header.authorization``,
-# ``db.password``, ``x-api-key``, ``accessToken``; but not ``token_count``.
-DEFAULT_DENYLIST = (
-    "authorization",
-    "cookie",
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "private_key",
-    "credentials",
+from posthog_otel import _otel
+from posthog_otel._mapping.convention import (
+    DISTINCT_ID,
+    FLAG_EVALUATION,
+    GROUPS_PREFIX,
+    PROPERTIES,
+    RESERVED_PREFIX,
+    SESSION_ID,
+    SET_ONCE_PREFIX,
+    SET_PREFIX,
+    TAG,
+    USER_ID_KEYS,
+    IsoClock,
+    event_uuid,
+    normalise_key,
 )
-# Request context PostHog understands, read from server spans (both generations of names).
-_WEB_PROPERTIES = (
-    ("$current_url", ("url.full", "http.url")),
-    ("$pathname", ("url.path", "http.target")),
-    ("$raw_user_agent", ("user_agent.original", "http.user_agent")),
-    ("$ip", ("client.address", "http.client_ip", "net.peer.ip")),
-)
+from posthog_otel._mapping.exceptions import exception_list
+from posthog_otel._mapping.web import web_properties
+from posthog_otel._version import LIB, __version__
+
 _KIND_NAMES = {kind: kind.name.lower() for kind in SpanKind}
 _UUID_NAMESPACE = bytes.fromhex("6f2a3b5c8d9e4f10a1b2c3d4e5f60718")
 
@@ -70,61 +49,6 @@ class MappingOptions:
     denylist: re.Pattern[str] | None = None
 
 
-def denylist_pattern(words: Iterable[str] | re.Pattern[str] | None) -> re.Pattern[str] | None:
-    """A pattern matching keys whose last word is one of ``words`` (any case or style)."""
-    if words is None or isinstance(words, re.Pattern):
-        return words
-    alternatives = sorted({re.escape(_normalise(w)).replace("_", "[._-]?") for w in words})
-    if not alternatives:
-        return None
-    return re.compile(rf"(?:^|[._\-\s])(?:{'|'.join(alternatives)})$")
-
-
-def _normalise(key: str) -> str:
-    """``accessToken`` and ``X-API-Key`` become ``access_token`` and ``x-api-key``."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower()
-
-
-def event_uuid(trace_hex: str, span_hex: str, suffix: str) -> str:
-    """Deterministic: ``uuid5(namespace, trace + span + suffix)``, so re-exports dedupe."""
-    name = _UUID_NAMESPACE + (trace_hex + span_hex + suffix).encode()
-    h = hashlib.sha1(name, usedforsecurity=False).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
-
-
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # RFC 4122 variant bits
-
-
-class _Clock:
-    """ISO 8601 from nanoseconds, reusing the formatted second (events cluster in time)."""
-
-    def __init__(self) -> None:
-        self._second = (-1, "")
-
-    def iso(self, ns: int) -> str:
-        second = ns // 1_000_000_000
-        cached = self._second
-        if cached[0] != second:
-            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)))
-            self._second = cached
-        return cached[1] + "%06d+00:00" % (ns // 1000 % 1_000_000)  # noqa: UP031 - fastest
-
-
-def attributes_of(item: Any) -> Mapping[str, Any]:
-    """The SDK's attribute dict without the copies its public accessor makes."""
-    try:
-        return item._attributes._dict  # type: ignore[no-any-return]
-    except AttributeError:
-        return item.attributes or {}
-
-
-def events_of(span: Any) -> Sequence[Any]:
-    try:
-        return span._events  # type: ignore[no-any-return]
-    except AttributeError:
-        return span.events or ()
-
-
 # What an attribute key is, decided once per key: a property, a credential to drop, or
 # reserved (a bit flag, so one pass over a span's keys says which extras it needs).
 _PLAIN, _DENIED = 0, -1
@@ -135,7 +59,7 @@ _STATUS_NAMES = {code: code.name.lower() for code in StatusCode}
 def has_tagged_events(events: Iterable[Any], capture_exceptions: bool) -> bool:
     """Whether any span event is tagged (or is an exception we were asked to send)."""
     for event in events:
-        if TAG in attributes_of(event) or (capture_exceptions and event.name == "exception"):
+        if TAG in _otel.attributes_of(event) or (capture_exceptions and event.name == "exception"):
             return True
     return False
 
@@ -143,7 +67,9 @@ def has_tagged_events(events: Iterable[Any], capture_exceptions: bool) -> bool:
 def is_tagged(span: Any, capture_exceptions: bool) -> bool:
     """Whether the span will make at least one event (the exporter's check; the
     processor inlines the first half of it on its hot path)."""
-    return TAG in attributes_of(span) or has_tagged_events(events_of(span), capture_exceptions)
+    return TAG in _otel.attributes_of(span) or has_tagged_events(
+        _otel.events_of(span), capture_exceptions
+    )
 
 
 class SpanMapper:
@@ -151,7 +77,7 @@ class SpanMapper:
 
     def __init__(self, options: MappingOptions) -> None:
         self._options = options
-        self._clock = _Clock()
+        self._clock = IsoClock()
         self._kinds: dict[str, int] = {}  # attribute key -> plain, reserved or denied
         self._resource: tuple[Any, dict[str, Any]] = (object(), {})
 
@@ -162,7 +88,7 @@ class SpanMapper:
 
         Raises ``InvalidTagError`` when a reserved attribute holds an unusable value.
         """
-        attrs = attributes_of(span)
+        attrs = _otel.attributes_of(span)
         ctx = span.context
         trace_hex = "%032x" % ctx.trace_id if ctx else "0" * 32  # noqa: UP031 - fastest
         span_hex = "%016x" % ctx.span_id if ctx else "0" * 16  # noqa: UP031
@@ -173,9 +99,9 @@ class SpanMapper:
         session = _session(reserved, attrs)
         flags = dict(inherited_flags) if inherited_flags else {}
         out: list[dict[str, Any]] = []
-        events = events_of(span)
+        events = _otel.events_of(span)
         for index, event in enumerate(events if events else ()):
-            eattrs = attributes_of(event)
+            eattrs = _otel.attributes_of(event)
             name = event.name
             if name == FLAG_EVALUATION:
                 _note_flag(eattrs, flags)
@@ -253,7 +179,7 @@ class SpanMapper:
                 kind |= _PEOPLE
             elif key == PROPERTIES:
                 kind |= _JSON
-        elif deny is not None and deny.search(_normalise(key)):
+        elif deny is not None and deny.search(normalise_key(key)):
             kind = _DENIED
         else:
             kind = _PLAIN
@@ -291,14 +217,7 @@ class SpanMapper:
         context = {"$trace_id": trace_hex, "$span_id": span_hex, "$otel_span_name": span.name}
         context.update(self._resource_context(span.resource))
         if span.kind is SpanKind.SERVER:
-            for name, keys in _WEB_PROPERTIES:
-                for key in keys:
-                    value = attrs.get(key)
-                    if isinstance(value, str) and value:
-                        context[name] = value.split("?", 1)[0] if name == "$pathname" else value
-                        break
-            if "$pathname" not in context and "$current_url" in context:
-                context["$pathname"] = urlsplit(context["$current_url"]).path or "/"
+            context.update(web_properties(attrs))
         return context
 
     def _resource_context(self, resource: Any) -> dict[str, Any]:

@@ -25,35 +25,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import baggage, trace
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 
-from posthog_otel import _forksafe
-from posthog_otel._delivery import Delivery, own_or_given_client
-from posthog_otel._events import (
-    check_distinct_id,
-    check_groups,
-    check_properties,
-)
-from posthog_otel._flagcache import FlagCache, Lookup, Source
-from posthog_otel._lru import SeenSet
-from posthog_otel._mapping import (
-    DISTINCT_ID,
-    USER_ID_KEYS,
-    MappingOptions,
-    SpanMapper,
-    attributes_of,
-)
-from posthog_otel._stats import Stats
-from posthog_otel._worker import BatchWorker
-from posthog_otel.client import (
-    FLAG_EVENTS_REMEMBERED,
-    PostHogClient,
-    exposure_key,
-    flag_called_properties,
-)
-from posthog_otel.context import built_event
-from posthog_otel.flags import FeatureFlag, FlagsResponse
-from posthog_otel.processor import PostHogSpanProcessor, active_processor
+from posthog_otel import _forksafe, _otel
+from posthog_otel._client.client import PostHogClient, client_from, connection_of
+from posthog_otel._client.events import check_distinct_id, check_groups, check_properties
+from posthog_otel._flags.cache import FlagCache, Lookup, Source
+from posthog_otel._flags.exposure import ExposureLog, flag_called_properties
+from posthog_otel._flags.values import FeatureFlag, FlagsResponse
+from posthog_otel._mapping.captured import captured_event
+from posthog_otel._mapping.convention import DISTINCT_ID, USER_ID_KEYS
+from posthog_otel._pipeline import pipeline
+from posthog_otel._pipeline.delivery import Delivery
+from posthog_otel._pipeline.pipeline import Pipeline
+from posthog_otel._pipeline.processor import PostHogSpanProcessor, pipeline_of
+from posthog_otel._pipeline.stats import Stats
+from posthog_otel._pipeline.worker import BatchWorker
 
 __all__ = ["PostHogFlagProvider"]
 
@@ -101,22 +87,23 @@ class PostHogFlagProvider:
         clock: Callable[[], float] = time.monotonic,
         **client_options: Any,
     ) -> None:
-        self._client, self._owns_client = own_or_given_client(client, api_key, host, client_options)
-        self._processor = processor
+        self._client, self._owns_client = client_from(client, api_key, host, client_options)
+        self._connection = connection_of(self._client)
+        self._shared = pipeline_of(processor) if processor is not None else None
         self._send_events = send_feature_flag_events
         self._cache = FlagCache(
             ttl=cache_ttl,
             size=cache_size,
             grace=stale_grace,
             clock=clock,
-            wait_timeout=self._client._config.flags_timeout * 2 + 1,
+            wait_timeout=self._connection.config.flags_timeout * 2 + 1,
         )
-        self._reported = SeenSet(FLAG_EVENTS_REMEMBERED)
+        self._reported = ExposureLog()
         # Per live span, the flags already recorded on it: one span event per flag and
         # value, so a flag read in a loop cannot crowd out the span's other events.
         self._on_spans: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
         self._on_spans_lock = threading.Lock()
-        self._worker: BatchWorker | None = None
+        self._own: Pipeline | None = None
         self._worker_lock = threading.Lock()
         self._closed = False
         _forksafe.register(self)
@@ -145,7 +132,7 @@ class PostHogFlagProvider:
         current span's ``posthog.distinct_id``, ``identify()``'s baggage, then
         ``enduser.id``/``user.id``); with none, ``ValueError``.
         """
-        return self._evaluate(key, distinct_id, groups, person_properties, group_properties).flag
+        return self.evaluate(key, distinct_id, groups, person_properties, group_properties).flag
 
     def is_enabled(
         self,
@@ -204,7 +191,7 @@ class PostHogFlagProvider:
             flags = {k: _stale(f) for k, f in flags.items()}
         return flags
 
-    def _evaluate(
+    def evaluate(
         self,
         key: str,
         distinct_id: str | None = None,
@@ -212,7 +199,8 @@ class PostHogFlagProvider:
         person_properties: Properties | None = None,
         group_properties: Mapping[str, Properties] | None = None,
     ) -> Evaluation:
-        """The flag, and where its answer came from (for adapters such as OpenFeature)."""
+        """The flag, where its answer came from, and why it is missing (for adapters such
+        as OpenFeature; raises ``ValueError``/``TypeError`` for bad arguments)."""
         if not isinstance(key, str) or not key:
             raise ValueError("flag key must be a non-empty string")
         who = self._who(distinct_id)
@@ -225,19 +213,21 @@ class PostHogFlagProvider:
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Deliver the ``$feature_flag_called`` events queued so far."""
-        if self._processor is not None:
-            return self._processor.force_flush(int(timeout * 1000))
-        return self._worker.flush(timeout) if self._worker is not None else True
+        if self._shared is not None:
+            return self._shared.flush(timeout)
+        return self._own.flush(timeout) if self._own is not None else True
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Deliver queued events, then release what we own. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        if self._worker is not None:
-            self._worker.shutdown(timeout)
-        elif self._processor is not None:
-            self._processor.force_flush(int(timeout * 1000))
+        with self._worker_lock:
+            own, self._own = self._own, None
+        if own is not None:
+            own.shutdown(timeout)
+        elif self._shared is not None:
+            self._shared.flush(timeout)
         if self._owns_client:
             self._client.close()
 
@@ -247,7 +237,7 @@ class PostHogFlagProvider:
         if distinct_id is not None:
             return check_distinct_id(distinct_id)
         span = trace.get_current_span()
-        attrs = attributes_of(span) if span.is_recording() else {}
+        attrs = _otel.attributes_of(span) if span.is_recording() else {}
         tagged = attrs.get(DISTINCT_ID)
         if isinstance(tagged, str) and tagged:
             return tagged
@@ -278,13 +268,10 @@ class PostHogFlagProvider:
         key = (who, _canonical(groups), _canonical(person_properties), _canonical(group_properties))
 
         def fetch() -> FlagsResponse:
-            token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-            try:
-                return self._client._fetch_flags(
+            with _otel.suppressed():
+                return self._connection.fetch_flags(
                     who, groups, group_properties, person_properties, retry=False
                 )
-            finally:
-                detach(token)
 
         return self._cache.lookup(key, fetch)
 
@@ -301,22 +288,21 @@ class PostHogFlagProvider:
         span = trace.get_current_span()
         if span.is_recording() and self._first_on_span(span, key, value):
             span.add_event("feature_flag.evaluation", _span_event(key, evaluation, who))
-            processor = self._processor or active_processor()
-            if processor is not None and flag is not None:
-                processor._flag_evaluated(span, key, value)
+            shared = self._shared or pipeline.active()
+            if shared is not None and flag is not None:
+                shared.flag_evaluated(span, key, value)
         if not self._send_events or not self._client.enabled_capture:
             return
-        if not self._reported.add(exposure_key(who, key, value, groups)):
+        if not self._reported.first(who, key, value, groups):
             return
         answer = lookup.entry.answer if lookup.entry is not None else None
         properties = flag_called_properties(key, flag, answer, evaluation.error or "")
         if groups:
             properties["$groups"] = dict(groups)
-        event = built_event("$feature_flag_called", properties, who, span.get_span_context())
-        if self._processor is not None:
-            self._processor._enqueue_event(event)
-        else:
-            self._own_worker().put(event)
+        event = captured_event("$feature_flag_called", properties, who, span.get_span_context())
+        target = self._shared or self._own_pipeline()
+        if target is not None:
+            target.put(event)
 
     def _first_on_span(self, span: Any, key: str, value: Any) -> bool:
         with self._on_spans_lock:
@@ -326,13 +312,17 @@ class PostHogFlagProvider:
             recorded[key] = value
             return True
 
-    def _own_worker(self) -> BatchWorker:
+    def _own_pipeline(self) -> Pipeline | None:
+        """A queue of our own for exposure events, started on first use; none after
+        ``shutdown()`` (the event is not sent, and nothing is restarted)."""
         with self._worker_lock:
-            if self._worker is None:
+            if self._own is None and not self._closed:
                 stats = Stats()
-                delivery = Delivery(self._client, SpanMapper(MappingOptions()), stats)
-                self._worker = BatchWorker(delivery, stats, name="posthog-otel-flags")
-            return self._worker
+                worker = BatchWorker(
+                    Delivery(self._connection, stats), stats, name="posthog-otel-flags"
+                )
+                self._own = Pipeline(worker, stats)
+            return self._own
 
 
 def _evaluation(lookup: Lookup, key: str) -> Evaluation:

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from posthog_otel import _forksafe
-from posthog_otel._retry import retry_after_seconds
+from posthog_otel._client.retry import retry_after_seconds
+from posthog_otel._flags.values import FlagsResponse
 from posthog_otel.errors import APIError, PostHogError
-from posthog_otel.flags import FlagsResponse
 
-logger = logging.getLogger("posthog_otel")
+logger = logging.getLogger(__name__)
 
 Source = Literal["fresh", "cached", "stale", "unavailable"]
 MAX_BACKOFF = 30.0

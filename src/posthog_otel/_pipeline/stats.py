@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-logger = logging.getLogger("posthog_otel")
+logger = logging.getLogger(__name__)
 
 DROP_REASONS = {
     "queue_full": "the queue was full (raise max_queue_size, or PostHog is too slow or down)",

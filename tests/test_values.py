@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from posthog_otel.flags import FeatureFlag, decode_payload, parse_flags_response
+from posthog_otel._flags.values import FeatureFlag, decode_payload, parse_flags_response
 
 DETAILED = {
     "flags": {

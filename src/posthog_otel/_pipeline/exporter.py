@@ -15,17 +15,15 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from posthog_otel._delivery import BeforeSend, Delivery, own_or_given_client
-from posthog_otel._mapping import (
-    DEFAULT_DENYLIST,
-    is_tagged,
-)
-from posthog_otel._stats import PipelineStats, Stats
-from posthog_otel.client import PostHogClient
+from posthog_otel import _otel
+from posthog_otel._client.client import PostHogClient, client_from, connection_of
+from posthog_otel._mapping.convention import DEFAULT_DENYLIST
+from posthog_otel._mapping.spans import is_tagged
+from posthog_otel._pipeline.delivery import BeforeSend, Delivery
+from posthog_otel._pipeline.stats import PipelineStats, Stats
 
 __all__ = ["PostHogSpanExporter"]
 
@@ -51,10 +49,10 @@ class PostHogSpanExporter(SpanExporter):
         export_timeout: float = 30.0,
         **client_options: Any,
     ) -> None:
-        self._client, self._owns_client = own_or_given_client(client, api_key, host, client_options)
+        self._client, self._owns_client = client_from(client, api_key, host, client_options)
         self._stats = Stats()
         self._delivery = Delivery.for_spans(
-            self._client,
+            connection_of(self._client),
             self._stats,
             capture_exceptions=capture_exceptions,
             include_resource_attributes=include_resource_attributes,
@@ -75,20 +73,21 @@ class PostHogSpanExporter(SpanExporter):
             lost = sum(is_tagged(span, self._capture_exceptions) for span in spans)
             self._stats.drop("shutdown", lost)
             return SpanExportResult.FAILURE
-        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
-            for _ in spans:
-                self._stats.spans_seen.add_one()
-            if not self._client.enabled_capture:
-                return SpanExportResult.SUCCESS
-            deadline = time.monotonic() + self._export_timeout
-            delivered = self._delivery.deliver(spans, deadline=deadline, stop=self._stop)
-            return SpanExportResult.SUCCESS if delivered else SpanExportResult.FAILURE
+            with _otel.suppressed():
+                return self._export(spans)
         except Exception:  # noqa: BLE001 - export() must return a result, not raise
             self._stats.drop("invalid", len(spans), "unexpected error while exporting")
             return SpanExportResult.FAILURE
-        finally:
-            detach(token)
+
+    def _export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        for _ in spans:
+            self._stats.spans_seen.add_one()
+        if not self._client.enabled_capture:
+            return SpanExportResult.SUCCESS
+        deadline = time.monotonic() + self._export_timeout
+        delivered = self._delivery.deliver(spans, deadline=deadline, stop=self._stop)
+        return SpanExportResult.SUCCESS if delivered else SpanExportResult.FAILURE
 
     def shutdown(self, timeout_millis: float = 30000) -> None:
         """Stop: an export in progress gives up its retries. Idempotent."""

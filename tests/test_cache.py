@@ -7,17 +7,10 @@ import threading
 
 import pytest
 
-from posthog_otel._flagcache import FlagCache
+from conftest import FakeClock
+from posthog_otel._flags.cache import FlagCache
+from posthog_otel._flags.values import FeatureFlag, FlagsResponse
 from posthog_otel.errors import APIError, TransportError
-from posthog_otel.flags import FeatureFlag, FlagsResponse
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def answer(value: bool = True, errors: bool = False) -> FlagsResponse:
@@ -40,8 +33,8 @@ class Fetcher:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 def cache(clock, **kw) -> FlagCache:
@@ -158,4 +151,4 @@ def test_a_partial_answer_keeps_the_previous_one(clock):
 
 def test_settings_are_checked():
     with pytest.raises(ValueError, match="cache"):
-        FlagCache(ttl=-1, size=1, grace=0, clock=Clock(), wait_timeout=1)
+        FlagCache(ttl=-1, size=1, grace=0, clock=FakeClock(), wait_timeout=1)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FeatureFlag", "FlagsResponse"]
+__all__ = ["FeatureFlag", "FlagsResponse", "decode_payload", "parse_flags_response"]
 
 FlagValue = bool | str
 

@@ -25,7 +25,7 @@ from urllib3.exceptions import (
 )
 
 from posthog_otel import _forksafe
-from posthog_otel._gzip import gzip_bytes
+from posthog_otel._client.compress import gzip_bytes
 from posthog_otel._version import __version__
 from posthog_otel.errors import TransportError
 

@@ -13,11 +13,13 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from posthog_otel._events import MAX_EVENT_BYTES, OpenBatch, SealedBatch
+from posthog_otel._client.batch import MAX_GROWN_BYTES, MAX_GROWN_EVENTS, OpenBatch, SealedBatch
+from posthog_otel._client.connection import Connection
+from posthog_otel._client.events import MAX_EVENT_BYTES
 from posthog_otel._json import dumps, lenient
-from posthog_otel._mapping import InvalidTagError, MappingOptions, SpanMapper, denylist_pattern
-from posthog_otel._stats import Stats
-from posthog_otel.client import PostHogClient
+from posthog_otel._mapping.convention import denylist_pattern
+from posthog_otel._mapping.spans import InvalidTagError, MappingOptions, SpanMapper
+from posthog_otel._pipeline.stats import Stats
 from posthog_otel.errors import TransportError
 
 BeforeSend = Callable[[dict[str, Any]], "dict[str, Any] | None"]
@@ -27,27 +29,13 @@ Item = ReadableSpan | tuple[ReadableSpan, "dict[str, Any] | None"] | dict[str, A
 # validated before sending, and halving a batch PostHog refuses as a whole would send
 # ~2n requests that all fail.
 _SPLIT_STATUSES = (413,)
-# Under load a batch grows past max_batch_size while the sender is busy (fewer, larger
-# requests keep up better), but not past these: a larger raw batch costs memory and a
-# longer pause to compress it.
-MAX_EVENTS_PER_REQUEST = 20_000
-MAX_GROWN_BYTES = 2 * 1024 * 1024
-
-
-def own_or_given_client(
-    client: PostHogClient | None, api_key: str | None, host: str | None, options: dict[str, Any]
-) -> tuple[PostHogClient, bool]:
-    """The client to send through, and whether we built it (and so must close it)."""
-    if client is not None:
-        return client, False
-    return PostHogClient.from_env(api_key=api_key, host=host, **options), True
 
 
 class Delivery:
     @classmethod
     def for_spans(
         cls,
-        client: PostHogClient,
+        connection: Connection,
         stats: Stats,
         *,
         capture_exceptions: bool,
@@ -62,17 +50,17 @@ class Delivery:
             include_resource_attributes=include_resource_attributes,
             denylist=denylist_pattern(attribute_denylist),
         )
-        return cls(client, SpanMapper(options), stats, before_send, max_batch_size)
+        return cls(connection, stats, SpanMapper(options), before_send, max_batch_size)
 
     def __init__(
         self,
-        client: PostHogClient,
-        mapper: SpanMapper,
+        connection: Connection,
         stats: Stats,
+        mapper: SpanMapper | None = None,
         before_send: BeforeSend | None = None,
         max_batch_events: int = 1000,
     ) -> None:
-        self._client = client
+        self._connection = connection
         self._mapper = mapper
         self._stats = stats
         self._before_send = before_send
@@ -91,19 +79,17 @@ class Delivery:
 
     def fits(self, batch: OpenBatch, data: bytes) -> bool:
         """Whether ``data`` may join ``batch`` within one request's limits."""
-        return not batch or (
-            len(batch) < MAX_EVENTS_PER_REQUEST and batch.fits(data, MAX_GROWN_BYTES)
-        )
+        return not batch or (len(batch) < MAX_GROWN_EVENTS and batch.fits(data, MAX_GROWN_BYTES))
 
     def open_batch(self) -> OpenBatch:
-        return self._client._open_batch()
+        return self._connection.open_batch()
 
     def deliver(self, items: Iterable[Item], *, deadline: float, stop: threading.Event) -> bool:
         """Map, encode and send every item's events; ``True`` if all were accepted."""
         encoded = (data for item in items for data in self.encode_item(item))
-        max_events = min(self.max_batch_events, MAX_EVENTS_PER_REQUEST)
+        max_events = min(self.max_batch_events, MAX_GROWN_EVENTS)
         delivered = True
-        for batch in self._client._batches(encoded, max_events, MAX_GROWN_BYTES):
+        for batch in self._connection.batches(encoded, max_events, MAX_GROWN_BYTES):
             delivered = self.send(batch, deadline=deadline, stop=stop) and delivered
         return delivered
 
@@ -111,7 +97,7 @@ class Delivery:
         """One request (retried); refused as too large (413), the batch is halved and the
         halves resent, so the events that fit still go."""
         try:
-            result = self._client._send_batch(
+            result = self._connection.send_batch(
                 batch, deadline=deadline, stop=stop, on_retry=self._stats.retried
             )
         except TransportError as exc:
@@ -132,6 +118,8 @@ class Delivery:
         try:
             if isinstance(item, dict):
                 events = [item]
+            elif self._mapper is None:
+                raise TypeError(f"no mapper for a {type(item).__name__}")
             elif isinstance(item, tuple):
                 events = self._mapper.map_span(item[0], item[1])
             else:

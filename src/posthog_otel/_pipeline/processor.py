@@ -10,48 +10,24 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from opentelemetry import context as _context
-from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace.propagation import _SPAN_KEY
 
-from posthog_otel._delivery import BeforeSend, Delivery, own_or_given_client
-from posthog_otel._mapping import (
-    DEFAULT_DENYLIST,
-    DISTINCT_ID,
-    TAG,
-    attributes_of,
-    has_tagged_events,
-)
-from posthog_otel._spanflags import SpanFlags
-from posthog_otel._stats import PipelineStats, Stats
-from posthog_otel._worker import MAX_BUFFER_BYTES, BatchWorker
-from posthog_otel.client import PostHogClient
+from posthog_otel import _otel
+from posthog_otel._client.client import PostHogClient, client_from, connection_of
+from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, TAG
+from posthog_otel._mapping.spans import has_tagged_events
+from posthog_otel._pipeline.delivery import BeforeSend, Delivery
+from posthog_otel._pipeline.pipeline import Pipeline, activate
+from posthog_otel._pipeline.stats import PipelineStats, Stats
+from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES, BatchWorker
 
-__all__ = ["PostHogSpanProcessor"]
+__all__ = ["PostHogSpanProcessor", "pipeline_of"]
 
 logger = logging.getLogger(__name__)
-
-# The current context in one call instead of two: on_start runs for every span.
-_runtime = getattr(_context, "_RUNTIME_CONTEXT", None)
-_current_context: Callable[[], Context] = (
-    _runtime.get_current if _runtime is not None else _context.get_current
-)
-
-_active: weakref.ref[PostHogSpanProcessor] | None = None
-_active_lock = threading.Lock()
-
-
-def active_processor() -> PostHogSpanProcessor | None:
-    """The most recently started processor that is not shut down, if any."""
-    processor = _active() if _active is not None else None
-    return processor if processor is not None and not processor._shut_down else None
 
 
 class PostHogSpanProcessor(SpanProcessor):
@@ -96,39 +72,38 @@ class PostHogSpanProcessor(SpanProcessor):
         export_timeout: float = 30.0,
         **client_options: Any,
     ) -> None:
-        self._client, self._owns_client = own_or_given_client(client, api_key, host, client_options)
-        self._enabled = self._client.enabled_capture
+        self._client, self._owns_client = client_from(client, api_key, host, client_options)
         self._capture_exceptions = capture_exceptions
-        self._stats = Stats()
         self._shut_down = False
+        stats = Stats()
         delivery = Delivery.for_spans(
-            self._client,
-            self._stats,
+            connection_of(self._client),
+            stats,
             capture_exceptions=capture_exceptions,
             include_resource_attributes=include_resource_attributes,
             attribute_denylist=attribute_denylist,
             before_send=before_send,
             max_batch_size=max_batch_size,
         )
-        self._worker = BatchWorker(
+        worker = BatchWorker(
             delivery,
-            self._stats,
+            stats,
             max_queue_size=max_queue_size,
             max_buffer_bytes=max_buffer_bytes,
             flush_interval=flush_interval,
             export_timeout=export_timeout,
             name="posthog-otel-processor",
         )
-        self._span_flags = SpanFlags()
+        enabled = self._client.enabled_capture
+        self._pipeline = Pipeline(worker, stats, enabled=enabled)
+        self._span_flags = self._pipeline.span_flags
         self._flags_live = self._span_flags.live  # read on every span start and end
-        self._seen = self._stats.spans_seen.add_one
-        self._put = self._worker.put
-        if not self._enabled:  # capture is off: hooks that do nothing at all
+        self._seen = stats.spans_seen.add_one
+        self._put = worker.put
+        if not enabled:  # capture is off: hooks that do nothing at all
             self.on_start = _ignore_start  # type: ignore[method-assign]
             self.on_end = _ignore_end  # type: ignore[method-assign]
-        global _active
-        with _active_lock:
-            _active = weakref.ref(self)
+        activate(self._pipeline)
 
     def __repr__(self) -> str:
         return f"PostHogSpanProcessor(client={self._client!r})"
@@ -137,25 +112,26 @@ class PostHogSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            ctx = parent_context if parent_context is not None else _current_context()
-            parent = ctx.get(_SPAN_KEY)
+            ctx = parent_context if parent_context is not None else _otel.current_context()
+            parent = _otel.span_of(ctx)
             identity = None
             if parent is not None:
                 if self._flags_live:  # a flag was evaluated on some live span
                     self._span_flags.started(
                         span.get_span_context().span_id,
-                        parent.get_span_context().span_id,  # type: ignore[attr-defined]
+                        parent.get_span_context().span_id,
                     )
-                try:
-                    identity = parent._attributes._dict.get(DISTINCT_ID)  # type: ignore[attr-defined]
-                except AttributeError:
-                    identity = _public_identity(parent)
+                identity = _otel.attributes_of(parent).get(DISTINCT_ID)
             if identity is None:
-                carried = ctx.get(_BAGGAGE_KEY)
+                carried = _otel.baggage_of(ctx)
                 if not carried:
                     return
-                identity = carried.get(DISTINCT_ID)  # type: ignore[attr-defined]
-            if isinstance(identity, str) and identity and DISTINCT_ID not in attributes_of(span):
+                identity = carried.get(DISTINCT_ID)
+            if (
+                isinstance(identity, str)
+                and identity
+                and DISTINCT_ID not in _otel.attributes_of(span)
+            ):
                 span.set_attribute(DISTINCT_ID, identity)
         except Exception:  # a hook must never raise into the application
             logger.debug("posthog-otel on_start failed", exc_info=True)
@@ -163,12 +139,8 @@ class PostHogSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         try:
             self._seen()
-            try:
-                attrs = span._attributes._dict  # type: ignore[union-attr]
-                events = span._events
-            except AttributeError:
-                attrs = span.attributes or {}
-                events = span.events
+            attrs = _otel.attributes_of(span)
+            events = _otel.events_of(span)
             inherited = self._span_flags.ended(span.context.span_id) if self._flags_live else None
             if TAG in attrs or (events and has_tagged_events(events, self._capture_exceptions)):
                 self._put((span, dict(inherited)) if inherited else span)
@@ -179,29 +151,25 @@ class PostHogSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Deliver everything queued so far; ``False`` if ``timeout_millis`` ran out first."""
-        return self._worker.flush(timeout_millis / 1000)
+        return self._pipeline.flush(timeout_millis / 1000)
 
     def shutdown(self, timeout_millis: int = 30000) -> None:
         """Deliver what is queued (within the timeout), then stop. Idempotent."""
         if self._shut_down:
             return
         self._shut_down = True
-        self._worker.shutdown(timeout_millis / 1000)
+        self._pipeline.shutdown(timeout_millis / 1000)
         if self._owns_client:
             self._client.close()
 
     def stats(self) -> PipelineStats:
         """What this processor has seen, sent and dropped so far."""
-        return self._stats.snapshot(self._worker.queue_size)
+        return self._pipeline.snapshot()
 
-    def _flag_evaluated(self, span: Any, key: str, value: Any) -> None:
-        """For the flag provider: children of ``span`` started from now on inherit the flag."""
-        self._span_flags.evaluated(span.get_span_context().span_id, key, value)
 
-    def _enqueue_event(self, event: dict[str, Any]) -> None:
-        """For ``capture()`` with no recording span: an event built on the caller's thread."""
-        if self._enabled:
-            self._put(event)
+def pipeline_of(processor: PostHogSpanProcessor) -> Pipeline:
+    """The processor's queue and live-span flags, for the flag provider to share."""
+    return processor._pipeline
 
 
 def _ignore_start(span: Span, parent_context: Context | None = None) -> None:
@@ -210,9 +178,3 @@ def _ignore_start(span: Span, parent_context: Context | None = None) -> None:
 
 def _ignore_end(span: ReadableSpan) -> None:
     pass
-
-
-def _public_identity(parent: Any) -> Any:
-    """The distinct id on a parent span, through the public API (any SDK span)."""
-    attributes = getattr(parent, "attributes", None)
-    return attributes.get(DISTINCT_ID) if attributes else None

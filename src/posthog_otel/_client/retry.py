@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from posthog_otel._transport import HTTPResult, NoAnswerError
+from posthog_otel._client.transport import HTTPResult, NoAnswerError
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_DELAY = 30.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import traceback
 
-from posthog_otel._errortracking import exception_list
+from posthog_otel._mapping.exceptions import exception_list
 
 
 def formatted(exc: BaseException) -> str:
@@ -33,8 +33,8 @@ def test_a_simple_traceback():
     assert frame["function"] == "test_a_simple_traceback"
     assert frame["context_line"] == 'int("x")'
     assert frame["abs_path"] == __file__
-    assert frame["filename"] == "tests/test_errortracking.py"
-    assert frame["module"] == "tests.test_errortracking"
+    assert frame["filename"] == "tests/test_exceptions.py"
+    assert frame["module"] == "tests.test_exceptions"
     assert frame["lineno"] > 0
     assert frame["in_app"] is True
     assert frame["platform"] == "python"

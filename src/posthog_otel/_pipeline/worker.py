@@ -23,12 +23,10 @@ import threading
 import time
 import weakref
 
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
-
-from posthog_otel import _forksafe
-from posthog_otel._delivery import Delivery, Item
-from posthog_otel._events import MAX_BATCH_BYTES, SealedBatch
-from posthog_otel._stats import Counter, Stats
+from posthog_otel import _forksafe, _otel
+from posthog_otel._client.batch import MAX_BATCH_BYTES, SealedBatch
+from posthog_otel._pipeline.delivery import Delivery, Item
+from posthog_otel._pipeline.stats import Counter, Stats
 
 logger = logging.getLogger(__name__)
 
@@ -159,24 +157,26 @@ class BatchWorker:
     # -- the encoder thread --------------------------------------------------------------
 
     def _encode_loop(self) -> None:
-        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))  # before_send may do I/O
         try:
-            while True:
-                timed_out = not self._wake.wait(self._wait_time())
-                self._wake.clear()
-                self._encode_queued()
-                sender_idle = not self._outbox
-                full = len(self._batch) >= self._batch_size and sender_idle
-                if full or self._waiters or self._closed or timed_out or self._due():
-                    self._finish_batch()
-                if self._closed and (self._out_of_time() or not self._queue):
-                    return
+            with _otel.suppressed():  # before_send may do I/O
+                self._encode_forever()
         except Exception:  # pragma: no cover - a bug here must not pass silently
             logger.exception("posthog-otel's encoder stopped unexpectedly")
         finally:
-            detach(token)
             self._encoder_done.set()
             self._outbox_ready.set()
+
+    def _encode_forever(self) -> None:
+        while True:
+            timed_out = not self._wake.wait(self._wait_time())
+            self._wake.clear()
+            self._encode_queued()
+            sender_idle = not self._outbox
+            full = len(self._batch) >= self._batch_size and sender_idle
+            if full or self._waiters or self._closed or timed_out or self._due():
+                self._finish_batch()
+            if self._closed and (self._out_of_time() or not self._queue):
+                return
 
     def _wait_time(self) -> float:
         if not self._batch:
@@ -220,29 +220,30 @@ class BatchWorker:
     # -- the sender thread ---------------------------------------------------------------
 
     def _send_loop(self) -> None:
-        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
-            while True:
-                self._outbox_ready.wait()
-                self._outbox_ready.clear()
-                while self._outbox and not self._out_of_time():
-                    sealed, items = self._outbox[0]
-                    if sealed:
-                        self._delivery.send(sealed, deadline=self._send_deadline(), stop=self._stop)
-                    with self._lock:
-                        self._outbox.popleft()
-                        self._outbox_events -= len(sealed)
-                        self._outbox_bytes -= sealed.nbytes
-                        self._processed += items
-                        self._notify()
-                    self._room.set()
-                self._wake.set()  # idle now: the encoder may send a batch it let grow
-                if self._encoder_done.is_set() and (not self._outbox or self._out_of_time()):
-                    return
+            with _otel.suppressed():
+                self._send_forever()
         except Exception:  # pragma: no cover - a bug here must not pass silently
             logger.exception("posthog-otel's sender stopped unexpectedly")
-        finally:
-            detach(token)
+
+    def _send_forever(self) -> None:
+        while True:
+            self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            while self._outbox and not self._out_of_time():
+                sealed, items = self._outbox[0]
+                if sealed:
+                    self._delivery.send(sealed, deadline=self._send_deadline(), stop=self._stop)
+                with self._lock:
+                    self._outbox.popleft()
+                    self._outbox_events -= len(sealed)
+                    self._outbox_bytes -= sealed.nbytes
+                    self._processed += items
+                    self._notify()
+                self._room.set()
+            self._wake.set()  # idle now: the encoder may send a batch it let grow
+            if self._encoder_done.is_set() and (not self._outbox or self._out_of_time()):
+                return
 
     def _send_deadline(self) -> float:
         deadline = time.monotonic() + self._export_timeout

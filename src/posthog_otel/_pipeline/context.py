@@ -12,22 +12,15 @@ from typing import Any
 from opentelemetry import baggage, trace
 from opentelemetry.context import attach, detach
 
-from posthog_otel._events import (
-    LIB,
-    check_distinct_id,
-    check_event_name,
-    check_properties,
-    now_iso,
-    uuid7,
-)
+from posthog_otel._client.events import check_distinct_id, check_event_name, check_properties
 from posthog_otel._json import dumps
-from posthog_otel._mapping import DISTINCT_ID, PROPERTIES, RESERVED_PREFIX, TAG
-from posthog_otel._version import __version__
-from posthog_otel.processor import active_processor
+from posthog_otel._mapping.captured import captured_event
+from posthog_otel._mapping.convention import DISTINCT_ID, PROPERTIES, RESERVED_PREFIX, TAG
+from posthog_otel._pipeline import pipeline
 
 __all__ = ["capture", "identify"]
 
-logger = logging.getLogger("posthog_otel")
+logger = logging.getLogger(__name__)
 _warned = threading.Event()
 _PRIMITIVES = (str, bool, int, float)
 
@@ -59,8 +52,8 @@ def capture(
     if span.is_recording():
         span.add_event(name, _as_attributes(name, props, distinct_id))
         return
-    processor = active_processor()
-    if processor is None:
+    active = pipeline.active()
+    if active is None:
         if not _warned.is_set():
             _warned.set()
             logger.warning(
@@ -69,7 +62,7 @@ def capture(
                 name,
             )
         return
-    processor._enqueue_event(built_event(name, props, distinct_id, span.get_span_context()))
+    active.put(captured_event(name, props, distinct_id, span.get_span_context()))
 
 
 @contextmanager
@@ -111,29 +104,3 @@ def _is_attribute_value(value: Any) -> bool:
         kind = type(value[0])
         return kind in _PRIMITIVES and all(type(v) is kind for v in value)
     return False
-
-
-def built_event(
-    name: str,
-    props: dict[str, Any],
-    distinct_id: str | None,
-    span_context: trace.SpanContext,
-) -> dict[str, Any]:
-    """An event made in code rather than from a span: ``$lib``, the trace it happened
-    in, and a personless id when nobody is known."""
-    properties = {**props, "$lib": LIB, "$lib_version": __version__}
-    trace_hex = None
-    if span_context.is_valid:
-        trace_hex = trace.format_trace_id(span_context.trace_id)
-        properties["$trace_id"] = trace_hex
-        properties["$span_id"] = trace.format_span_id(span_context.span_id)
-    if distinct_id is None:
-        distinct_id = trace_hex or str(uuid7())
-        properties["$process_person_profile"] = False
-    return {
-        "event": name,
-        "distinct_id": distinct_id,
-        "properties": properties,
-        "timestamp": now_iso(),
-        "uuid": str(uuid7()),
-    }

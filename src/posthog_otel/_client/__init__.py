@@ -1,0 +1,11 @@
+"""The low-level client and its HTTP layers, each importing only the ones below it.
+
+- ``client``: ``PostHogClient``, the blocking API that mirrors the Elixir client
+- ``connection``: one project's requests, the face the pipeline and flags use
+- ``retry``: which failures retry, backoff, ``Retry-After``, one deadline
+- ``transport``: urllib3 (the only module that imports it): pool, TLS, proxies
+- ``batch``: ``/batch/`` bodies and the request size limits
+- ``events``: the ``Event`` value, validation, timestamps and uuids
+- ``compress``: gzip, whole or sealed so a retry rewrites only the tail
+- ``config``: ``ClientConfig`` and the ``POSTHOG_*`` variables
+"""

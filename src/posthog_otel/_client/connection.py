@@ -1,0 +1,175 @@
+"""One PostHog project's connection: settings, the pooled transport and the retry policy.
+
+The face the rest of the package talks through: ``PostHogClient`` builds its
+blocking calls on it, and the span pipeline and the flag provider reach it with
+``connection_of(client)``. Every request the package makes goes through here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from posthog_otel._client.batch import MAX_BATCH_BYTES, OpenBatch, SealedBatch, batch_head, batches
+from posthog_otel._client.config import ClientConfig
+from posthog_otel._client.events import check_distinct_id, check_groups, check_properties
+from posthog_otel._client.retry import RetryPolicy, send_with_retries
+from posthog_otel._client.transport import HTTPResult, Transport
+from posthog_otel._flags.values import FlagsResponse, parse_flags_response
+from posthog_otel._json import dumps, loads
+from posthog_otel.errors import APIError, PostHogError
+
+BATCH_PATH = "/batch/"
+
+
+@dataclass(frozen=True)
+class Response:
+    """PostHog's answer: status, headers (lower-cased names) and the parsed JSON body."""
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None
+
+
+class Connection:
+    """Requests to one PostHog project, retried by one policy; safe to share between threads."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self.policy = RetryPolicy(retries=config.retries, delay=config.retry_delay)
+        self._transport = Transport(
+            config.host, headers=config.headers, gzip=config.gzip, ca_bundle=config.ca_bundle
+        )
+        self.closed = threading.Event()
+        self._head = batch_head(config.api_key)
+
+    def close(self) -> None:
+        """Stop retries in progress and release pooled connections."""
+        self.closed.set()
+        self._transport.close()
+
+    # -- batches ---------------------------------------------------------------------
+
+    def open_batch(self) -> OpenBatch:
+        """An empty ``/batch/`` body to fill (compressed when sealed, if gzip is on)."""
+        return OpenBatch(self._head, gzip=self.config.gzip)
+
+    def batches(
+        self, encoded: Iterable[bytes], max_events: int | None = None, limit: int = MAX_BATCH_BYTES
+    ) -> Iterator[SealedBatch]:
+        """Encoded events packed, in order, into sealed ``/batch/`` bodies."""
+        return batches(
+            encoded, self._head, gzip=self.config.gzip, max_events=max_events, limit=limit
+        )
+
+    def send_batch(
+        self,
+        batch: SealedBatch,
+        *,
+        deadline: float | None = None,
+        stop: threading.Event | None = None,
+        on_retry: Callable[[], None] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HTTPResult:
+        """One sealed ``/batch/``, retried by the policy until ``deadline`` (on the
+        ``time.monotonic()`` scale). Returns the last answer; raises ``TransportError``
+        when none came. ``stop`` (default: this connection closing) cuts backoff short."""
+        return send_with_retries(
+            lambda t: self._transport.post(
+                BATCH_PATH, batch.body(), timeout=t, headers=headers, gzipped=batch.gzipped
+            ),
+            self.policy,
+            timeout=self.config.timeout,
+            deadline=deadline,
+            stop=stop if stop is not None else self.closed,
+            on_retry=on_retry,
+            clock=time.monotonic,
+        )
+
+    # -- single requests -------------------------------------------------------------------
+
+    def post(
+        self,
+        path: str,
+        body: Callable[[], bytes],
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+        *,
+        retry: bool = True,
+    ) -> Response:
+        """POST ``body()`` (called per attempt); raise ``APIError`` unless PostHog answers 2xx."""
+        if self.closed.is_set():
+            raise PostHogError("the client is closed")
+        policy = self.policy if retry else RetryPolicy(retries=0)
+        result = send_with_retries(
+            lambda t: self._transport.post(path, body(), timeout=t, headers=headers),
+            policy,
+            timeout=timeout,
+            stop=self.closed,
+        )
+        return self.checked(result, path)
+
+    def checked(self, result: HTTPResult, path: str) -> Response:
+        """``result`` as a ``Response``, or ``APIError`` for a non-2xx status."""
+        parsed = self._parse_body(result)
+        if not 200 <= result.status < 300:
+            path_only = path.partition("?")[0]
+            raise APIError(result.status, parsed, url_path=path_only, headers=result.headers)
+        return Response(result.status, result.headers, parsed)
+
+    def fetch_flags(
+        self,
+        distinct_id: str,
+        groups: Mapping[str, str] | None = None,
+        group_properties: Mapping[str, Mapping[str, Any]] | None = None,
+        person_properties: Mapping[str, Any] | None = None,
+        *,
+        flag_keys: Sequence[str] | None = None,
+        retry: bool = True,
+    ) -> FlagsResponse:
+        """Every flag (or ``flag_keys``) for one user from the flag service."""
+        request: dict[str, Any] = {
+            "api_key": self.config.api_key,
+            "distinct_id": check_distinct_id(distinct_id),
+            "geoip_disable": True,
+        }
+        if groups:
+            request["groups"] = check_groups(groups)
+        if person_properties:
+            request["person_properties"] = check_properties(person_properties, "person_properties")
+        if group_properties:
+            request["group_properties"] = check_properties(group_properties, "group_properties")
+        if flag_keys:
+            request["flag_keys_to_evaluate"] = list(flag_keys)
+        body = dumps(request)
+        path = self.config.flags_path
+        response = self.post(path, lambda: body, self.config.flags_timeout, retry=retry)
+        try:
+            return parse_flags_response(response.body)
+        except ValueError as exc:
+            raise APIError(response.status, response.body, url_path="flags") from exc
+
+    def _parse_body(self, result: HTTPResult) -> Any:
+        if not result.data:
+            return None
+        try:
+            parsed = loads(result.data)
+        except ValueError:
+            parsed = result.data.decode("utf-8", "replace")
+            if 200 <= result.status < 300:
+                return None
+        return _redact(parsed, self.config.api_key)
+
+
+def _redact(value: Any, secret: str) -> Any:
+    """Remove the API key from anything the server echoed back."""
+    if isinstance(value, str):
+        return value.replace(secret, "[redacted]") if secret in value else value
+    if isinstance(value, list):
+        return [_redact(v, secret) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact(v, secret) for k, v in value.items()}
+    return value

@@ -1,0 +1,80 @@
+"""What every mapping shares: the reserved keys, the credential denylist, and
+deterministic uuids and timestamps. Pure: no I/O.
+
+Every key starting ``posthog.`` is reserved: it steers the mapping and is never
+sent as a property. See the README's convention table for the contract.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Iterable
+
+TAG = "posthog.event"
+DISTINCT_ID = "posthog.distinct_id"
+PROPERTIES = "posthog.properties"
+SESSION_ID = "posthog.session_id"
+SET_PREFIX = "posthog.set."
+SET_ONCE_PREFIX = "posthog.set_once."
+GROUPS_PREFIX = "posthog.groups."
+RESERVED_PREFIX = "posthog."
+FLAG_EVALUATION = "feature_flag.evaluation"
+USER_ID_KEYS = ("enduser.id", "user.id")
+
+# Credentials by the last word of the key: ``http.request.header.authorization``,
+# ``db.password``, ``x-api-key``, ``accessToken``; but not ``token_count``.
+DEFAULT_DENYLIST = (
+    "authorization",
+    "cookie",
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "private_key",
+    "credentials",
+)
+_UUID_NAMESPACE = bytes.fromhex("6f2a3b5c8d9e4f10a1b2c3d4e5f60718")
+
+
+def denylist_pattern(words: Iterable[str] | re.Pattern[str] | None) -> re.Pattern[str] | None:
+    """A pattern matching keys whose last word is one of ``words`` (any case or style)."""
+    if words is None or isinstance(words, re.Pattern):
+        return words
+    alternatives = sorted({re.escape(normalise_key(w)).replace("_", "[._-]?") for w in words})
+    if not alternatives:
+        return None
+    return re.compile(rf"(?:^|[._\-\s])(?:{'|'.join(alternatives)})$")
+
+
+def normalise_key(key: str) -> str:
+    """``accessToken`` and ``X-API-Key`` become ``access_token`` and ``x-api-key``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower()
+
+
+def event_uuid(trace_hex: str, span_hex: str, suffix: str) -> str:
+    """Deterministic: ``uuid5(namespace, trace + span + suffix)``, so re-exports dedupe."""
+    name = _UUID_NAMESPACE + (trace_hex + span_hex + suffix).encode()
+    h = hashlib.sha1(name, usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # RFC 4122 variant bits
+
+
+class IsoClock:
+    """ISO 8601 from nanoseconds, reusing the formatted second (events cluster in time)."""
+
+    def __init__(self) -> None:
+        self._second = (-1, "")
+
+    def iso(self, ns: int) -> str:
+        second = ns // 1_000_000_000
+        cached = self._second
+        if cached[0] != second:
+            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)))
+            self._second = cached
+        return cached[1] + "%06d+00:00" % (ns // 1000 % 1_000_000)  # noqa: UP031 - fastest

@@ -1,0 +1,65 @@
+"""What span processors share with the rest of the package: one queue, its counters,
+and the flags known on live spans.
+
+The package-internal face of a ``PostHogSpanProcessor`` (reached with
+``pipeline_of(processor)``): ``capture()`` without a span and the flag provider
+put events into it, and the provider tells it which flags a span evaluated.
+``active()`` is the pipeline of the most recently started processor.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+from posthog_otel._pipeline.delivery import Item
+from posthog_otel._pipeline.spanflags import SpanFlags
+from posthog_otel._pipeline.stats import PipelineStats, Stats
+from posthog_otel._pipeline.worker import BatchWorker
+
+
+class Pipeline:
+    """A worker, the counters it updates, and the live spans' flags."""
+
+    def __init__(self, worker: BatchWorker, stats: Stats, *, enabled: bool = True) -> None:
+        self.worker = worker
+        self.stats = stats
+        self.span_flags = SpanFlags()
+        self.enabled = enabled
+        self.closed = False
+
+    def put(self, item: Item) -> bool:
+        """Queue an item (a span, or an event built in code); never blocks."""
+        return self.enabled and self.worker.put(item)
+
+    def flag_evaluated(self, span: Any, key: str, value: Any) -> None:
+        """Children of ``span`` started from now on inherit the flag's value."""
+        self.span_flags.evaluated(span.get_span_context().span_id, key, value)
+
+    def flush(self, timeout: float) -> bool:
+        return self.worker.flush(timeout)
+
+    def shutdown(self, timeout: float) -> bool:
+        self.closed = True
+        return self.worker.shutdown(timeout)
+
+    def snapshot(self) -> PipelineStats:
+        return self.stats.snapshot(self.worker.queue_size)
+
+
+_active: weakref.ref[Pipeline] | None = None
+_active_lock = threading.Lock()
+
+
+def activate(pipeline: Pipeline) -> None:
+    """Make ``pipeline`` the one ``capture()`` uses when there is no recording span."""
+    global _active
+    with _active_lock:
+        _active = weakref.ref(pipeline)
+
+
+def active() -> Pipeline | None:
+    """The most recently started pipeline that is not shut down, if any."""
+    pipeline = _active() if _active is not None else None
+    return pipeline if pipeline is not None and not pipeline.closed else None
