@@ -75,12 +75,16 @@ def make_pipeline(server: DevServer):
             kwargs["sampler"] = sampler
         provider = TracerProvider(**kwargs)
         provider.add_span_processor(processor)
-        made.append((provider, client))
+        made.append((provider, client, processor))
         return provider.get_tracer("tests"), processor
 
     yield make
-    for provider, client in made:
+    from posthog_otel._pipeline.processor import pipeline_of
+
+    for provider, client, processor in made:
         provider.shutdown()
+        # A send still in flight must not land in the next test's store.
+        wait_until(lambda p=processor: pipeline_of(p).worker.state == "stopped", 30)
         client.close()
 
 
@@ -115,3 +119,16 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def assert_accounted(stats, offered: int | None = None) -> None:
+    """Every accepted event was counted once, as sent or dropped; with ``offered``, every
+    event offered was also either accepted or refused at the door."""
+    from posthog_otel._pipeline.stats import REFUSED
+
+    settled = sum(n for reason, n in stats.dropped.items() if reason not in REFUSED)
+    assert stats.events_sent + settled == stats.events_queued, stats
+    assert stats.in_flight == 0, stats
+    if offered is not None:
+        refused = sum(n for reason, n in stats.dropped.items() if reason in REFUSED)
+        assert stats.events_queued + refused == offered, stats

@@ -15,6 +15,7 @@ import pytest
 
 from conftest import wait_until
 from posthog_otel import capture, identify
+from posthog_otel._pipeline.processor import pipeline_of
 
 
 def produce(tracer, n: int, name: str = "tick", start: int = 0) -> None:
@@ -141,9 +142,8 @@ def test_sick_servers_never_leave_a_thread_stuck(server, make_pipeline, fault):
     # last 30 s, so only a timeout that does not work could come near the bound.
     assert time.monotonic() - started < 15
     assert_exactly_once(server, "tick", 100)
-    worker = processor._pipeline.worker
     processor.shutdown(timeout_millis=2000)
-    assert not worker._encoder.is_alive() and not worker._sender.is_alive()
+    assert pipeline_of(processor).worker.state == "stopped"  # both threads have finished
 
 
 def test_eight_threads_ten_thousand_events_each_exactly_once_for_the_right_user(
@@ -216,8 +216,8 @@ def test_the_queue_bound_holds_while_posthog_is_away(server, make_pipeline):
         ):
             pass
     wait_until(lambda: processor.stats().dropped.get("queue_full", 0) > 0, timeout=10)
-    worker = processor._pipeline.worker
-    assert worker._outbox_bytes <= 5 * 1024 * 1024 + 2 * 1024 * 1024  # the limit, plus one batch
-    assert len(worker._queue) <= 100
+    stats = processor.stats()
+    assert stats.buffered_bytes <= 5 * 1024 * 1024 + 2 * 1024 * 1024  # the limit, plus one batch
+    assert stats.queue_size <= 100
     server.faults.clear()
     processor.shutdown(timeout_millis=1000)

@@ -14,11 +14,10 @@ from posthog_otel._json import dumps
 
 # PostHog's capture service takes 20 MB per request; we stay well under it.
 MAX_BATCH_BYTES = 5 * 1024 * 1024  # one request, uncompressed: PostHogClient.batch
-# The pipeline lets a batch grow past max_batch_size while the sender is busy (fewer,
-# larger requests keep up better), but not past these: a larger raw batch costs memory
-# and a longer pause to compress it.
-MAX_GROWN_BYTES = 2 * 1024 * 1024
-MAX_GROWN_EVENTS = 20_000
+# The pipeline's batches stay smaller: a larger raw batch costs memory and a longer
+# pause (holding the GIL) to compress it.
+PIPELINE_BATCH_BYTES = 2 * 1024 * 1024
+MAX_BATCH_EVENTS = 20_000  # the largest max_batch_size accepted
 
 _TAIL_SIZE = len(b'],"sent_at":"2026-01-01T00:00:00.000000+00:00"}')
 

@@ -7,10 +7,13 @@ sent as a property. See the README's convention table for the contract.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 TAG = "posthog.event"
 DISTINCT_ID = "posthog.distinct_id"
@@ -78,3 +81,27 @@ class IsoClock:
             cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)))
             self._second = cached
         return cached[1] + "%06d+00:00" % (ns // 1000 % 1_000_000)  # noqa: UP031 - fastest
+
+
+def note_flag_evaluation(attrs: Mapping[str, Any], flags: dict[str, Any]) -> None:
+    """Read a ``feature_flag.evaluation`` event, from us or another provider.
+
+    The value wins over the variant (OpenFeature's hook JSON-encodes the value and
+    may name a variant that is not PostHog's value); an evaluation that failed
+    (``error.type``) exposed the user to nothing and is skipped.
+    """
+    key = attrs.get("feature_flag.key")
+    if not isinstance(key, str) or not key or "error.type" in attrs:
+        return
+    value = attrs.get("feature_flag.result.value")
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    if value is None:
+        for name in ("feature_flag.result.variant", "feature_flag.variant"):
+            variant = attrs.get(name)
+            if isinstance(variant, str) and variant:
+                value = variant
+                break
+    if value is not None:
+        flags[key] = value

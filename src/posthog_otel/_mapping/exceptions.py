@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
 
 _FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+)(?:, in (?P<func>.+))?$')
 _CHAIN_SEPARATORS = (
@@ -158,3 +162,27 @@ def _module_of(relative_path: str) -> str | None:
     if not parts or not all(p.isidentifier() for p in parts):
         return None
     return ".".join(p for p in parts if p != "src") or None
+
+
+def escaped_from(span: ReadableSpan, eattrs: Mapping[str, Any], *, last: bool) -> bool:
+    """``exception.escaped``, or the mark ``start_as_current_span`` leaves instead: the
+    span's error status describing this very exception, recorded last."""
+    if str(eattrs.get("exception.escaped", "")).lower() == "true":
+        return True
+    status = span.status
+    if not last or status.status_code is not StatusCode.ERROR or not status.description:
+        return False
+    short_type = str(eattrs.get("exception.type", "")).rsplit(".", 1)[-1]
+    return status.description == f"{short_type}: {eattrs.get('exception.message', '')}"
+
+
+def exception_properties(eattrs: Mapping[str, Any], escaped: bool) -> dict[str, Any]:
+    return {
+        "$exception_list": exception_list(
+            str(eattrs.get("exception.type", "")),
+            str(eattrs.get("exception.message", "")),
+            str(eattrs.get("exception.stacktrace", "")),
+            handled=not escaped,
+        ),
+        "$exception_level": "error",
+    }

@@ -3,12 +3,12 @@ Pure: no I/O. The reserved keys are in ``convention``."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -29,8 +29,9 @@ from posthog_otel._mapping.convention import (
     IsoClock,
     event_uuid,
     normalise_key,
+    note_flag_evaluation,
 )
-from posthog_otel._mapping.exceptions import exception_list
+from posthog_otel._mapping.exceptions import escaped_from, exception_properties
 from posthog_otel._mapping.web import web_properties
 from posthog_otel._version import LIB, __version__
 
@@ -82,11 +83,16 @@ class SpanMapper:
         self._resource: tuple[Any, dict[str, Any]] = (object(), {})
 
     def map_span(
-        self, span: ReadableSpan, inherited_flags: Mapping[str, Any] | None = None
+        self,
+        span: ReadableSpan,
+        inherited_flags: Mapping[str, Any] | None = None,
+        problems: list[str] | None = None,
     ) -> list[dict[str, Any]]:
         """Events for the span's tags, its tagged span events and (if asked) its exceptions.
 
-        Raises ``InvalidTagError`` when a reserved attribute holds an unusable value.
+        A reserved attribute with an unusable value spoils only the events that use it:
+        each such event is left out and its reason appended to ``problems``; without a
+        ``problems`` list, ``InvalidTagError`` is raised instead.
         """
         attrs = _otel.attributes_of(span)
         ctx = span.context
@@ -94,7 +100,7 @@ class SpanMapper:
         span_hex = "%016x" % ctx.span_id if ctx else "0" * 16  # noqa: UP031
         own, reserved, extras = self._split(attrs)
         context = self._context(span, attrs, trace_hex, span_hex)
-        identity = _identity((reserved,), (attrs,))
+        identity = _identity_or_error((reserved,), (attrs,))
         groups = _groups(reserved) if extras & _GROUP else {}
         session = _session(reserved, attrs)
         flags = dict(inherited_flags) if inherited_flags else {}
@@ -104,31 +110,38 @@ class SpanMapper:
             eattrs = _otel.attributes_of(event)
             name = event.name
             if name == FLAG_EVALUATION:
-                _note_flag(eattrs, flags)
+                note_flag_evaluation(eattrs, flags)
             if TAG in eattrs:
                 props, ereserved, eextras = self._split(eattrs)
-                out.append(
-                    self._build(
+                event_identity = _identity_or_error((ereserved, reserved), (eattrs, attrs))
+                self._add(
+                    out,
+                    problems,
+                    partial(
+                        self._build,
                         ereserved,
                         eextras,
                         props,
                         context,
                         flags,
-                        identity=_identity((ereserved, reserved), (eattrs, attrs)),
+                        identity=event_identity,
                         groups={**groups, **_groups(ereserved)} if eextras & _GROUP else groups,
                         session=_session(ereserved, eattrs) or session,
                         timestamp=event.timestamp,
                         uuid=event_uuid(trace_hex, span_hex, f":{index}"),
                         trace_hex=trace_hex,
-                    )
+                    ),
                 )
             if name == "exception" and self._options.capture_exceptions:
-                escaped = _escaped(span, eattrs, last=index == len(events) - 1)
-                out.append(
-                    self._build(
+                escaped = escaped_from(span, eattrs, last=index == len(events) - 1)
+                self._add(
+                    out,
+                    problems,
+                    partial(
+                        self._build,
                         {TAG: "$exception"},
                         0,
-                        _exception_properties(eattrs, escaped),
+                        exception_properties(eattrs, escaped),
                         context,
                         flags,
                         identity=identity,
@@ -138,7 +151,7 @@ class SpanMapper:
                         uuid=event_uuid(trace_hex, span_hex, f":{index}:exception"),
                         trace_hex=trace_hex,
                         own_people=False,
-                    )
+                    ),
                 )
         if TAG in attrs:
             own["$otel_span_kind"] = _KIND_NAMES.get(span.kind, "internal")
@@ -150,8 +163,11 @@ class SpanMapper:
                 own["$otel_duration_ms"] = (span.end_time - span.start_time) / 1e6
             if span.parent is not None:
                 own["$otel_parent_span_id"] = "%016x" % span.parent.span_id  # noqa: UP031
-            out.append(
-                self._build(
+            self._add(
+                out,
+                problems,
+                partial(
+                    self._build,
                     reserved,
                     extras,
                     own,
@@ -163,11 +179,25 @@ class SpanMapper:
                     timestamp=span.end_time or time.time_ns(),
                     uuid=event_uuid(trace_hex, span_hex, ""),
                     trace_hex=trace_hex,
-                )
+                ),
             )
         return out
 
     # -- pieces ------------------------------------------------------------------------
+
+    @staticmethod
+    def _add(
+        out: list[dict[str, Any]],
+        problems: list[str] | None,
+        build: Callable[[], dict[str, Any]],
+    ) -> None:
+        """Build one event; an unusable tag loses that event only (when ``problems`` is given)."""
+        try:
+            out.append(build())
+        except InvalidTagError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
 
     def _classify(self, key: str) -> int:
         deny = self._options.denylist
@@ -242,7 +272,7 @@ class SpanMapper:
         context: Mapping[str, Any],
         flags: Mapping[str, Any],
         *,
-        identity: str | None,
+        identity: str | InvalidTagError | None,
         groups: Mapping[str, str],
         session: str | None,
         timestamp: int,
@@ -253,6 +283,8 @@ class SpanMapper:
         name = reserved.get(TAG)
         if not isinstance(name, str) or not name.strip():
             raise InvalidTagError(f"{TAG} must be a non-empty string, got {name!r}")
+        if isinstance(identity, InvalidTagError):
+            raise identity
         properties = {**context, **props}
         if extras & _JSON:
             properties.update(self._extra_properties(reserved[PROPERTIES]))
@@ -303,39 +335,16 @@ class SpanMapper:
         }
 
 
-def _escaped(span: ReadableSpan, eattrs: Mapping[str, Any], *, last: bool) -> bool:
-    """``exception.escaped``, or the mark ``start_as_current_span`` leaves instead: the
-    span's error status describing this very exception, recorded last."""
-    if str(eattrs.get("exception.escaped", "")).lower() == "true":
-        return True
-    status = span.status
-    if not last or status.status_code is not StatusCode.ERROR or not status.description:
-        return False
-    short_type = str(eattrs.get("exception.type", "")).rsplit(".", 1)[-1]
-    return status.description == f"{short_type}: {eattrs.get('exception.message', '')}"
-
-
-def _exception_properties(eattrs: Mapping[str, Any], escaped: bool) -> dict[str, Any]:
-    return {
-        "$exception_list": exception_list(
-            str(eattrs.get("exception.type", "")),
-            str(eattrs.get("exception.message", "")),
-            str(eattrs.get("exception.stacktrace", "")),
-            handled=not escaped,
-        ),
-        "$exception_level": "error",
-    }
-
-
-def _identity(
+def _identity_or_error(
     reserved: Sequence[Mapping[str, Any]], attrs: Sequence[Mapping[str, Any]]
-) -> str | None:
-    """Our tag (nearest first, inherited copies included), then ``enduser.id``/``user.id``."""
+) -> str | InvalidTagError | None:
+    """Our tag (nearest first, inherited copies included), then ``enduser.id``/``user.id``;
+    an unusable tag is returned as the error, for the events that would use it."""
     for tags in reserved:
         value = tags.get(DISTINCT_ID)
         if value is not None:
             if not isinstance(value, str) or not value.strip():
-                raise InvalidTagError(f"{DISTINCT_ID} must be a non-empty string, got {value!r}")
+                return InvalidTagError(f"{DISTINCT_ID} must be a non-empty string, got {value!r}")
             return value
     for source in attrs:
         for key in USER_ID_KEYS:
@@ -356,27 +365,3 @@ def _groups(reserved: Mapping[str, Any]) -> dict[str, str]:
 def _session(reserved: Mapping[str, Any], attrs: Mapping[str, Any]) -> str | None:
     value = reserved.get(SESSION_ID) or attrs.get("session.id")
     return str(value) if value else None
-
-
-def _note_flag(attrs: Mapping[str, Any], flags: dict[str, Any]) -> None:
-    """Read a ``feature_flag.evaluation`` event, from us or another provider.
-
-    The value wins over the variant (OpenFeature's hook JSON-encodes the value and
-    may name a variant that is not PostHog's value); an evaluation that failed
-    (``error.type``) exposed the user to nothing and is skipped.
-    """
-    key = attrs.get("feature_flag.key")
-    if not isinstance(key, str) or not key or "error.type" in attrs:
-        return
-    value = attrs.get("feature_flag.result.value")
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            value = json.loads(value)
-    if value is None:
-        for name in ("feature_flag.result.variant", "feature_flag.variant"):
-            variant = attrs.get(name)
-            if isinstance(variant, str) and variant:
-                value = variant
-                break
-    if value is not None:
-        flags[key] = value

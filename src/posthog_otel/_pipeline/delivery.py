@@ -13,12 +13,18 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from posthog_otel._client.batch import MAX_GROWN_BYTES, MAX_GROWN_EVENTS, OpenBatch, SealedBatch
+from posthog_otel._client.batch import (
+    MAX_BATCH_EVENTS,
+    PIPELINE_BATCH_BYTES,
+    OpenBatch,
+    SealedBatch,
+)
 from posthog_otel._client.connection import Connection
 from posthog_otel._client.events import MAX_EVENT_BYTES
+from posthog_otel._client.retry import RETRY_STATUSES
 from posthog_otel._json import dumps, lenient
 from posthog_otel._mapping.convention import denylist_pattern
-from posthog_otel._mapping.spans import InvalidTagError, MappingOptions, SpanMapper
+from posthog_otel._mapping.spans import MappingOptions, SpanMapper
 from posthog_otel._pipeline.stats import Stats
 from posthog_otel.errors import TransportError
 
@@ -64,44 +70,73 @@ class Delivery:
         self._mapper = mapper
         self._stats = stats
         self._before_send = before_send
-        if max_batch_events < 1:
-            raise ValueError("max_batch_size must be at least 1")
+        if not 1 <= max_batch_events <= MAX_BATCH_EVENTS:
+            raise ValueError(f"max_batch_size must be from 1 to {MAX_BATCH_EVENTS:,}")
         self.max_batch_events = max_batch_events
 
     def encode_item(self, item: Item) -> list[bytes]:
-        """The item's events, encoded; those that cannot be are counted as dropped."""
+        """The item's events, encoded; those that cannot be are counted as dropped.
+
+        The item was counted as one queued event when it was accepted; here that count
+        is corrected to the number of events it really holds. Nothing raises: an error
+        of any kind (deep nesting, ``RecursionError`` and ``MemoryError`` included)
+        loses the one event it concerns.
+        """
+        problems: list[str] = []
+        try:
+            events = self._events_of(item, problems)
+        except Exception as exc:  # noqa: BLE001 - an item we cannot read must not stop the rest
+            self._stats.drop("invalid", 1, f"{type(exc).__name__}: {exc}")
+            return []
+        held = len(events) + len(problems)
+        if held != 1:
+            self._stats.events_queued.add(held - 1)
+        if problems:
+            self._stats.drop("invalid", len(problems), problems[0])
+        if self._before_send is not None:
+            events = self._edited(events)
         encoded = []
-        for event in self._events_from(item):
+        for event in events:
             data = self._encode(event)
             if data is not None:
                 encoded.append(data)
         return encoded
 
     def fits(self, batch: OpenBatch, data: bytes) -> bool:
-        """Whether ``data`` may join ``batch`` within one request's limits."""
-        return not batch or (len(batch) < MAX_GROWN_EVENTS and batch.fits(data, MAX_GROWN_BYTES))
+        """Whether ``data`` may join ``batch``: under ``max_batch_size`` events and the
+        pipeline's request size (a lone event always fits)."""
+        return not batch or (
+            len(batch) < self.max_batch_events and batch.fits(data, PIPELINE_BATCH_BYTES)
+        )
 
     def open_batch(self) -> OpenBatch:
         return self._connection.open_batch()
 
     def deliver(self, items: Iterable[Item], *, deadline: float, stop: threading.Event) -> bool:
         """Map, encode and send every item's events; ``True`` if all were accepted."""
+        items = list(items)
+        self._stats.events_queued.add(len(items))
         encoded = (data for item in items for data in self.encode_item(item))
-        max_events = min(self.max_batch_events, MAX_GROWN_EVENTS)
         delivered = True
-        for batch in self._connection.batches(encoded, max_events, MAX_GROWN_BYTES):
+        batches = self._connection.batches(encoded, self.max_batch_events, PIPELINE_BATCH_BYTES)
+        for batch in batches:
             delivered = self.send(batch, deadline=deadline, stop=stop) and delivered
         return delivered
 
     def send(self, batch: SealedBatch, *, deadline: float, stop: threading.Event) -> bool:
         """One request (retried); refused as too large (413), the batch is halved and the
-        halves resent, so the events that fit still go."""
+        halves resent, so the events that fit still go. A send that ``stop`` cut short
+        (shutdown ran out of time) counts its events as ``shutdown``."""
         try:
             result = self._connection.send_batch(
                 batch, deadline=deadline, stop=stop, on_retry=self._stats.retried
             )
         except TransportError as exc:
-            self._stats.drop("network", len(batch), str(exc))
+            reason = "shutdown" if stop.is_set() else "network"
+            self._stats.drop(reason, len(batch), str(exc))
+            return False
+        if stop.is_set() and result.status in RETRY_STATUSES:
+            self._stats.drop("shutdown", len(batch), f"HTTP {result.status}, not retried")
             return False
         if 200 <= result.status < 300:
             self._stats.sent(len(batch))
@@ -114,24 +149,18 @@ class Delivery:
         self._stats.drop(reason, len(batch), f"HTTP {result.status}")
         return False
 
-    def _events_from(self, item: Item) -> list[dict[str, Any]]:
-        try:
-            if isinstance(item, dict):
-                events = [item]
-            elif self._mapper is None:
-                raise TypeError(f"no mapper for a {type(item).__name__}")
-            elif isinstance(item, tuple):
-                events = self._mapper.map_span(item[0], item[1])
-            else:
-                events = self._mapper.map_span(item)
-        except InvalidTagError as exc:
-            self._stats.drop("invalid", 1, str(exc))
-            return []
-        except Exception as exc:  # noqa: BLE001 - a span we cannot read must not stop the rest
-            self._stats.drop("invalid", 1, f"{type(exc).__name__}: {exc}")
-            return []
-        if self._before_send is None:
-            return events
+    def _events_of(self, item: Item, problems: list[str]) -> list[dict[str, Any]]:
+        if isinstance(item, dict):
+            return [item]
+        if self._mapper is None:
+            raise TypeError(f"no mapper for a {type(item).__name__}")
+        if isinstance(item, tuple):
+            return self._mapper.map_span(item[0], item[1], problems)
+        return self._mapper.map_span(item, None, problems)
+
+    def _edited(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each event through ``before_send``: kept, edited, or dropped and counted."""
+        assert self._before_send is not None
         kept = []
         for event in events:
             try:
@@ -150,8 +179,13 @@ class Delivery:
     def _encode(self, event: dict[str, Any]) -> bytes | None:
         try:
             data = dumps(event)
-        except (TypeError, ValueError):
-            data = dumps(lenient(event))  # NaN, bytes and the like: keep the event
+        except Exception:  # noqa: BLE001 - NaN, bytes, deep nesting: try the lenient form
+            try:
+                data = dumps(lenient(event))
+            except Exception as exc:  # noqa: BLE001 - this event only
+                name = event.get("event") if isinstance(event, dict) else None
+                self._stats.drop("invalid", 1, f"{name!r} cannot be encoded: {type(exc).__name__}")
+                return None
         if len(data) > MAX_EVENT_BYTES:
             self._stats.drop(
                 "too_large", 1, f"{event.get('event')!r} is {len(data):,} bytes of JSON"

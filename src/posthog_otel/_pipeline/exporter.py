@@ -82,7 +82,7 @@ class PostHogSpanExporter(SpanExporter):
 
     def _export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         for _ in spans:
-            self._stats.spans_seen.add_one()
+            self._stats.spans_seen.add()
         if not self._client.enabled_capture:
             return SpanExportResult.SUCCESS
         deadline = time.monotonic() + self._export_timeout

@@ -45,7 +45,7 @@ class Pipeline:
         return self.worker.shutdown(timeout)
 
     def snapshot(self) -> PipelineStats:
-        return self.stats.snapshot(self.worker.queue_size)
+        return self.stats.snapshot(self.worker.queue_size, self.worker.buffered_bytes)
 
 
 _active: weakref.ref[Pipeline] | None = None

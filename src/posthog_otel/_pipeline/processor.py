@@ -98,7 +98,7 @@ class PostHogSpanProcessor(SpanProcessor):
         self._pipeline = Pipeline(worker, stats, enabled=enabled)
         self._span_flags = self._pipeline.span_flags
         self._flags_live = self._span_flags.live  # read on every span start and end
-        self._seen = stats.spans_seen.add_one
+        self._seen = stats.spans_seen.add
         self._put = worker.put
         if not enabled:  # capture is off: hooks that do nothing at all
             self.on_start = _ignore_start  # type: ignore[method-assign]

@@ -1,8 +1,15 @@
-"""Counters for the pipeline, and the one warning per drop reason."""
+"""Counters for the pipeline, and the one warning per drop reason.
+
+Each count has one owner. Whoever accepts an item counts it queued (the worker's
+``put``, the exporter's ``export``), and the encoder corrects that once the item
+is mapped into its events; the encoder counts what mapping, ``before_send`` and
+encoding drop; the sender counts what PostHog accepts or refuses; whoever holds
+events when shutdown's time runs out counts them as ``shutdown``. So every
+accepted event is counted once, as sent or dropped, and ``in_flight`` is the rest.
+"""
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 from collections.abc import Mapping
@@ -11,31 +18,36 @@ from types import MappingProxyType
 
 logger = logging.getLogger(__name__)
 
+# Refused at the door: these were never queued, so they are not part of events_queued.
+REFUSED = frozenset({"queue_full", "closed"})
 DROP_REASONS = {
     "queue_full": "the queue was full (raise max_queue_size, or PostHog is too slow or down)",
-    "shutdown": "they arrived after shutdown, or were still queued when its timeout ran out",
+    "closed": "they arrived after shutdown",
+    "shutdown": "they were still waiting to be sent when shutdown's timeout ran out",
     "too_large": "an event was over PostHog's 900 KiB limit",
-    "invalid": "an event could not be built or encoded (bad tag values or before_send)",
+    "invalid": "an event could not be built or encoded (an unusable posthog.* tag, or "
+    "before_send raised or returned something other than an event)",
     "network": "PostHog could not be reached after all retries",
+    "before_send": "before_send returned None for them",
 }
 
 
 class Counter:
-    """An increment-only counter that many threads may bump without a lock.
+    """A counter any thread may add to; a lock keeps it exact on free-threaded Python too."""
 
-    ``next()`` on an ``itertools.count`` is atomic in CPython; its repr is the
-    only way to read it without counting one more.
-    """
-
-    __slots__ = ("_count", "add_one")
+    __slots__ = ("_lock", "_value")
 
     def __init__(self) -> None:
-        self._count = itertools.count()
-        self.add_one = self._count.__next__
+        self._lock = threading.Lock()
+        self._value = 0
+
+    def add(self, n: int = 1) -> None:
+        with self._lock:
+            self._value += n
 
     @property
     def value(self) -> int:
-        return int(repr(self._count)[6:-1])
+        return self._value
 
 
 @dataclass(frozen=True)
@@ -44,14 +56,19 @@ class PipelineStats:
 
     Attributes:
         spans_seen: spans that ended while the processor was registered.
-        events_queued: events accepted into the queue (tagged spans count once
-            however many events they hold).
+        events_queued: events accepted into the pipeline. A tagged span is counted
+            once when it is queued, and corrected to the number of events it holds
+            once it is mapped.
         events_sent: events PostHog accepted.
         retries: HTTP requests that were retried.
-        dropped: events lost, by reason (``queue_full``, ``shutdown``,
-            ``too_large``, ``invalid``, ``network``, ``http_<status>``), plus
-            ``before_send``: events your ``before_send`` chose to drop.
-        queue_size: items waiting in the queue right now.
+        dropped: events lost, by reason: ``queue_full`` and ``closed`` (refused
+            at the door, never queued), ``shutdown``, ``too_large``, ``invalid``,
+            ``network``, ``http_<status>``; plus ``before_send``, the events your
+            ``before_send`` chose to drop.
+        queue_size: items (spans, log records, events) waiting to be encoded; at
+            most ``max_queue_size``.
+        buffered_bytes: encoded events waiting to be sent, compressed when gzip
+            is on; at most ``max_buffer_bytes`` plus one batch.
     """
 
     spans_seen: int = 0
@@ -60,34 +77,45 @@ class PipelineStats:
     retries: int = 0
     dropped: Mapping[str, int] = field(default_factory=dict)
     queue_size: int = 0
+    buffered_bytes: int = 0
 
     @property
     def dropped_total(self) -> int:
+        """Events lost, whatever the reason (``before_send``'s choices are not losses)."""
         return sum(n for reason, n in self.dropped.items() if reason != "before_send")
+
+    @property
+    def in_flight(self) -> int:
+        """Queued events not yet sent or dropped; 0 once a flush or shutdown completes."""
+        settled = sum(n for reason, n in self.dropped.items() if reason not in REFUSED)
+        return self.events_queued - self.events_sent - settled
 
 
 class Stats:
     """The live counters behind ``PipelineStats``."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self.spans_seen = Counter()
         self.events_queued = Counter()
         self._lock = threading.Lock()
-        self.events_sent = 0
-        self.retries = 0
+        self._sent = 0
+        self._retries = 0
         self._dropped: dict[str, int] = {}
 
     def after_fork(self) -> None:
-        """A lock the parent's worker held at fork time must not be inherited held."""
-        self._lock = threading.Lock()
+        """A forked child counts from zero (its parent's events are the parent's)."""
+        self._reset()
 
     def sent(self, n: int) -> None:
         with self._lock:
-            self.events_sent += n
+            self._sent += n
 
     def retried(self) -> None:
         with self._lock:
-            self.retries += 1
+            self._retries += 1
 
     def drop(self, reason: str, n: int = 1, detail: str = "") -> None:
         """Count ``n`` lost events; the first loss for each reason is logged."""
@@ -97,7 +125,7 @@ class Stats:
             first = reason not in self._dropped
             self._dropped[reason] = self._dropped.get(reason, 0) + n
         if first:
-            why = DROP_REASONS.get(reason) or _http_reason(reason) or reason
+            why = DROP_REASONS.get(reason) or _http_reason(reason)
             level = logging.INFO if reason == "before_send" else logging.WARNING
             logger.log(
                 level,
@@ -108,9 +136,9 @@ class Stats:
                 f" ({detail})" if detail else "",
             )
 
-    def snapshot(self, queue_size: int = 0) -> PipelineStats:
+    def snapshot(self, queue_size: int = 0, buffered_bytes: int = 0) -> PipelineStats:
         with self._lock:
-            sent, retries, dropped = self.events_sent, self.retries, dict(self._dropped)
+            sent, retries, dropped = self._sent, self._retries, dict(self._dropped)
         return PipelineStats(
             spans_seen=self.spans_seen.value,
             events_queued=self.events_queued.value,
@@ -118,12 +146,11 @@ class Stats:
             retries=retries,
             dropped=MappingProxyType(dropped),
             queue_size=queue_size,
+            buffered_bytes=buffered_bytes,
         )
 
 
-def _http_reason(reason: str) -> str | None:
+def _http_reason(reason: str) -> str:
     if reason.startswith("http_"):
         return f"PostHog refused them with HTTP {reason[5:]}"
-    if reason == "before_send":
-        return "before_send returned None for them"
-    return None
+    return reason

@@ -1,17 +1,31 @@
 """The bounded queue and the two background threads that empty it.
 
-Application threads only append to a deque: never blocking, and a full queue
-drops and counts. An *encoder* thread wakes every ``WAKE_AT`` items (or each
-flush interval) and maps and encodes them at once into a compact batch buffer,
-so ended spans are not kept alive while the network is slow (a long queue of
-span objects costs the whole process memory and garbage-collection time). Full
-or due batches go to an outbox that a *sender* thread delivers, so encoding
-never waits on HTTP. Queued items plus events in the outbox stay under
-``max_queue_size``.
+One lock and one condition guard all shared state; every change happens under
+the lock and every wait re-checks what it waits for::
 
-Our own HTTP runs with instrumentation suppressed, so it makes no spans. After
-``os.fork()`` the child starts empty with threads of its own; at interpreter
-exit, whatever is queued is sent.
+    RUNNING ──shutdown(timeout)──> DRAINING ──everything sent, or the deadline──> STOPPED
+
+- ``put`` (application threads) queues an item while RUNNING, else refuses and
+  counts it (``closed``, or ``queue_full`` past ``max_queue_size``). It never
+  waits for more than the lock.
+- The *encoder* takes queued items in chunks and, outside the lock, maps and
+  encodes them into an open batch. A full or due batch is sealed (compressed
+  once) into the outbox. When the outbox holds ``max_buffer_bytes`` the encoder
+  waits, the queue fills and ``put`` refuses: memory stays bounded however slow
+  PostHog is.
+- The *sender* sends the oldest sealed batch outside the lock, then removes it
+  and marks its items done; ``flush`` waiters wake when their items are done.
+- ``shutdown`` moves to DRAINING and waits, at most its timeout, for STOPPED; it
+  counts nothing itself. In DRAINING the encoder seals what is left and the
+  sender sends it. At the deadline the request in flight is cut off (``stop``),
+  and whoever holds items counts them as ``shutdown``: the encoder what is queued
+  or in its batch, the sender the outbox. Flushes waiting for those items return
+  ``False`` at once.
+
+The lock is re-entrant so that a signal handler running on a thread interrupted
+inside ``put`` can still flush (see ``signals``). Our own HTTP runs with
+instrumentation suppressed. After ``os.fork()`` the child starts empty, with
+threads and counters of its own.
 """
 
 from __future__ import annotations
@@ -22,17 +36,21 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Callable
 
 from posthog_otel import _forksafe, _otel
-from posthog_otel._client.batch import MAX_BATCH_BYTES, SealedBatch
+from posthog_otel._client.batch import MAX_BATCH_BYTES, OpenBatch, SealedBatch
 from posthog_otel._pipeline.delivery import Delivery, Item
-from posthog_otel._pipeline.stats import Counter, Stats
+from posthog_otel._pipeline.stats import Stats
 
 logger = logging.getLogger(__name__)
 
-EXIT_TIMEOUT = 30.0
+EXIT_TIMEOUT = 30.0  # at interpreter exit, what is queued gets this long to be sent
 WAKE_AT = 64  # queued items that wake the encoder before the flush interval
+CHUNK = 256  # items the encoder takes from the queue at a time
 MAX_BUFFER_BYTES = 16 * 1024 * 1024  # encoded events waiting to be sent
+
+RUNNING, DRAINING, STOPPED = "running", "draining", "stopped"
 
 
 class BatchWorker:
@@ -48,6 +66,7 @@ class BatchWorker:
         flush_interval: float = 1.0,
         export_timeout: float = 30.0,
         name: str = "posthog-otel",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_queue_size < 1:
             raise ValueError("max_queue_size must be at least 1")
@@ -63,222 +82,299 @@ class BatchWorker:
         self._interval = flush_interval
         self._export_timeout = export_timeout
         self._name = name
-        self._wake_at = min(WAKE_AT, self._batch_size)
-        self._closed = False
-        self._start()
+        self._clock = clock
+        self._wake_at = min(WAKE_AT, self._batch_size, max_queue_size)
+        self._start(RUNNING)
         _LIVE.add(self)
         _forksafe.register(self)
 
-    def _start(self) -> None:
-        self._queue: collections.deque[Item] = collections.deque()
-        self._accepted = Counter()
-        self._processed = 0  # items whose events were all sent or dropped
-        self._batch = self._delivery.open_batch()
-        self._batched = 0  # items whose events are in the batch being filled
-        self._batch_started = 0.0
-        # Sealed batches and how many items each completes, for the sender.
-        self._outbox: collections.deque[tuple[SealedBatch, int]] = collections.deque()
-        self._outbox_events = 0
-        self._outbox_bytes = 0
-        self._room = threading.Event()  # the sender freed outbox space
-        self._waiters: list[tuple[int, threading.Event]] = []
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._outbox_ready = threading.Event()
-        self._stop = threading.Event()
-        self._encoder_done = threading.Event()
+    def _start(self, state: str) -> None:
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._state = state
         self._deadline: float | None = None
-        self._encoder = threading.Thread(target=self._encode_loop, name=self._name, daemon=True)
-        self._sender = threading.Thread(
-            target=self._send_loop, name=self._name + "-sender", daemon=True
-        )
-        self._encoder.start()
-        self._sender.start()
+        self._stop = threading.Event()  # set at the deadline: cuts off backoff and requests
+        # Shared, under the lock. Items are counted from put() to done.
+        self._queue: collections.deque[Item] = collections.deque()
+        self._in_hand = 0  # items the encoder took and has not yet put in a batch
+        self._accepted = 0  # items put() accepted
+        self._sealed = 0  # items handed to the sender (in the outbox, or done)
+        self._done = 0  # items whose events were all sent or dropped
+        self._given_up_at: int | None = None  # _done when shutdown first gave up on items
+        self._flush_wanted = 0  # the highest item count a flush waits for
+        self._outbox: collections.deque[tuple[SealedBatch, int]] = collections.deque()
+        self._outbox_bytes = 0
+        self._encoder_done = state != RUNNING
+        # The encoder's own, never touched by another thread.
+        self._batch: OpenBatch = self._delivery.open_batch()
+        self._batched = 0  # items whose events are in the open batch
+        self._batch_started = 0.0
+        self._backlog = False  # the last chunk left items queued: take more without waiting
+        if state == RUNNING:
+            for target, suffix in ((self._encode_loop, ""), (self._send_loop, "-sender")):
+                threading.Thread(target=target, name=self._name + suffix, daemon=True).start()
 
     # -- application threads ---------------------------------------------------------
 
     def put(self, item: Item) -> bool:
         """Queue ``item``; never blocks. ``False`` (and counted) when full or shut down."""
-        queue = self._queue
-        if self._closed:
-            self._stats.drop("shutdown")
+        with self._lock:
+            if self._state != RUNNING:
+                refused = "closed"
+            elif len(self._queue) + self._in_hand >= self._max_queue_size:
+                refused = "queue_full"
+            else:
+                self._queue.append(item)
+                self._accepted += 1
+                if len(self._queue) == self._wake_at:
+                    self._cond.notify_all()
+                refused = ""
+        if refused:
+            self._stats.drop(refused)
             return False
-        if len(queue) >= self._max_queue_size:
-            self._stats.drop("queue_full")
-            return False
-        queue.append(item)
-        self._accepted.add_one()
-        self._stats.events_queued.add_one()
-        if len(queue) >= self._wake_at and not self._wake.is_set():
-            self._wake.set()
+        self._stats.events_queued.add()
         return True
 
     def flush(self, timeout: float) -> bool:
-        """Wait until everything queued before this call is sent or dropped."""
-        target = self._accepted.value
-        if self._processed >= target:
-            return True
-        if not self._sender.is_alive():
-            return False
-        done = threading.Event()
-        with self._lock:
-            self._waiters.append((target, done))
-        if self._processed >= target:
-            return True
-        self._wake.set()
-        return done.wait(timeout)
+        """Wait until everything accepted before this call is sent or dropped; ``False``
+        if ``timeout`` ran out first or shutdown gave up on some of it."""
+        with self._cond:
+            target = self._accepted
+            if self._done < target and self._given_up_at is None:
+                self._flush_wanted = max(self._flush_wanted, target)
+                self._cond.notify_all()
+                self._cond.wait_for(
+                    lambda: self._done >= target or self._given_up_at is not None, timeout
+                )
+            return self._done >= target and (
+                self._given_up_at is None or self._given_up_at >= target
+            )
 
     def shutdown(self, timeout: float) -> bool:
-        """Send what is queued within ``timeout`` seconds, then stop; idempotent."""
-        if self._closed:
-            return not self._sender.is_alive()
-        self._closed = True
-        self._deadline = time.monotonic() + timeout
-        self._wake.set()
-        self._sender.join(timeout)
-        if self._sender.is_alive() or self._encoder.is_alive():
-            self._stop.set()  # cut short any backoff; requests are bounded by the deadline
-            self._outbox_ready.set()
-            self._room.set()
-            self._encoder.join(1.0)
-            self._sender.join(1.0)
-        with self._lock:
-            left = len(self._queue) + len(self._batch) + self._outbox_events
-            self._queue.clear()
-            self._outbox.clear()
-            self._outbox_events = self._outbox_bytes = 0
-        self._stats.drop("shutdown", left, f"{left} still queued after {timeout:g} s")
-        return not self._sender.is_alive()
+        """Send what is queued within ``timeout`` seconds, then stop; ``True`` if every item
+        was settled in time. Returns within ``timeout`` whatever PostHog does; idempotent."""
+        self.begin_shutdown(self._clock() + timeout)
+        return self.wait_stopped(timeout)
+
+    def begin_shutdown(self, deadline: float) -> None:
+        """Refuse new items and drain until ``deadline`` (``clock`` scale), when a timer
+        cuts off the request in flight and any backoff; returns at once."""
+        with self._cond:
+            if self._state == STOPPED:
+                return
+            if self._deadline is not None and self._deadline <= deadline:
+                return
+            self._state = DRAINING
+            self._deadline = deadline
+            self._cond.notify_all()
+        cutoff = threading.Timer(max(0.0, deadline - self._clock()), self._cut_off)
+        cutoff.daemon = True
+        cutoff.start()
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for STOPPED."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._state == STOPPED, max(timeout, 0.0))
+
+    def _cut_off(self) -> None:
+        """At the deadline: shutdown gives up on whatever is not done (flushes waiting for
+        it return ``False`` now), and the request in flight and any backoff are cut off."""
+        with self._cond:
+            if self._deadline is None or self._clock() < self._deadline:
+                return
+            if self._done < self._accepted and self._given_up_at is None:
+                self._given_up_at = self._done
+            self._stop.set()
+            self._cond.notify_all()
+
+    @property
+    def state(self) -> str:
+        """``running``, ``draining`` or ``stopped`` (both threads have finished)."""
+        return self._state
 
     @property
     def queue_size(self) -> int:
-        return len(self._queue) + self._outbox_events
+        """Items waiting to be encoded (at most ``max_queue_size``)."""
+        return len(self._queue) + self._in_hand
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Encoded events waiting to be sent."""
+        return self._outbox_bytes
 
     # -- the encoder thread --------------------------------------------------------------
 
     def _encode_loop(self) -> None:
-        try:
-            with _otel.suppressed():  # before_send may do I/O
-                self._encode_forever()
-        except Exception:  # pragma: no cover - a bug here must not pass silently
-            logger.exception("posthog-otel's encoder stopped unexpectedly")
-        finally:
-            self._encoder_done.set()
-            self._outbox_ready.set()
+        with _otel.suppressed():  # before_send may do I/O
+            while True:
+                try:
+                    if self._encode_once():
+                        return
+                except Exception:  # a bug of ours: say so, never die
+                    logger.exception("posthog-otel's encoder hit an unexpected error")
+                    with self._cond:
+                        self._cond.wait(0.1)
 
-    def _encode_forever(self) -> None:
-        while True:
-            timed_out = not self._wake.wait(self._wait_time())
-            self._wake.clear()
-            self._encode_queued()
-            sender_idle = not self._outbox
-            full = len(self._batch) >= self._batch_size and sender_idle
-            if full or self._waiters or self._closed or timed_out or self._due():
-                self._finish_batch()
-            if self._closed and (self._out_of_time() or not self._queue):
-                return
+    def _encode_once(self) -> bool:
+        """Wait for work, encode one chunk, seal if due; ``True`` once the encoder is done."""
+        with self._cond:
+            woke = self._backlog or self._cond.wait_for(self._encoder_has_work, self._wait_time())
+            draining = self._state != RUNNING
+            if draining and self._out_of_time():
+                self._give_up_encoding()
+                return True
+            chunk = [self._queue.popleft() for _ in range(min(CHUNK, len(self._queue)))]
+            self._in_hand = len(chunk)
+            flushing = self._flush_wanted > self._sealed
+        for index, item in enumerate(chunk):
+            if draining and self._out_of_time():
+                self._give_up_encoding(len(chunk) - index)
+                return True
+            self._wait_for_room()
+            self._add(item)
+        with self._cond:
+            self._in_hand = 0
+            more = self._backlog = bool(self._queue)
+        full = len(self._batch) >= self._batch_size
+        if full or (not more and (flushing or draining or not woke or self._due())):
+            self._seal()
+        if draining and not more:
+            with self._cond:
+                self._encoder_done = True
+                self._cond.notify_all()
+            return True
+        return False
+
+    def _encoder_has_work(self) -> bool:
+        return (
+            self._state != RUNNING
+            or len(self._queue) >= self._wake_at
+            or self._flush_wanted > self._sealed
+        )
 
     def _wait_time(self) -> float:
-        if not self._batch:
+        if not self._batched:
             return self._interval
-        return max(0.0, self._batch_started + self._interval - time.monotonic())
+        return max(0.0, self._batch_started + self._interval - self._clock())
 
     def _due(self) -> bool:
-        return bool(self._batch) and time.monotonic() - self._batch_started >= self._interval
+        return bool(self._batched) and self._clock() - self._batch_started >= self._interval
 
-    def _encode_queued(self) -> None:
-        queue = self._queue
-        delivery = self._delivery
-        while queue:
+    def _add(self, item: Item) -> None:
+        """Map and encode one item into the open batch, sealing first if it is full."""
+        for data in self._delivery.encode_item(item):
+            if not self._delivery.fits(self._batch, data):
+                self._seal()
+            self._batch.add(data)
+        if not self._batched:
+            self._batch_started = self._clock()
+        self._batched += 1
+        with self._cond:
+            self._in_hand -= 1
+
+    def _wait_for_room(self) -> None:
+        """Back-pressure: while the outbox is full, wait for the sender (or the deadline)."""
+        with self._cond:
             while self._outbox_bytes >= self._max_buffer_bytes and not self._out_of_time():
-                self._room.wait(0.1)  # back-pressure: the sender is behind
-                self._room.clear()
-            if self._out_of_time():
-                return
-            encoded = delivery.encode_item(queue.popleft())
-            for data in encoded:
-                grown = len(self._batch) >= self._batch_size and not self._outbox
-                if self._batch and (grown or not delivery.fits(self._batch, data)):
-                    self._finish_batch()
-                if not self._batch:
-                    self._batch_started = time.monotonic()
-                self._batch.add(data)
-            self._batched += 1
+                self._cond.wait(self._time_left(0.1))
 
-    def _finish_batch(self) -> None:
-        """Seal the batch and hand it (and the items it completes) to the sender."""
-        if not self._batch and not self._batched:
+    def _seal(self) -> None:
+        """Hand the open batch (and the items it completes) to the sender."""
+        if not self._batched:
             return
         sealed = self._batch.seal()
-        with self._lock:
+        with self._cond:
             self._outbox.append((sealed, self._batched))
-            self._outbox_events += len(sealed)
             self._outbox_bytes += sealed.nbytes
+            self._sealed += self._batched
+            self._cond.notify_all()
         self._batch, self._batched = self._delivery.open_batch(), 0
-        self._outbox_ready.set()
+
+    def _give_up_encoding(self, unencoded: int = 0) -> None:
+        """At the deadline: count what the encoder holds or could still take as ``shutdown``."""
+        with self._cond:
+            queued = len(self._queue)
+            self._queue.clear()
+            items = unencoded + queued + self._batched
+            events = unencoded + queued + len(self._batch)
+            self._in_hand = 0
+            self._settle(items, given_up=True)
+            self._encoder_done = True
+            self._cond.notify_all()
+        self._stats.drop("shutdown", events, "still waiting to be encoded or sent")
+        self._batch, self._batched = self._delivery.open_batch(), 0
 
     # -- the sender thread ---------------------------------------------------------------
 
     def _send_loop(self) -> None:
-        try:
-            with _otel.suppressed():
-                self._send_forever()
-        except Exception:  # pragma: no cover - a bug here must not pass silently
-            logger.exception("posthog-otel's sender stopped unexpectedly")
+        with _otel.suppressed():
+            while True:
+                try:
+                    if self._send_once():
+                        return
+                except Exception:  # a bug of ours: say so, never die
+                    logger.exception("posthog-otel's sender hit an unexpected error")
+                    with self._cond:
+                        self._cond.wait(0.1)
 
-    def _send_forever(self) -> None:
-        while True:
-            self._outbox_ready.wait()
-            self._outbox_ready.clear()
-            while self._outbox and not self._out_of_time():
-                sealed, items = self._outbox[0]
-                if sealed:
-                    self._delivery.send(sealed, deadline=self._send_deadline(), stop=self._stop)
-                with self._lock:
-                    self._outbox.popleft()
-                    self._outbox_events -= len(sealed)
-                    self._outbox_bytes -= sealed.nbytes
-                    self._processed += items
-                    self._notify()
-                self._room.set()
-            self._wake.set()  # idle now: the encoder may send a batch it let grow
-            if self._encoder_done.is_set() and (not self._outbox or self._out_of_time()):
-                return
+    def _send_once(self) -> bool:
+        """Send the oldest sealed batch; ``True`` (and STOPPED) once nothing is left."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._outbox or self._encoder_done)
+            if not self._outbox:
+                self._state = STOPPED
+                self._cond.notify_all()
+                return True
+            batch, items = self._outbox[0]
+            late = self._out_of_time()
+            deadline = self._clock() + self._export_timeout
+            if self._deadline is not None:
+                deadline = min(deadline, self._deadline)
+        if late:
+            self._stats.drop("shutdown", len(batch), "still waiting to be sent")
+        elif batch:
+            self._delivery.send(batch, deadline=deadline, stop=self._stop)
+        with self._cond:
+            self._outbox.popleft()
+            self._outbox_bytes -= batch.nbytes
+            self._settle(items, given_up=late or self._stop.is_set())
+            self._cond.notify_all()
+        return False
 
-    def _send_deadline(self) -> float:
-        deadline = time.monotonic() + self._export_timeout
-        return deadline if self._deadline is None else min(deadline, self._deadline)
+    # -- shared helpers (called with the lock held) -----------------------------------
+
+    def _settle(self, items: int, *, given_up: bool) -> None:
+        if given_up and self._given_up_at is None:
+            self._given_up_at = self._done
+        self._done += items
 
     def _out_of_time(self) -> bool:
         if self._stop.is_set():
             return True
-        return self._deadline is not None and time.monotonic() >= self._deadline
+        return self._deadline is not None and self._clock() >= self._deadline
 
-    def _notify(self) -> None:
-        """Release flushes whose items are all done (called with the lock held)."""
-        if not self._waiters:
-            return
-        waiting = []
-        for target, done in self._waiters:
-            if self._processed >= target:
-                done.set()
-            else:
-                waiting.append((target, done))
-        self._waiters = waiting
+    def _time_left(self, at_most: float) -> float:
+        if self._deadline is None:
+            return at_most
+        return max(0.0, min(at_most, self._deadline - self._clock()))
 
     def _after_fork(self) -> None:
-        # The parent's queued items are the parent's to send; its locks and threads are gone.
+        # The parent's items are the parent's to send; its lock and threads are gone here.
         self._stats.after_fork()
-        if not self._closed:
-            self._start()
+        self._start(RUNNING if self._state == RUNNING else STOPPED)
 
 
 _LIVE: weakref.WeakSet[BatchWorker] = weakref.WeakSet()
 
 
-def _send_at_exit() -> None:
-    for worker in list(_LIVE):
-        worker.shutdown(EXIT_TIMEOUT)
+def shutdown_all(timeout: float) -> None:
+    """Drain every live worker at once, all within ``timeout`` seconds."""
+    workers = list(_LIVE)
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        worker.begin_shutdown(deadline)
+    for worker in workers:
+        worker.wait_stopped(max(0.0, deadline - time.monotonic()))
 
 
-atexit.register(_send_at_exit)
+atexit.register(lambda: shutdown_all(EXIT_TIMEOUT))
