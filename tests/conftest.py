@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from posthog_otel import PostHogClient
 from posthog_otel.devserver import DevServer
+
+if TYPE_CHECKING:
+    from services import Services  # imported lazily: it imports this module
 
 API_KEY = "phc_test_Secret_Key_0123456789"
 
@@ -115,3 +119,15 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@pytest.fixture
+def services(server: DevServer) -> Iterator[Services]:
+    """Start the apps in tests/apps as real subprocesses exporting to the devserver
+    (``services.flask()``, ``services.fastapi()``; see tests/services.py); whatever is
+    still running at the end of the test is killed."""
+    from services import Services
+
+    started = Services(server.url)
+    yield started
+    started.close()
