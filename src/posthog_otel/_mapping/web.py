@@ -11,6 +11,7 @@ attributes) and any ``user:password@`` keep their name and lose their value, in
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -50,20 +51,24 @@ def web_properties(
     ``$raw_user_agent`` and ``$ip`` from either generation of HTTP attribute names."""
     found: dict[str, Any] = {}
     target = _target(attrs)
-    scheme = _text(attrs, _SCHEME).lower()
-    host = _host(attrs, scheme)
-    url = _text(attrs, _FULL_URL) or _rebuilt_url(scheme, host, target)
-    parts = _ABSOLUTE.match(url)
+    # A full URL, else an absolute-form target (as proxies receive), else rebuilt.
+    url = _text(attrs, _FULL_URL) or (target if _ABSOLUTE.match(target) else "")
+    parts = _ABSOLUTE.match(url) if url else None
     if parts:
         host = parts["authority"].rpartition("@")[2]
+    else:
+        scheme = _text(attrs, _SCHEME).lower()
+        host = _host(attrs, scheme)
+        if not url and scheme and host and target.startswith("/"):
+            url = f"{scheme}://{host}{target}"
     if url:
         found["$current_url"] = redact_url(url, denylist)
     if host:
         found["$host"] = host
-    path = _text(attrs, ("url.path",)) or target.split("?", 1)[0]
-    if not path.startswith("/") and parts:
-        path = parts["path"] or "/"
-    if path.startswith("/"):
+    path = _text(attrs, ("url.path",)) or target.partition("?")[0]
+    if not path.startswith("/"):
+        path = (parts["path"] or "/") if parts else ""
+    if path:
         found["$pathname"] = path
     for name, keys in _OTHERS:
         value = _text(attrs, keys)
@@ -82,7 +87,7 @@ def redact_attribute(key: str, value: Any, denylist: re.Pattern[str] | None) -> 
 def redact_url(url: str, denylist: re.Pattern[str] | None) -> str:
     """``url`` (absolute, or a path with a query) with ``user:password@`` and the values
     of query parameters named like credentials replaced by ``REDACTED``."""
-    if denylist is None:
+    if denylist is None or ("?" not in url and "@" not in url):
         return url
     before, hash_mark, fragment = url.partition("#")
     absolute = _ABSOLUTE.match(before)
@@ -110,6 +115,7 @@ def redact_query(query: str, denylist: re.Pattern[str] | None) -> str:
     return "&".join(parts)
 
 
+@functools.lru_cache(maxsize=4096)  # parameter names repeat: decide each once
 def _is_credential(name: str, denylist: re.Pattern[str]) -> bool:
     """``access_token``, ``apiKey``, ``user[password]`` (any encoding) are credentials."""
     words = re.sub(r"[\[\]]+", ".", unquote_plus(name)).strip(".")
@@ -134,13 +140,6 @@ def _target(attrs: Mapping[str, Any]) -> str:
     return f"{path}?{query}" if query else path
 
 
-def _rebuilt_url(scheme: str, host: str, target: str) -> str:
-    """``scheme://host/path?query``; an absolute-form target (as proxies receive) as it is."""
-    if target.startswith("/"):
-        return f"{scheme}://{host}{target}" if scheme and host else ""
-    return target if _ABSOLUTE.match(target) else ""
-
-
 def _host(attrs: Mapping[str, Any], scheme: str) -> str:
     """``host[:port]`` as a browser shows it: the default port for ``scheme`` omitted,
     IPv6 in brackets, and a port not repeated when the address already carries it (as
@@ -150,8 +149,9 @@ def _host(attrs: Mapping[str, Any], scheme: str) -> str:
         if not address:
             continue
         host, port = _split_port(address)
-        if port is None and port_key is not None and attrs.get(port_key) is not None:
-            port = str(attrs[port_key])
+        if port is None and port_key is not None:
+            given = attrs.get(port_key)
+            port = str(given) if isinstance(given, (int, str)) else None
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         return host if port in (None, "", _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
