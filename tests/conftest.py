@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from posthog_otel import PostHogClient
 from posthog_otel.devserver import DevServer
+
+if TYPE_CHECKING:
+    from services import Services  # imported lazily: it imports this module
 
 API_KEY = "phc_test_Secret_Key_0123456789"
 
@@ -132,3 +136,15 @@ def assert_accounted(stats, offered: int | None = None) -> None:
     if offered is not None:
         refused = sum(n for reason, n in stats.dropped.items() if reason in REFUSED)
         assert stats.events_queued + refused == offered, stats
+
+
+@pytest.fixture
+def services(server: DevServer) -> Iterator[Services]:
+    """Start the apps in tests/apps as real subprocesses exporting to the devserver
+    (``services.flask()``, ``services.fastapi()``; see tests/services.py); whatever is
+    still running at the end of the test is killed."""
+    from services import Services
+
+    started = Services(server.url)
+    yield started
+    started.close()

@@ -32,7 +32,7 @@ from posthog_otel._mapping.convention import (
     note_flag_evaluation,
 )
 from posthog_otel._mapping.exceptions import escaped_from, exception_properties
-from posthog_otel._mapping.web import web_properties
+from posthog_otel._mapping.web import URL_ATTRIBUTES, redact_attribute, web_properties
 from posthog_otel._version import LIB, __version__
 
 _KIND_NAMES = {kind: kind.name.lower() for kind in SpanKind}
@@ -50,9 +50,9 @@ class MappingOptions:
     denylist: re.Pattern[str] | None = None
 
 
-# What an attribute key is, decided once per key: a property, a credential to drop, or
-# reserved (a bit flag, so one pass over a span's keys says which extras it needs).
-_PLAIN, _DENIED = 0, -1
+# What an attribute key is, decided once per key: a property, a credential to drop, a URL
+# to redact, or reserved (a bit flag, so one pass over a span's keys says which extras it needs).
+_PLAIN, _DENIED, _URL = 0, -1, -2
 _RESERVED, _GROUP, _PEOPLE, _JSON = 1, 2, 4, 8
 _STATUS_NAMES = {code: code.name.lower() for code in StatusCode}
 
@@ -209,6 +209,8 @@ class SpanMapper:
                 kind |= _PEOPLE
             elif key == PROPERTIES:
                 kind |= _JSON
+        elif deny is not None and key in URL_ATTRIBUTES:
+            kind = _URL
         elif deny is not None and deny.search(normalise_key(key)):
             kind = _DENIED
         else:
@@ -238,6 +240,8 @@ class SpanMapper:
             elif kind > 0:
                 reserved[key] = value
                 extras |= kind
+            elif kind == _URL:
+                props[key] = redact_attribute(key, value, self._options.denylist)
         return props, reserved, extras
 
     def _context(
@@ -247,7 +251,7 @@ class SpanMapper:
         context = {"$trace_id": trace_hex, "$span_id": span_hex, "$otel_span_name": span.name}
         context.update(self._resource_context(span.resource))
         if span.kind is SpanKind.SERVER:
-            context.update(web_properties(attrs))
+            context.update(web_properties(attrs, self._options.denylist))
         return context
 
     def _resource_context(self, resource: Any) -> dict[str, Any]:

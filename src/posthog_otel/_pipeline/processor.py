@@ -42,8 +42,9 @@ class PostHogSpanProcessor(SpanProcessor):
         include_resource_attributes: add every resource attribute to every
             event (by default only ``service.name``).
         attribute_denylist: words that mark a key as a credential when they end
-            it (any case or separator); those attributes are never sent. A
-            compiled regex replaces the matching; ``None`` or ``()`` disables it.
+            it (any case or separator); those attributes are never sent, and
+            query parameters so named are redacted in URLs. A compiled regex
+            replaces the matching; ``None`` or ``()`` disables both.
         before_send: called in the worker with each event (a dict in PostHog's
             shape); return it, edited or not, or ``None`` to drop it.
         max_queue_size: spans and captured events waiting to be encoded; beyond
