@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,10 @@ if TYPE_CHECKING:
     from services import Services  # imported lazily: it imports this module
 
 API_KEY = "phc_test_Secret_Key_0123456789"
+
+# The suite's own process keeps its SIGTERM handler: processors made here must not take
+# charge of it. SIGTERM is tested in subprocesses, whose environment the tests set.
+os.environ.setdefault("POSTHOG_FLUSH_ON_SIGTERM", "false")
 
 
 @pytest.fixture(scope="session")

@@ -66,3 +66,41 @@ def test_identify_sets_and_restores_baggage():
     with pytest.raises(TypeError):
         with identify(42):  # type: ignore[arg-type]
             pass
+
+
+def test_identify_names_the_span_already_started_and_its_request(server, make_pipeline):
+    from opentelemetry import trace
+
+    tracer, processor = make_pipeline()
+    with tracer.start_as_current_span("GET /checkout") as request_span:
+        request_span.set_attribute("posthog.event", "request_seen")
+        with tracer.start_as_current_span("handler"):
+            with identify("user-5"):
+                trace.get_current_span().set_attribute("posthog.event", "handled")
+    with tracer.start_as_current_span("GET /admin", attributes={"posthog.distinct_id": "admin"}):
+        with identify("someone-else"):
+            trace.get_current_span().set_attribute("posthog.event", "kept_its_own")
+    assert processor.force_flush(5000)
+    users = {e["event"]: e["distinct_id"] for e in server.events()}
+    assert users == {"request_seen": "user-5", "handled": "user-5", "kept_its_own": "admin"}
+
+
+def test_two_live_roots_of_one_trace_are_not_guessed_between():
+    from posthog_otel._pipeline.roots import LocalRoots
+
+    class FakeSpan:
+        def __init__(self, trace_id):
+            self.trace_id = trace_id
+
+        def get_span_context(self):
+            return self
+
+    roots, first, second = LocalRoots(), FakeSpan(1), FakeSpan(1)
+    roots.started(first)
+    assert roots.root_of(1) is first
+    roots.started(second)
+    assert roots.root_of(1) is None  # two concurrent requests of one trace: ambiguous
+    roots.ended(first)
+    assert roots.root_of(1) is second
+    roots.ended(second)
+    assert roots.root_of(1) is None

@@ -57,7 +57,7 @@ def test_shutdown_is_idempotent_and_final(server, client):
     exporter.shutdown()
     exporter.shutdown()
     assert exporter.export(tagged_spans("late")) is SpanExportResult.FAILURE
-    assert exporter.stats().dropped == {"shutdown": 1}
+    assert exporter.stats().dropped == {"closed": 1}
     assert exporter.force_flush() is True
 
 
@@ -102,3 +102,75 @@ def test_nonsense_sizes_are_refused(client, options):
     if "max_batch_size" in options:
         with pytest.raises(ValueError, match="max_batch_size"):
             PostHogSpanExporter(client, **options)
+
+
+def test_attached_to_the_global_provider_it_behaves_as_the_processor(server, client):
+    from opentelemetry import baggage, context
+
+    provider = TracerProvider()
+    exporter = PostHogSpanExporter(client, attach_processor=False)
+    assert exporter.stats().spans_seen == 0
+    # What opentelemetry-instrument does: the global provider is set, then we are built.
+    from unittest import mock
+
+    with mock.patch("opentelemetry.trace.get_tracer_provider", return_value=provider):
+        attached = PostHogSpanExporter(client)
+    provider.add_span_processor(BatchSpanProcessor(attached))
+    tracer = provider.get_tracer("t")
+    token = context.attach(baggage.set_baggage("posthog.distinct_id", "from-baggage"))
+    try:
+        with tracer.start_as_current_span("s", attributes={"posthog.event": "seen_at_start"}):
+            pass
+    finally:
+        context.detach(token)
+    provider.shutdown()
+    (event,) = server.wait_for_events(1, event="seen_at_start")
+    assert event["distinct_id"] == "from-baggage"  # identity copied at span start
+    assert len(server.events("seen_at_start")) == 1  # the exporter skipped what it took
+    assert attached.stats().events_sent == 1
+
+
+def test_under_opentelemetry_instrument_identity_crosses_services(server, services):
+    downstream = services.flask(telemetry="exporter", env={"OTEL_BSP_SCHEDULE_DELAY": "100"})
+    upstream = services.flask(
+        telemetry="exporter",
+        env={"OTEL_BSP_SCHEDULE_DELAY": "100", "DOWNSTREAM_URL": downstream.url},
+    )
+    import requests
+
+    requests.get(f"{upstream.url}/items/7?user=user-1", timeout=10).raise_for_status()
+    events = server.wait_for_events(2, event="item_viewed", timeout=20)
+    # Upstream: identify() ran after the server span started; downstream: from baggage.
+    assert [e["distinct_id"] for e in events] == ["user-1", "user-1"]
+    assert len({e["properties"]["$trace_id"] for e in events}) == 1
+
+
+BURST = """
+from opentelemetry import trace
+tracer = trace.get_tracer("burst")
+for i in range(50_000):
+    with tracer.start_as_current_span("s", attributes={"posthog.event": "burst", "n": i}):
+        pass
+"""
+
+
+def test_under_opentelemetry_instrument_a_burst_of_50000_loses_nothing(server, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from services import service_env
+
+    script = tmp_path / "burst.py"
+    script.write_text(BURST)
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    env = service_env(server.url, "burst", OTEL_TRACES_EXPORTER="posthog")
+    result = subprocess.run(
+        [str(instrument), sys.executable, str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert server.store.count(event="burst") == 50_000  # the SDK's own queue drops 2/3

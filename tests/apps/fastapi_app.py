@@ -16,8 +16,9 @@ FastAPIInstrumentor.instrument_app(app)  # skipped when opentelemetry-instrument
 @app.get("/items/{item}")
 def view_item(item: int, request: Request) -> dict[str, int]:
     """Tags the instrumented server span: one ``item_viewed`` event per request."""
-    span = trace.get_current_span()
-    span.set_attribute("posthog.event", "item_viewed")
-    span.set_attribute("item", item)
-    telemetry.downstream(request.url.path, request.url.query)
+    with telemetry.as_user(request.query_params.get("user")):
+        span = trace.get_current_span()
+        span.set_attribute("posthog.event", "item_viewed")
+        span.set_attribute("item", item)
+        telemetry.downstream(request.url.path, request.url.query)
     return {"item": item}

@@ -16,10 +16,11 @@ app = Flask(__name__)
 @app.get("/items/<int:item>")
 def view_item(item: int) -> dict[str, int]:
     """Tags the instrumented server span: one ``item_viewed`` event per request."""
-    span = trace.get_current_span()
-    span.set_attribute("posthog.event", "item_viewed")
-    span.set_attribute("item", item)
-    telemetry.downstream(request.path, request.query_string.decode())
+    with telemetry.as_user(request.args.get("user")):
+        span = trace.get_current_span()
+        span.set_attribute("posthog.event", "item_viewed")
+        span.set_attribute("item", item)
+        telemetry.downstream(request.path, request.query_string.decode())
     return {"item": item}
 
 

@@ -9,13 +9,14 @@ it runs under it, else its own.
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager, nullcontext
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from posthog_otel import PostHogSpanProcessor
+from posthog_otel import PostHogSpanProcessor, identify
 
 
 def set_up() -> None:
@@ -28,6 +29,12 @@ def set_up() -> None:
             trace.set_tracer_provider(provider)
         provider.add_span_processor(PostHogSpanProcessor())
     RequestsInstrumentor().instrument()
+
+
+def as_user(user: str | None) -> AbstractContextManager[None]:
+    """``identify(user)`` when the request names one (``?user=``), after the server span
+    started, as a handler would once it knows who is calling."""
+    return identify(user) if user else nullcontext()
 
 
 def downstream(path: str, query: str) -> None:

@@ -124,7 +124,8 @@ def check_headers(headers: object) -> dict[str, str]:
     return checked
 
 
-def _parse_bool(raw: str) -> bool:
+def parse_bool(raw: str) -> bool:
+    """``true``/``false`` in the spellings environment variables use (``1``, ``yes``, ``on``...)."""
     lowered = raw.lower()
     if lowered in _TRUE:
         return True
@@ -146,7 +147,7 @@ def _parse_headers(raw: str) -> dict[str, str]:
     return headers
 
 
-def _parse_float(raw: str) -> float:
+def parse_seconds(raw: str) -> float:
     try:
         return float(raw)
     except ValueError:
@@ -167,14 +168,14 @@ def _keep(raw: str) -> str:
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "api_key": ("POSTHOG_API_KEY", _keep),
     "host": ("POSTHOG_HOST", _keep),
-    "timeout": ("POSTHOG_TIMEOUT", _parse_float),
+    "timeout": ("POSTHOG_TIMEOUT", parse_seconds),
     "retries": ("POSTHOG_RETRIES", _parse_int),
-    "retry_delay": ("POSTHOG_RETRY_DELAY", _parse_float),
-    "enabled_capture": ("POSTHOG_ENABLED_CAPTURE", _parse_bool),
-    "gzip": ("POSTHOG_GZIP", _parse_bool),
+    "retry_delay": ("POSTHOG_RETRY_DELAY", parse_seconds),
+    "enabled_capture": ("POSTHOG_ENABLED_CAPTURE", parse_bool),
+    "gzip": ("POSTHOG_GZIP", parse_bool),
     "headers": ("POSTHOG_HEADERS", _parse_headers),
     "flags_path": ("POSTHOG_FLAGS_PATH", _keep),
-    "flags_timeout": ("POSTHOG_FLAGS_TIMEOUT", _parse_float),
+    "flags_timeout": ("POSTHOG_FLAGS_TIMEOUT", parse_seconds),
     "ca_bundle": ("POSTHOG_CA_BUNDLE", _keep),
 }
 ENV_VARIABLES: Mapping[str, str] = MappingProxyType({k: v for k, (v, _) in _ENV.items()})

@@ -34,7 +34,7 @@ from posthog_otel._flags.exposure import ExposureLog, flag_called_properties
 from posthog_otel._flags.values import FeatureFlag, FlagsResponse
 from posthog_otel._mapping.captured import captured_event
 from posthog_otel._mapping.convention import DISTINCT_ID, USER_ID_KEYS
-from posthog_otel._pipeline import pipeline
+from posthog_otel._pipeline import pipeline, signals
 from posthog_otel._pipeline.delivery import Delivery
 from posthog_otel._pipeline.pipeline import Pipeline
 from posthog_otel._pipeline.processor import PostHogSpanProcessor, pipeline_of
@@ -87,6 +87,7 @@ class PostHogFlagProvider:
         clock: Callable[[], float] = time.monotonic,
         **client_options: Any,
     ) -> None:
+        self._sigterm = signals.settings(None, None)
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
         self._connection = connection_of(self._client)
         self._shared = pipeline_of(processor) if processor is not None else None
@@ -322,6 +323,9 @@ class PostHogFlagProvider:
                     Delivery(self._connection, stats), stats, name="posthog-otel-flags"
                 )
                 self._own = Pipeline(worker, stats)
+                on_sigterm, timeout = self._sigterm
+                if on_sigterm:
+                    signals.install(timeout)
             return self._own
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from opentelemetry import baggage, trace
 from opentelemetry.context import attach, detach
 
+from posthog_otel import _otel
 from posthog_otel._client.events import check_distinct_id, check_event_name, check_properties
 from posthog_otel._json import dumps
 from posthog_otel._mapping.captured import captured_event
@@ -67,18 +68,38 @@ def capture(
 
 @contextmanager
 def identify(distinct_id: str) -> Iterator[None]:
-    """Attribute everything inside to ``distinct_id``: spans started here and downstream.
+    """Attribute everything inside to ``distinct_id``: the span you are in, the request
+    it belongs to, the spans started here, and the services you call.
 
-    The id travels in W3C baggage (``posthog.distinct_id``), so instrumented HTTP
-    clients carry it to other services. Baggage is visible to every service and in
-    outgoing headers: use an identifier, never anything secret.
+    On entry the id is written on the current span and on its local root (the span
+    that began this trace in this process: a request's server span) unless they carry
+    one already, so an event tagged on them afterwards is the user's. It also travels
+    in W3C baggage (``posthog.distinct_id``): spans started inside inherit it, and
+    instrumented HTTP clients carry it to other services. Baggage is visible to every
+    service and in outgoing headers: use an identifier, never anything secret.
     """
     check_distinct_id(distinct_id)
+    _name_current_spans(distinct_id)
     token = attach(baggage.set_baggage(DISTINCT_ID, distinct_id))
     try:
         yield
     finally:
         detach(token)
+
+
+def _name_current_spans(distinct_id: str) -> None:
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    targets = [span]
+    active = pipeline.active()
+    if active is not None:
+        root = active.roots.root_of(span.get_span_context().trace_id)
+        if root is not None and root is not span and root.is_recording():
+            targets.append(root)
+    for target in targets:
+        if DISTINCT_ID not in _otel.attributes_of(target):
+            target.set_attribute(DISTINCT_ID, distinct_id)
 
 
 def _as_attributes(name: str, props: Mapping[str, Any], distinct_id: str | None) -> dict[str, Any]:

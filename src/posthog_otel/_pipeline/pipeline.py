@@ -1,5 +1,5 @@
 """What span processors share with the rest of the package: one queue, its counters,
-and the flags known on live spans.
+the flags known on live spans, and the live local root spans.
 
 The package-internal face of a ``PostHogSpanProcessor`` (reached with
 ``pipeline_of(processor)``): ``capture()`` without a span and the flag provider
@@ -14,6 +14,7 @@ import weakref
 from typing import Any
 
 from posthog_otel._pipeline.delivery import Item
+from posthog_otel._pipeline.roots import LocalRoots
 from posthog_otel._pipeline.spanflags import SpanFlags
 from posthog_otel._pipeline.stats import PipelineStats, Stats
 from posthog_otel._pipeline.worker import BatchWorker
@@ -26,6 +27,10 @@ class Pipeline:
         self.worker = worker
         self.stats = stats
         self.span_flags = SpanFlags()
+        self.roots = LocalRoots()
+        # Tagged spans the processor took, for an exporter attached to the same provider
+        # (it must not send them again); None when no exporter asked.
+        self.taken: weakref.WeakSet[Any] | None = None
         self.enabled = enabled
         self.closed = False
 

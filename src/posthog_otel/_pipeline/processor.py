@@ -20,6 +20,7 @@ from posthog_otel import _otel
 from posthog_otel._client.client import PostHogClient, client_from, connection_of
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, TAG
 from posthog_otel._mapping.spans import has_tagged_events
+from posthog_otel._pipeline import signals
 from posthog_otel._pipeline.delivery import BeforeSend, Delivery
 from posthog_otel._pipeline.pipeline import Pipeline, activate
 from posthog_otel._pipeline.stats import PipelineStats, Stats
@@ -54,6 +55,11 @@ class PostHogSpanProcessor(SpanProcessor):
         max_batch_size: events per request (requests also stay under 5 MiB).
         flush_interval: seconds between sends when batches do not fill.
         export_timeout: seconds to deliver one batch, retries included.
+        flush_on_sigterm: on SIGTERM, deliver what is queued before the process
+            ends (see the README); ``None`` reads ``POSTHOG_FLUSH_ON_SIGTERM``
+            (default on).
+        sigterm_timeout: seconds that delivery may take; ``None`` reads
+            ``POSTHOG_SIGTERM_TIMEOUT`` (default 5).
     """
 
     def __init__(
@@ -71,8 +77,11 @@ class PostHogSpanProcessor(SpanProcessor):
         max_batch_size: int = 1000,
         flush_interval: float = 1.0,
         export_timeout: float = 30.0,
+        flush_on_sigterm: bool | None = None,
+        sigterm_timeout: float | None = None,
         **client_options: Any,
     ) -> None:
+        on_sigterm, sigterm_seconds = signals.settings(flush_on_sigterm, sigterm_timeout)
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
         self._capture_exceptions = capture_exceptions
         self._shut_down = False
@@ -98,6 +107,7 @@ class PostHogSpanProcessor(SpanProcessor):
         enabled = self._client.enabled_capture
         self._pipeline = Pipeline(worker, stats, enabled=enabled)
         self._span_flags = self._pipeline.span_flags
+        self._roots = self._pipeline.roots
         self._flags_live = self._span_flags.live  # read on every span start and end
         self._seen = stats.spans_seen.add
         self._put = worker.put
@@ -105,6 +115,8 @@ class PostHogSpanProcessor(SpanProcessor):
             self.on_start = _ignore_start  # type: ignore[method-assign]
             self.on_end = _ignore_end  # type: ignore[method-assign]
         activate(self._pipeline)
+        if on_sigterm and enabled:
+            signals.install(sigterm_seconds)
 
     def __repr__(self) -> str:
         return f"PostHogSpanProcessor(client={self._client!r})"
@@ -113,6 +125,9 @@ class PostHogSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
+            local_parent = span.parent
+            if local_parent is None or local_parent.is_remote:
+                self._roots.started(span)  # where identify() can name the user later
             ctx = parent_context if parent_context is not None else _otel.current_context()
             parent = _otel.span_of(ctx)
             identity = None
@@ -143,8 +158,14 @@ class PostHogSpanProcessor(SpanProcessor):
             attrs = _otel.attributes_of(span)
             events = _otel.events_of(span)
             inherited = self._span_flags.ended(span.context.span_id) if self._flags_live else None
+            local_parent = span.parent
+            if local_parent is None or local_parent.is_remote:
+                self._roots.ended(span)
             if TAG in attrs or (events and has_tagged_events(events, self._capture_exceptions)):
                 self._put((span, dict(inherited)) if inherited else span)
+                taken = self._pipeline.taken
+                if taken is not None:
+                    taken.add(span)
         except Exception:  # a hook must never raise into the application
             logger.debug("posthog-otel on_end failed", exc_info=True)
 

@@ -1,0 +1,119 @@
+"""Deliver what is queued when the process is told to stop with SIGTERM.
+
+``docker stop``, Kubernetes and systemd send SIGTERM, whose default action ends the
+process at once: no ``atexit``, and whatever is queued is lost. So the first
+pipeline started on the main thread looks at SIGTERM's handler:
+
+- The default: we install a handler that drains every pipeline (within
+  ``timeout``), then restores the default and raises SIGTERM again, so the process
+  still ends "killed by SIGTERM", as its supervisor expects.
+- A framework's handler (uvicorn and gunicorn install one before loading the app):
+  we wrap it. On SIGTERM the framework's handler runs as before and the service
+  shuts down gracefully; a SIGTERM raised again on the main thread afterwards
+  (uvicorn restores the previous handler and re-raises) is held until our exit hook
+  has drained the pipelines, then let through. Still killed by SIGTERM, after
+  delivery; a framework that exits normally exits normally.
+- Ignored, or not settable from here (not the main thread): left alone.
+
+``POSTHOG_FLUSH_ON_SIGTERM=false`` or ``flush_on_sigterm=False`` turns this off;
+``POSTHOG_SIGTERM_TIMEOUT`` or ``sigterm_timeout`` sets the bound (5 s).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from posthog_otel._client.config import parse_bool, parse_seconds
+from posthog_otel._pipeline.worker import shutdown_all
+from posthog_otel.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 5.0
+Handler = Callable[[int, FrameType | None], Any]
+
+_lock = threading.Lock()
+_installed = False
+_timeout = DEFAULT_TIMEOUT
+_held = False
+
+
+def settings(enabled: bool | None, timeout: float | None) -> tuple[bool, float]:
+    """The arguments, else ``POSTHOG_FLUSH_ON_SIGTERM`` / ``POSTHOG_SIGTERM_TIMEOUT``."""
+    try:
+        if enabled is None:
+            raw = os.environ.get("POSTHOG_FLUSH_ON_SIGTERM", "").strip()
+            enabled = parse_bool(raw) if raw else True
+        if timeout is None:
+            raw = os.environ.get("POSTHOG_SIGTERM_TIMEOUT", "").strip()
+            timeout = parse_seconds(raw) if raw else DEFAULT_TIMEOUT
+    except ValueError as exc:
+        variable = "POSTHOG_FLUSH_ON_SIGTERM" if enabled is None else "POSTHOG_SIGTERM_TIMEOUT"
+        raise ConfigurationError(variable, str(exc)) from None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ConfigurationError("sigterm_timeout", f"must be a positive number, got {timeout!r}")
+    return enabled, float(timeout)
+
+
+def install(timeout: float) -> bool:
+    """Take charge of SIGTERM as the module docstring says; ``True`` if we did (once)."""
+    global _installed, _timeout
+    sigterm = getattr(signal, "SIGTERM", None)
+    if sigterm is None or threading.current_thread() is not threading.main_thread():
+        return False
+    with _lock:
+        if _installed:
+            return False
+        current = signal.getsignal(sigterm)
+        if current == signal.SIG_DFL:
+            handler: Handler = _drain_then_die
+        elif callable(current) and hasattr(signal, "pthread_sigmask"):
+            handler = _chained(current)
+        else:
+            return False
+        signal.signal(sigterm, handler)
+        _installed, _timeout = True, timeout
+        return True
+
+
+def _drain_then_die(signum: int, frame: FrameType | None) -> None:
+    _drain("SIGTERM")
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+
+
+def _chained(previous: Handler) -> Handler:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        _hold(signum)
+        previous(signum, frame)
+
+    return handler
+
+
+def _hold(signum: int) -> None:
+    """Block ``signum`` on this (the main) thread until we have drained at exit."""
+    global _held
+    if _held:
+        return
+    _held = True
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signum})
+    atexit.register(_release, signum)  # runs before the workers' own exit hook
+
+
+def _release(signum: int) -> None:
+    _drain("exit after SIGTERM")
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})  # a held SIGTERM ends us now
+
+
+def _drain(why: str) -> None:
+    try:
+        shutdown_all(_timeout)
+    except Exception:  # a signal handler must never raise into the application
+        logger.exception("posthog-otel could not drain its queues on %s", why)
