@@ -166,11 +166,44 @@ def test_a_stalled_response_body_times_out(server):
     assert time.monotonic() - started < 8  # a hang guard: the stalls last 10 s each
 
 
-def test_a_reset_connection_is_retried_once_at_once(server):
-    server.faults.reset(times=1)
+def test_timeout_bounds_each_capture_attempt_against_a_trickling_server(server):
+    # {"status": 1} at one byte a second takes 13 s, though no single read is slow.
+    server.faults.trickle(bytes_per_second=1, times=1, paths="/capture")
+    with PostHogClient(API_KEY, server.url, timeout=1.0, retries=1, retry_delay=0.01) as c:
+        started = time.monotonic()
+        assert c.capture("e", "u").status == 200  # the retry answers at once
+        elapsed = time.monotonic() - started
+    assert 1.0 <= elapsed < 4.0, elapsed  # one attempt cut off at 1 s; a hang guard above
+    assert len(server.requests.matching("/capture/")) == 2
+
+
+def test_timeout_bounds_each_batch_attempt_against_a_trickling_server(server):
+    server.faults.trickle(bytes_per_second=1, times=10, paths="/batch")
+    with PostHogClient(API_KEY, server.url, timeout=0.5, retries=2, retry_delay=0.01) as c:
+        started = time.monotonic()
+        with pytest.raises(TransportError, match="timed out"):
+            c.batch([("e", "u")])
+        elapsed = time.monotonic() - started
+    assert 1.5 <= elapsed < 5.0, elapsed  # three attempts of 0.5 s; a hang guard above
+    assert len(server.requests.matching("/batch/")) == 3
+
+
+def test_a_reset_of_a_reused_connection_is_retried_once_at_once(server):
+    # A keep-alive connection the server closed as we reused it: not a failed attempt.
     with PostHogClient(API_KEY, server.url, retries=0) as c:
+        c.capture("warm", "u")
+        server.faults.reset(times=1)
         assert c.capture("e", "u").status == 200
-    assert len(server.events()) == 1
+    assert len(server.requests.matching("/capture/")) == 3
+    assert sorted(e["event"] for e in server.events()) == ["e", "warm"]
+
+
+def test_a_reset_costs_one_request_per_configured_try(server):
+    server.faults.reset(times=10)
+    with PostHogClient(API_KEY, server.url, retries=2, retry_delay=0.01) as c:
+        with pytest.raises(TransportError, match="reset"):
+            c.capture("e", "u")
+    assert len(server.requests.matching("/capture/")) == 3  # the first try and two retries
 
 
 def test_repeated_resets_and_garbage_fail_as_transport_errors(server):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from opentelemetry.sdk._configuration import _import_exporters
 from opentelemetry.sdk.trace import TracerProvider
@@ -102,3 +104,17 @@ def test_nonsense_sizes_are_refused(client, options):
     if "max_batch_size" in options:
         with pytest.raises(ValueError, match="max_batch_size"):
             PostHogSpanExporter(client, **options)
+
+
+def test_export_timeout_bounds_an_export_against_a_trickling_server(server):
+    # Each answer trickles at one byte a second; the per-attempt timeout (30 s) and the
+    # retries would allow minutes: only export_timeout ends the call.
+    server.faults.trickle(bytes_per_second=1, times=100, paths="/batch")
+    client = PostHogClient(API_KEY, server.url, timeout=30, retries=5, retry_delay=0.01)
+    exporter = PostHogSpanExporter(client, export_timeout=1.5)
+    started = time.monotonic()
+    assert exporter.export(tagged_spans("a", "b")) is SpanExportResult.FAILURE
+    elapsed = time.monotonic() - started
+    assert 1.5 <= elapsed < 3.5, elapsed  # the upper bound is a hang guard
+    assert exporter.stats().dropped == {"network": 2}
+    client.close()

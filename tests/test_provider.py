@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+import time
 
 import pytest
 from opentelemetry import trace
@@ -145,6 +146,30 @@ def test_posthog_down_with_an_empty_cache_never_raises(make_provider, unused_por
     assert "could not connect" in warnings[0].getMessage()
     flags.shutdown()
     client.close()
+
+
+def test_a_trickling_flag_service_holds_no_caller_past_flags_timeout(flags_server, make_provider):
+    flags = make_provider(send_feature_flag_events=False)  # flags_timeout=1.0
+    # The /decide answer, one byte a second: minutes, though no single read is slow.
+    flags_server.faults.trickle(bytes_per_second=1, times=10, paths="/decide")
+    took: dict[int, float] = {}
+    answers: dict[int, bool] = {}
+
+    def look(n: int) -> None:
+        started = time.monotonic()
+        answers[n] = flags.is_enabled("beta", "u1", default=True)
+        took[n] = time.monotonic() - started
+
+    threads = [threading.Thread(target=look, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert answers == dict.fromkeys(range(4), True)  # the default: no answer came in time
+    # The leader's fetch is cut off at 1 s and the others wait for it at most 1 s; the
+    # bound is a hang guard for a loaded machine.
+    assert max(took.values()) < 3.0, took
+    assert decide_requests(flags_server) == 1
 
 
 def test_quota_limited(flags_server, make_provider):

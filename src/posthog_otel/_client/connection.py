@@ -74,17 +74,32 @@ class Connection:
         on_retry: Callable[[], None] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> HTTPResult:
-        """One sealed ``/batch/``, retried by the policy until ``deadline`` (on the
-        ``time.monotonic()`` scale). Returns the last answer; raises ``TransportError``
-        when none came. ``stop`` (default: this connection closing) cuts backoff short."""
+        """Send one sealed ``/batch/``, retried by the policy; the last answer, or
+        ``TransportError`` when none came.
+
+        ``deadline`` (on the ``time.monotonic()`` scale; ``None``: no limit but
+        ``timeout`` per attempt) bounds the whole call, backoff and retries included:
+        it returns or raises by then, whatever the server does (each attempt's socket
+        is shut at the deadline, a trickled answer included). Setting ``stop`` (default:
+        this connection closing) ends a backoff at once and cuts off the request in
+        flight within about 0.1 s; the call then raises ``TransportError`` (or returns
+        the last retryable answer it had). A connection still being opened is not
+        interrupted, but its connect timeout never passes the deadline.
+        """
+        stop = stop if stop is not None else self.closed
         return send_with_retries(
             lambda t: self._transport.post(
-                BATCH_PATH, batch.body(), timeout=t, headers=headers, gzipped=batch.gzipped
+                BATCH_PATH,
+                batch.body(),
+                timeout=t,
+                stop=stop,
+                headers=headers,
+                gzipped=batch.gzipped,
             ),
             self.policy,
             timeout=self.config.timeout,
             deadline=deadline,
-            stop=stop if stop is not None else self.closed,
+            stop=stop,
             on_retry=on_retry,
             clock=time.monotonic,
         )
@@ -100,12 +115,17 @@ class Connection:
         *,
         retry: bool = True,
     ) -> Response:
-        """POST ``body()`` (called per attempt); raise ``APIError`` unless PostHog answers 2xx."""
+        """POST ``body()`` (called per attempt); raise ``APIError`` unless PostHog answers 2xx.
+
+        ``timeout`` bounds each attempt, from connecting to the answer's last byte;
+        closing the connection cuts off the attempt in flight."""
         if self.closed.is_set():
             raise PostHogError("the client is closed")
         policy = self.policy if retry else RetryPolicy(retries=0)
         result = send_with_retries(
-            lambda t: self._transport.post(path, body(), timeout=t, headers=headers),
+            lambda t: self._transport.post(
+                path, body(), timeout=t, stop=self.closed, headers=headers
+            ),
             policy,
             timeout=timeout,
             stop=self.closed,
