@@ -54,6 +54,29 @@ def test_a_batch_refused_as_too_large_is_split(server, client):
     assert [r.status for r in server.requests.matching("/batch")] == [413, 200, 200]
 
 
+def test_a_single_event_refused_as_too_large_is_logged_with_the_real_cause(server, client, caplog):
+    server.faults.respond(413, times=5)  # a small event: only the server's limit is to blame
+    exporter = PostHogSpanExporter(client)
+    assert exporter.export(tagged_spans("a")) is SpanExportResult.FAILURE
+    assert exporter.stats().dropped == {"too_large": 1}
+    (line,) = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert "PostHog refused the request as too large, HTTP 413" in line
+    assert "900 KiB" not in line
+
+
+def test_an_event_over_the_limit_is_logged_with_its_size(server, client, caplog):
+    exporter = PostHogSpanExporter(client)
+    with recording() as (tracer, ended):
+        with tracer.start_as_current_span("s", attributes={"posthog.event": "huge"}) as span:
+            span.set_attribute("blob", "x" * 1_000_000)
+        spans = ended()
+    exporter.export(spans)
+    assert exporter.stats().dropped == {"too_large": 1}
+    (line,) = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert "900 KiB" in line and "'huge'" in line
+    assert server.requests.matching("/batch") == []
+
+
 def test_shutdown_is_idempotent_and_final(server, client):
     exporter = PostHogSpanExporter(client)
     exporter.shutdown()
