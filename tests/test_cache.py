@@ -139,6 +139,32 @@ def test_rate_limit_retry_after_sets_the_breaker(clock):
     assert c.lookup("u", fetch).source == "fresh"
 
 
+def test_a_day_long_retry_after_is_capped_at_five_minutes(clock):
+    c = cache(clock)
+    fetch = Fetcher(APIError(429, None, headers={"retry-after": "86400"}), answer())
+    c.lookup("u", fetch)
+    clock.now += 299
+    assert c.lookup("u", fetch).source == "unavailable"
+    assert fetch.calls == 1
+    clock.now += 1.1
+    assert c.lookup("u", fetch).source == "fresh"
+
+
+@pytest.mark.parametrize("error", [RecursionError("too deep"), KeyError("flags"), TypeError()])
+def test_any_exception_from_a_fetch_is_a_failed_fetch(clock, error, caplog):
+    c = cache(clock)
+    fetch = Fetcher(answer(True), error, answer(False))
+    c.lookup("u", fetch)
+    clock.now += 31
+    stale = c.lookup("u", fetch)  # raises nothing into the caller
+    assert stale.source == "stale" and stale.entry.answer.flags["f"].enabled is True
+    assert type(error).__name__ in caplog.text
+    c.lookup("u", fetch)
+    assert fetch.calls == 2  # the breaker holds the next fetch back
+    clock.now += 1.1
+    assert c.lookup("u", fetch).source == "fresh"
+
+
 def test_a_partial_answer_keeps_the_previous_one(clock):
     c = cache(clock)
     fetch = Fetcher(answer(True), FlagsResponse({}, errors_while_computing_flags=True))

@@ -11,7 +11,15 @@ import uuid
 import pytest
 
 from conftest import API_KEY
-from posthog_otel import APIError, Event, PostHogClient, PostHogError, Response, TransportError
+from posthog_otel import (
+    APIError,
+    Event,
+    PostHogClient,
+    PostHogError,
+    PostHogFlagProvider,
+    Response,
+    TransportError,
+)
 
 
 def sent_bodies(server, prefix):
@@ -166,11 +174,44 @@ def test_a_stalled_response_body_times_out(server):
     assert time.monotonic() - started < 8  # a hang guard: the stalls last 10 s each
 
 
-def test_a_reset_connection_is_retried_once_at_once(server):
-    server.faults.reset(times=1)
+def test_timeout_bounds_each_capture_attempt_against_a_trickling_server(server):
+    # {"status": 1} at one byte a second takes 13 s, though no single read is slow.
+    server.faults.trickle(bytes_per_second=1, times=1, paths="/capture")
+    with PostHogClient(API_KEY, server.url, timeout=1.5, retries=1, retry_delay=0.01) as c:
+        started = time.monotonic()
+        assert c.capture("e", "u").status == 200  # the retry answers at once
+        elapsed = time.monotonic() - started
+    assert 1.5 <= elapsed < 4.5, elapsed  # one attempt cut off at 1.5 s; a hang guard above
+    assert len(server.requests.matching("/capture/")) == 2
+
+
+def test_timeout_bounds_each_batch_attempt_against_a_trickling_server(server):
+    server.faults.trickle(bytes_per_second=1, times=10, paths="/batch")
+    with PostHogClient(API_KEY, server.url, timeout=1.5, retries=1, retry_delay=0.01) as c:
+        started = time.monotonic()
+        with pytest.raises(TransportError, match="timed out"):
+            c.batch([("e", "u")])
+        elapsed = time.monotonic() - started
+    assert 3.0 <= elapsed < 6.0, elapsed  # two attempts of 1.5 s; a hang guard above
+    assert len(server.requests.matching("/batch/")) == 2
+
+
+def test_a_reset_of_a_reused_connection_is_retried_once_at_once(server):
+    # A keep-alive connection the server closed as we reused it: not a failed attempt.
     with PostHogClient(API_KEY, server.url, retries=0) as c:
+        c.capture("warm", "u")
+        server.faults.reset(times=1)
         assert c.capture("e", "u").status == 200
-    assert len(server.events()) == 1
+    assert len(server.requests.matching("/capture/")) == 3
+    assert sorted(e["event"] for e in server.events()) == ["e", "warm"]
+
+
+def test_a_reset_costs_one_request_per_configured_try(server):
+    server.faults.reset(times=10)
+    with PostHogClient(API_KEY, server.url, retries=2, retry_delay=0.01) as c:
+        with pytest.raises(TransportError, match="reset"):
+            c.capture("e", "u")
+    assert len(server.requests.matching("/capture/")) == 3  # the first try and two retries
 
 
 def test_repeated_resets_and_garbage_fail_as_transport_errors(server):
@@ -391,6 +432,38 @@ def test_the_key_never_appears_in_errors_or_logs(server, all_logs, unused_port):
     assert len(all_logs.records) > 0
     for message in messages:
         assert API_KEY not in message
+
+
+def test_echoed_answers_are_short_and_carry_no_secrets(server, all_logs):
+    token = "hdr-Token-0123456789"
+    c = PostHogClient(API_KEY, server.url, retries=0, headers={"X-Proxy-Auth": token})
+    # An error page from a proxy: long, and echoing the key and our header.
+    page = f"<html>{'x' * 50_000} key={API_KEY} auth={token} {'y' * 50_000}</html>"
+    server.faults.respond(502, body=page)
+    with pytest.raises(APIError) as info:
+        c.capture("e", "u")
+    assert len(info.value.body) < 400 and len(str(info.value)) < 400
+    assert '"<html>xxx' in info.value.body and "100,0" in info.value.body  # and its size
+    # Secrets as JSON keys, in the JSON PostHog's own errors use.
+    server.faults.respond(401, body={API_KEY: "unknown project", "detail": f"bad {token}"})
+    with pytest.raises(APIError) as keyed:
+        c.capture("e", "u")
+    assert keyed.value.body == {"[redacted]": "unknown project", "detail": "bad [redacted]"}
+    # And in the one log line a failing flag service gives.
+    flags = PostHogFlagProvider(c, send_feature_flag_events=False)
+    server.faults.respond(500, body={API_KEY: page}, paths="/decide")
+    assert flags.is_enabled("beta", "u", default=True) is True
+    (warning,) = [r.getMessage() for r in all_logs.records if "flags unavailable" in r.getMessage()]
+    assert len(warning) < 600
+    shown = [str(info.value), repr(info.value), str(keyed.value), repr(keyed.value.body), warning]
+    assert [text for text in shown if API_KEY in text or token in text] == []
+    c.close()
+
+
+def test_two_ids_differing_only_in_a_lone_surrogate_stay_two_people(server, client, json_backend):
+    client.capture("e", "user\udc80")
+    client.capture("e", "user?")
+    assert sorted(e["distinct_id"] for e in server.events()) == ["user?", "user\ufffd"]
 
 
 def test_one_client_shared_by_many_threads(server, client):

@@ -69,6 +69,40 @@ def test_repr_hides_the_key():
     assert KEY not in str(PostHogClient(KEY))
 
 
+@pytest.mark.parametrize(
+    "host", ["https://user:hunter2pw@h.example", "https://token@h.example", "http://:hunter2pw@h"]
+)
+def test_a_host_with_user_info_is_refused_without_echoing_it(host, monkeypatch):
+    with pytest.raises(ConfigurationError, match="user name or password") as info:
+        ClientConfig(api_key=KEY, host=host)
+    assert info.value.setting == "host"
+    assert "hunter2pw" not in str(info.value) and "token@" not in str(info.value)
+    monkeypatch.setenv("POSTHOG_HOST", host)
+    with pytest.raises(ConfigurationError) as info:
+        ClientConfig.from_env(api_key=KEY)
+    assert info.value.setting == "POSTHOG_HOST"
+
+
+def test_custom_headers_are_in_no_repr(server):
+    from posthog_otel import PostHogFlagProvider, PostHogSpanExporter, PostHogSpanProcessor
+
+    secret = "Bearer hdr-Secret-42"
+    config = ClientConfig(api_key=KEY, headers={"Authorization": secret})
+    client = PostHogClient(KEY, server.url, headers={"Authorization": secret})
+    processor = PostHogSpanProcessor(client)
+    shown = [
+        repr(config),
+        str(config),
+        repr(client),
+        repr(processor),
+        repr(PostHogSpanExporter(client)),
+        repr(PostHogFlagProvider(client, send_feature_flag_events=False)),
+    ]
+    processor.shutdown()
+    client.close()
+    assert [text for text in shown if "hdr-Secret" in text] == []
+
+
 def test_from_env_reads_every_variable(tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("not checked until a TLS connection is made")

@@ -28,14 +28,11 @@ def test_capture_records_a_tagged_span_event():
 def test_capture_puts_awkward_values_in_the_json_attribute():
     with recording() as (tracer, ended):
         with tracer.start_as_current_span("r"):
-            capture(
-                "e", {"mixed": [1, "a"], "empty": [], "posthog.thing": 1, "$set": {"plan": "pro"}}
-            )
+            capture("e", {"mixed": [1, "a"], "empty": [], "$set": {"plan": "pro"}})
     attrs = dict(ended()[0].events[0].attributes)
     assert json.loads(attrs["posthog.properties"]) == {
         "mixed": [1, "a"],
         "empty": [],
-        "posthog.thing": 1,
         "$set": {"plan": "pro"},
     }
 
@@ -104,3 +101,11 @@ def test_two_live_roots_of_one_trace_are_not_guessed_between():
     assert roots.root_of(1) is second
     roots.ended(second)
     assert roots.root_of(1) is None
+
+
+@pytest.mark.parametrize("key", ["posthog.distinct_id", "posthog.event", "posthog.set.plan"])
+def test_reserved_property_keys_are_refused_naming_the_key(key):
+    with recording() as (tracer, ended):
+        with tracer.start_as_current_span("r"), pytest.raises(ValueError, match=key):
+            capture("clicked", {"ok": 1, key: "x"})
+    assert ended()[0].events == ()  # nothing half-recorded

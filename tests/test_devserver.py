@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -316,3 +317,25 @@ def test_requests_api_counts_by_route(server):
     assert summary["by_path"] == {"/decide": 2, "/batch": 1}
     assert summary["total"] == 3
     assert summary["recent"][0] == {"method": "POST", "path": "/batch/", "status": 200}
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_trickle_sends_the_real_answer_slowly(server, whole):
+    server.faults.trickle(bytes_per_second=200 if whole else 40, whole=whole, paths="/batch")
+    parts = urlsplit(server.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    started = time.monotonic()
+    conn.request("POST", "/batch/", body=json.dumps({"api_key": "k", "batch": [event()]}))
+    response = conn.getresponse()
+    headers_after = time.monotonic() - started
+    body = response.read()
+    took = time.monotonic() - started
+    conn.close()
+    assert (response.status, json.loads(body)) == (200, {"status": 1})
+    assert len(server.events()) == 1  # answered normally, only slowly
+    if whole:  # ~150 bytes of status line and headers at 200 bytes a second
+        assert headers_after >= 0.5
+    else:  # headers at once, then 13 bytes of body at 40 bytes a second
+        assert headers_after < 0.25 <= took
+    with pytest.raises(ValueError, match="bytes_per_second"):
+        server.faults.trickle(bytes_per_second=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from opentelemetry.sdk._configuration import _import_exporters
 from opentelemetry.sdk.trace import TracerProvider
@@ -50,6 +52,29 @@ def test_a_batch_refused_as_too_large_is_split(server, client):
     assert exporter.export(tagged_spans("a", "b", "c", "d")) is SpanExportResult.SUCCESS
     assert sorted(e["event"] for e in server.events()) == ["a", "b", "c", "d"]
     assert [r.status for r in server.requests.matching("/batch")] == [413, 200, 200]
+
+
+def test_a_single_event_refused_as_too_large_is_logged_with_the_real_cause(server, client, caplog):
+    server.faults.respond(413, times=5)  # a small event: only the server's limit is to blame
+    exporter = PostHogSpanExporter(client)
+    assert exporter.export(tagged_spans("a")) is SpanExportResult.FAILURE
+    assert exporter.stats().dropped == {"too_large": 1}
+    (line,) = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert "PostHog refused the request as too large, HTTP 413" in line
+    assert "900 KiB" not in line
+
+
+def test_an_event_over_the_limit_is_logged_with_its_size(server, client, caplog):
+    exporter = PostHogSpanExporter(client)
+    with recording() as (tracer, ended):
+        with tracer.start_as_current_span("s", attributes={"posthog.event": "huge"}) as span:
+            span.set_attribute("blob", "x" * 1_000_000)
+        spans = ended()
+    exporter.export(spans)
+    assert exporter.stats().dropped == {"too_large": 1}
+    (line,) = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert "900 KiB" in line and "'huge'" in line
+    assert server.requests.matching("/batch") == []
 
 
 def test_shutdown_is_idempotent_and_final(server, client):
@@ -174,3 +199,17 @@ def test_under_opentelemetry_instrument_a_burst_of_50000_loses_nothing(server, t
     )
     assert result.returncode == 0, result.stderr
     assert server.store.count(event="burst") == 50_000  # the SDK's own queue drops 2/3
+
+
+def test_export_timeout_bounds_an_export_against_a_trickling_server(server):
+    # Each answer trickles at one byte a second; the per-attempt timeout (30 s) and the
+    # retries would allow minutes: only export_timeout ends the call.
+    server.faults.trickle(bytes_per_second=1, times=100, paths="/batch")
+    client = PostHogClient(API_KEY, server.url, timeout=30, retries=5, retry_delay=0.01)
+    exporter = PostHogSpanExporter(client, export_timeout=1.5)
+    started = time.monotonic()
+    assert exporter.export(tagged_spans("a", "b")) is SpanExportResult.FAILURE
+    elapsed = time.monotonic() - started
+    assert 1.5 <= elapsed < 3.5, elapsed  # the upper bound is a hang guard
+    assert exporter.stats().dropped == {"network": 2}
+    client.close()

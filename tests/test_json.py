@@ -57,3 +57,13 @@ def test_lenient_stringifies_unknown_objects():
             return "thing"
 
     assert lenient(Thing()) == "thing"
+
+
+def test_lone_surrogates_become_the_replacement_character(json_backend):
+    # Never "?": "user\udc80" must not become the same id as a real "user?".
+    assert json.loads(dumps({"id": "user\udc80", "s": "a\ud800b"})) == {
+        "id": "user\ufffd",
+        "s": "a\ufffdb",
+    }
+    assert json.loads(dumps({"pair": "\ud83d\ude00"})) == {"pair": "\U0001f600"}
+    assert json.loads(dumps(["\ud800", 2**70])) == ["\ufffd", 2**70]  # on the fallback path too

@@ -6,12 +6,13 @@ import logging
 import os
 import signal
 import threading
+import time
 
 import pytest
 from opentelemetry import trace
 
 from conftest import API_KEY, FakeClock
-from posthog_otel import PostHogClient, PostHogFlagProvider, capture, identify
+from posthog_otel import APIError, PostHogClient, PostHogFlagProvider, capture, identify
 
 FLAGS = {
     "beta": True,
@@ -145,6 +146,56 @@ def test_posthog_down_with_an_empty_cache_never_raises(make_provider, unused_por
     assert "could not connect" in warnings[0].getMessage()
     flags.shutdown()
     client.close()
+
+
+def test_a_trickling_flag_service_holds_no_caller_past_flags_timeout(flags_server):
+    client = PostHogClient(API_KEY, flags_server.url, flags_timeout=1.5)
+    flags = PostHogFlagProvider(client, send_feature_flag_events=False)
+    # The /decide answer, one byte a second: minutes, though every read returns in time.
+    flags_server.faults.trickle(bytes_per_second=1, times=10, paths="/decide")
+    took: dict[int, float] = {}
+    answers: dict[int, bool] = {}
+
+    def look(n: int) -> None:
+        started = time.monotonic()
+        answers[n] = flags.is_enabled("beta", "u1", default=True)
+        took[n] = time.monotonic() - started
+
+    threads = [threading.Thread(target=look, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    client.close()
+    assert answers == dict.fromkeys(range(4), True)  # the default: no answer came in time
+    # The leader's fetch is cut off at 1.5 s and the others wait for it at most 1.5 s;
+    # the bound is a hang guard for a loaded machine.
+    assert max(took.values()) < 3.5, took
+    assert decide_requests(flags_server) == 1
+
+
+def deeply_nested_payload_answer():
+    payload = "[" * 100_000 + "]" * 100_000  # valid JSON, too deep for any parser's stack
+    return {"flags": {"beta": {"enabled": True, "metadata": {"payload": payload}}}}
+
+
+def test_an_answer_too_deep_to_parse_is_a_failed_fetch(flags_server, make_provider, caplog):
+    clock = FakeClock()
+    flags = make_provider(cache_ttl=30, clock=clock, send_feature_flag_events=False)
+    assert flags.is_enabled("beta", "u1") is True
+    flags_server.faults.respond(200, body=deeply_nested_payload_answer(), paths="/decide")
+    clock.now += 31
+    stale = flags.get_flag("beta", "u1")  # raises nothing into the application
+    assert stale.enabled is True and stale.reason.startswith("stale:")
+    assert flags.is_enabled("beta", "u2", default=True) is True  # nothing cached: the default
+    assert "unreadable flags answer" in caplog.text
+
+
+def test_the_client_raises_a_typed_error_for_an_unreadable_answer(flags_server):
+    flags_server.faults.respond(200, body=deeply_nested_payload_answer(), paths="/decide")
+    with PostHogClient(API_KEY, flags_server.url, retries=0) as client:
+        with pytest.raises(APIError, match="unreadable flags answer: RecursionError"):
+            client.feature_flags("u1")
 
 
 def test_quota_limited(flags_server, make_provider):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -12,7 +14,7 @@ import pytest
 import trustme
 
 from posthog_otel import PostHogClient, TransportError
-from posthog_otel._client.transport import Transport
+from posthog_otel._client.transport import NoAnswerError, Transport
 
 
 class Recorder(BaseHTTPRequestHandler):
@@ -101,3 +103,76 @@ def test_redirects_are_not_followed(server):
     result = transport.post("/capture/", b"{}", timeout=2)
     assert result.status == 302
     assert len(server.requests.matching("/")) == 1
+
+
+# -- timeouts bound the whole request ------------------------------------------------------
+
+CAPTURE_BODY = json.dumps({"api_key": "phc_k", "event": "e", "distinct_id": "u"}).encode()
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["body", "headers and body"])
+def test_a_trickled_answer_is_cut_off_at_the_timeout(server, whole):
+    # One byte a second: every read returns within the timeout, the answer takes 13 s
+    # (the body alone) or minutes (headers too).
+    server.faults.trickle(bytes_per_second=1, whole=whole)
+    transport = Transport(server.url)
+    started = time.monotonic()
+    with pytest.raises(NoAnswerError, match="timed out") as info:
+        transport.post("/capture/", CAPTURE_BODY, timeout=1.5)
+    elapsed = time.monotonic() - started
+    assert 1.5 <= elapsed < 3.5, elapsed  # the upper bound is a hang guard for a busy machine
+    assert info.value.retryable
+
+
+def test_setting_stop_cuts_off_the_request_in_flight(server):
+    server.faults.trickle(bytes_per_second=1)
+    transport = Transport(server.url)
+    stop = threading.Event()
+    stopped_at = []
+
+    def set_stop() -> None:
+        stopped_at.append(time.monotonic())
+        stop.set()
+
+    threading.Timer(0.3, set_stop).start()
+    with pytest.raises(NoAnswerError, match="stopping") as info:
+        transport.post("/capture/", CAPTURE_BODY, timeout=10.0, stop=stop)
+    late = time.monotonic() - stopped_at[0]
+    # The watchdog looks at stop events every 50 ms; 1 s only guards against waiting
+    # out the 10 s timeout on a loaded machine.
+    assert late < 1.0, late
+    assert not info.value.retryable
+
+
+def test_nothing_is_sent_once_stop_is_set(server):
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(NoAnswerError, match="stopping"):
+        Transport(server.url).post("/capture/", CAPTURE_BODY, timeout=1.0, stop=stop)
+    assert server.requests.matching("/capture") == []
+
+
+def test_a_timely_answer_on_a_watched_connection_is_reused(server):
+    transport = Transport(server.url)
+    for _ in range(3):
+        assert transport.post("/capture/", CAPTURE_BODY, timeout=5.0).status == 200
+    assert len(server.events()) == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_the_watchdog_works_in_a_forked_child(server):
+    transport = Transport(server.url)
+    transport.post("/capture/", CAPTURE_BODY, timeout=5.0)  # the parent's watchdog is running
+    server.faults.trickle(bytes_per_second=1)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        code = 1
+        try:
+            started = time.monotonic()
+            transport.post("/capture/", CAPTURE_BODY, timeout=0.5)
+        except NoAnswerError:
+            code = 0 if time.monotonic() - started < 3.0 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

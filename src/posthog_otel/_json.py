@@ -2,7 +2,9 @@
 
 With the ``orjson`` extra installed, encoding is several times faster; what
 orjson refuses (integers over 64 bits, lone surrogates) falls back to the
-standard library, so both give the same events.
+standard library, so both give the same events. A lone surrogate (text that is
+not valid Unicode, say from ``os.fsdecode``) becomes U+FFFD, the replacement
+character: never ``?``, which would merge ``"a\udc80"`` with a real ``"a?"``.
 
 ``to_json_value`` is strict (the synchronous API: a bad value raises, naming the
 property); ``lenient`` never raises (the pipeline: a value that cannot be sent as
@@ -40,8 +42,16 @@ def dumps(value: Any) -> bytes:
             return _orjson.dumps(value)  # type: ignore[no-any-return]
         except TypeError:
             pass
-    # "replace" turns lone surrogates (invalid UTF-8) into U+FFFD instead of failing.
-    return _encoder.encode(value).encode("utf-8", "replace")
+    text = _encoder.encode(value)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, which UTF-8 cannot hold
+        return _without_lone_surrogates(text).encode("utf-8")
+
+
+def _without_lone_surrogates(text: str) -> str:
+    """Each lone surrogate as U+FFFD (UTF-16 pairs them where they pair, as JSON does)."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def loads(data: bytes | str) -> Any:

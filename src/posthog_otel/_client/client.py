@@ -42,7 +42,8 @@ class PostHogClient:
     Args:
         api_key: the project API key (``phc_...``).
         host: the PostHog URL; ``https://eu.i.posthog.com`` for the EU cloud.
-        timeout: seconds allowed to connect, and again to read, per request.
+        timeout: seconds allowed per request, from connecting to the answer's last
+            byte (a slow trickle of bytes included).
         retries: retries after the first attempt, for failures worth retrying.
         retry_delay: the first backoff in seconds; it doubles per retry (max 30 s).
         enabled_capture: ``False`` makes ``capture`` and ``batch`` send nothing
@@ -50,7 +51,8 @@ class PostHogClient:
         gzip: compress request bodies.
         headers: extra HTTP headers for every request.
         flags_path: the flag route, ``/decide/?v=4`` or ``/flags/?v=2``.
-        flags_timeout: the per-request timeout for flag requests.
+        flags_timeout: the timeout for flag requests; it also bounds how long a flag
+            lookup waits for a fetch another thread started.
         ca_bundle: a PEM file of CA certificates to trust instead of the system's.
 
     ``PostHogClient.from_env()`` reads the same settings from ``POSTHOG_API_KEY``,

@@ -35,7 +35,7 @@ class ClientConfig:
     retry_delay: float = 1.0
     enabled_capture: bool = True
     gzip: bool = True
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # tokens, often
     flags_path: str = DEFAULT_FLAGS_PATH
     flags_timeout: float = 3.0
     ca_bundle: str | None = None
@@ -96,6 +96,12 @@ def _check_host(host: object) -> str:
         raise ConfigurationError("host", f"must be an http(s) URL such as {DEFAULT_HOST!r}")
     if parts.query or parts.fragment:
         raise ConfigurationError("host", "must not have a query string or fragment")
+    if parts.username is not None or parts.password is not None:
+        # Never echo the URL: the user info is a credential, and it would go to every proxy
+        # and log line that sees the URL. PostHog authenticates by the API key alone.
+        raise ConfigurationError(
+            "host", "must not contain a user name or password (user:pass@); remove them"
+        )
     try:
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:

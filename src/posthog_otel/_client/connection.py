@@ -23,6 +23,10 @@ from posthog_otel._json import dumps, loads
 from posthog_otel.errors import APIError, PostHogError
 
 BATCH_PATH = "/batch/"
+REDACTED = "[redacted]"
+MAX_ECHO = 300  # characters of a server's text kept in an error message or a log line
+MAX_ERROR_JSON = 4096  # bytes: a longer error answer is kept as short text, not parsed
+MAX_DEPTH = 64  # levels of JSON we read; PostHog's answers are a handful deep
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Connection:
         )
         self.closed = threading.Event()
         self._head = batch_head(config.api_key)
+        self._secrets = _secrets(config)
 
     def close(self) -> None:
         """Stop retries in progress and release pooled connections."""
@@ -74,17 +79,32 @@ class Connection:
         on_retry: Callable[[], None] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> HTTPResult:
-        """One sealed ``/batch/``, retried by the policy until ``deadline`` (on the
-        ``time.monotonic()`` scale). Returns the last answer; raises ``TransportError``
-        when none came. ``stop`` (default: this connection closing) cuts backoff short."""
+        """Send one sealed ``/batch/``, retried by the policy; the last answer, or
+        ``TransportError`` when none came.
+
+        ``deadline`` (on the ``time.monotonic()`` scale; ``None``: no limit but
+        ``timeout`` per attempt) bounds the whole call, backoff and retries included:
+        it returns or raises by then, whatever the server does (each attempt's socket
+        is shut at the deadline, a trickled answer included). Setting ``stop`` (default:
+        this connection closing) ends a backoff at once and cuts off the request in
+        flight within about 0.1 s; the call then raises ``TransportError`` (or returns
+        the last retryable answer it had). A connection still being opened is not
+        interrupted, but its connect timeout never passes the deadline.
+        """
+        stop = stop if stop is not None else self.closed
         return send_with_retries(
             lambda t: self._transport.post(
-                BATCH_PATH, batch.body(), timeout=t, headers=headers, gzipped=batch.gzipped
+                BATCH_PATH,
+                batch.body(),
+                timeout=t,
+                stop=stop,
+                headers=headers,
+                gzipped=batch.gzipped,
             ),
             self.policy,
             timeout=self.config.timeout,
             deadline=deadline,
-            stop=stop if stop is not None else self.closed,
+            stop=stop,
             on_retry=on_retry,
             clock=time.monotonic,
         )
@@ -100,12 +120,17 @@ class Connection:
         *,
         retry: bool = True,
     ) -> Response:
-        """POST ``body()`` (called per attempt); raise ``APIError`` unless PostHog answers 2xx."""
+        """POST ``body()`` (called per attempt); raise ``APIError`` unless PostHog answers 2xx.
+
+        ``timeout`` bounds each attempt, from connecting to the answer's last byte;
+        closing the connection cuts off the attempt in flight."""
         if self.closed.is_set():
             raise PostHogError("the client is closed")
         policy = self.policy if retry else RetryPolicy(retries=0)
         result = send_with_retries(
-            lambda t: self._transport.post(path, body(), timeout=t, headers=headers),
+            lambda t: self._transport.post(
+                path, body(), timeout=t, stop=self.closed, headers=headers
+            ),
             policy,
             timeout=timeout,
             stop=self.closed,
@@ -149,27 +174,55 @@ class Connection:
         response = self.post(path, lambda: body, self.config.flags_timeout, retry=retry)
         try:
             return parse_flags_response(response.body)
-        except ValueError as exc:
-            raise APIError(response.status, response.body, url_path="flags") from exc
+        except Exception as exc:  # whatever the answer holds, the fetch failed
+            problem = _echo(f"unreadable flags answer: {type(exc).__name__}: {exc}", self._secrets)
+            raise APIError(response.status, problem, url_path="flags") from exc
 
     def _parse_body(self, result: HTTPResult) -> Any:
-        if not result.data:
+        """The answer's JSON with our secrets removed; an error answer that is not small
+        JSON is kept as a short text. ``None`` for a 2xx answer we cannot read."""
+        data = result.data
+        if not data:
             return None
-        try:
-            parsed = loads(result.data)
-        except ValueError:
-            parsed = result.data.decode("utf-8", "replace")
-            if 200 <= result.status < 300:
-                return None
-        return _redact(parsed, self.config.api_key)
+        ok = 200 <= result.status < 300
+        if ok or len(data) <= MAX_ERROR_JSON:
+            try:
+                return _redact(loads(data), self._secrets)
+            except (ValueError, RecursionError):
+                if ok:
+                    return None
+        # Only the start is shown: decode a window wide enough to redact a secret it cuts.
+        text = data[: MAX_ERROR_JSON * 4].decode("utf-8", "replace")
+        return _echo(text, self._secrets, f"{len(data):,} bytes")
 
 
-def _redact(value: Any, secret: str) -> Any:
-    """Remove the API key from anything the server echoed back."""
+def _secrets(config: ClientConfig) -> tuple[str, ...]:
+    """What must never be echoed: the API key, and custom header values (tokens, often)."""
+    values = [v for v in config.headers.values() if len(v) >= 8]
+    return tuple(sorted({config.api_key, *values}, key=len, reverse=True))
+
+
+def _echo(text: str, secrets: tuple[str, ...], size: str = "") -> str:
+    """Server text fit for an exception or a log line: secrets removed, then shortened
+    to ``MAX_ECHO`` characters; ``size`` describes the whole, if ``text`` is a part."""
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    if len(text) <= MAX_ECHO:
+        return text
+    return f"{text[:MAX_ECHO]}... ({size or f'{len(text):,} characters'})"
+
+
+def _redact(value: Any, secrets: tuple[str, ...], depth: int = 0) -> Any:
+    """``value`` with every secret removed, in keys and in strings."""
+    if depth > MAX_DEPTH:
+        raise ValueError("nested too deeply")
     if isinstance(value, str):
-        return value.replace(secret, "[redacted]") if secret in value else value
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
     if isinstance(value, list):
-        return [_redact(v, secret) for v in value]
+        return [_redact(v, secrets, depth + 1) for v in value]
     if isinstance(value, dict):
-        return {k: _redact(v, secret) for k, v in value.items()}
+        return {_redact(k, secrets): _redact(v, secrets, depth + 1) for k, v in value.items()}
     return value

@@ -1,21 +1,31 @@
 """The only module that imports urllib3: one pooled connection manager per client.
 
-It makes single attempts (plus one immediate retry of a stale pooled connection)
-and returns what the server said; the retry policy lives in ``_retry``.
-Redirects are never followed, so the request body (which carries the API key)
-only ever goes to the configured host.
+It makes single attempts and returns what the server said; the retry policy lives
+in ``retry``. ``timeout`` bounds an attempt from connecting to the last byte of the
+answer: urllib3's own timeouts bound each socket operation only, so every attempt
+is also watched (``watchdog``), and its connection's socket is shut at the deadline
+or when ``stop`` is set. An attempt that failed on a reused keep-alive connection
+(the server closed it as we sent) is tried once more at once, within the same
+deadline; a new connection that fails is the attempt's answer, so a reset costs
+one request per configured try, never two. Redirects are never followed, so
+the request body (which carries the API key) only ever goes to the configured host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
+import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import (
     HTTPError,
     MaxRetryError,
@@ -26,6 +36,7 @@ from urllib3.exceptions import (
 
 from posthog_otel import _forksafe
 from posthog_otel._client.compress import gzip_bytes
+from posthog_otel._client.watchdog import WATCHDOG, Cutoff
 from posthog_otel._version import __version__
 from posthog_otel.errors import TransportError
 
@@ -79,11 +90,16 @@ class Transport:
         body: bytes,
         *,
         timeout: float,
+        stop: threading.Event | None = None,
         headers: Mapping[str, str] | None = None,
         gzipped: bool = False,
     ) -> HTTPResult:
-        """Send one POST; raise ``NoAnswerError`` on no answer. ``gzipped`` says the body
-        is compressed already (a sealed batch)."""
+        """Send one POST and read the whole answer within ``timeout`` seconds; raise
+        ``NoAnswerError`` when no complete answer came by then, or when ``stop`` was set
+        before or during the request (cut off within ``watchdog.TICK``). ``gzipped``
+        says the body is compressed already (a sealed batch)."""
+        if stop is not None and stop.is_set():
+            raise NoAnswerError(f"request to {path} not sent: stopping", retryable=False)
         request_headers = dict(self._headers)
         if headers:
             request_headers.update(headers)
@@ -91,36 +107,43 @@ class Transport:
         if gzipped or self._gzip:
             request_headers["Content-Encoding"] = "gzip"
         url = self._base_url + path
-        try:
-            return self._send(url, data, request_headers, timeout)
-        except NoAnswerError as exc:
-            if not isinstance(exc.__cause__, ProtocolError):
-                raise
-            # The server closed a pooled keep-alive connection as we reused it.
-            logger.debug("retrying %s once on a fresh connection: %s", path, exc)
-            return self._send(url, data, request_headers, timeout)
+        with WATCHDOG.watch(time.monotonic() + timeout, stop) as cutoff:
+            try:
+                return self._send(url, data, request_headers, cutoff)
+            except _StaleConnectionError as exc:
+                # The server closed a pooled keep-alive connection as we reused it.
+                logger.debug("retrying %s once on another connection: %s", path, exc)
+                return self._send(url, data, request_headers, cutoff)
 
     def close(self) -> None:
         with self._lock:
             self._pool.clear()
 
-    def _send(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> HTTPResult:
+    def _send(self, url: str, body: bytes, headers: dict[str, str], cutoff: Cutoff) -> HTTPResult:
+        attempt = _Attempt(cutoff)
+        left = max(cutoff.deadline - time.monotonic(), 0.001)
+        _current.attempt = attempt
         try:
             response = self._pool.request(
                 "POST",
                 url,
                 body=body,
                 headers=headers,
-                timeout=urllib3.Timeout(connect=timeout, read=timeout),
+                timeout=urllib3.Timeout(connect=left, read=left),
                 retries=urllib3.Retry(0),
                 redirect=False,
                 preload_content=True,
             )
         except MaxRetryError as exc:
-            raise _failure(url, exc.reason or exc) from (exc.reason or exc)
+            raise _failure(url, exc.reason or exc, attempt) from (exc.reason or exc)
         except (HTTPError, OSError) as exc:
-            raise _failure(url, exc) from exc
+            raise _failure(url, exc, attempt) from exc
+        finally:
+            _current.attempt = None
         names = {name.lower(): value for name, value in response.headers.items()}
+        if cutoff.reason is not None and not _framed(names):
+            # Read to the end of a body that ends with the connection: our cut may be that end.
+            raise _cut_off(url, cutoff)
         return HTTPResult(response.status, names, response.data)
 
     def _new_pool(self) -> urllib3.PoolManager:
@@ -128,9 +151,13 @@ class Transport:
         if self._ca_bundle:
             tls["ca_certs"] = self._ca_bundle
         proxy = self._proxy_url()
+        manager: urllib3.PoolManager
         if proxy:
-            return urllib3.ProxyManager(proxy, maxsize=self._maxsize, **tls)  # type: ignore[arg-type]
-        return urllib3.PoolManager(maxsize=self._maxsize, **tls)  # type: ignore[arg-type]
+            manager = urllib3.ProxyManager(proxy, maxsize=self._maxsize, **tls)  # type: ignore[arg-type]
+        else:
+            manager = urllib3.PoolManager(maxsize=self._maxsize, **tls)  # type: ignore[arg-type]
+        manager.pool_classes_by_scheme = _POOLS  # connections the watchdog can interrupt
+        return manager
 
     def _proxy_url(self) -> str | None:
         parts = urlsplit(self._base_url)
@@ -151,12 +178,97 @@ def _proxy_bypass(host: str, proxies: dict[str, str]) -> bool:
     return bool(bypass(host, proxies))
 
 
-def _failure(url: str, reason: BaseException) -> NoAnswerError:
+class _Attempt:
+    """The request this thread is making: its cutoff, and whether its connection is a
+    reused keep-alive one (only those get the immediate second try)."""
+
+    __slots__ = ("cutoff", "reused")
+
+    def __init__(self, cutoff: Cutoff) -> None:
+        self.cutoff = cutoff
+        self.reused = False
+
+
+class _Current(threading.local):
+    attempt: _Attempt | None = None
+
+
+_current = _Current()
+
+
+class _WatchedConnection(HTTPConnection):
+    """An urllib3 connection that the watchdog can interrupt mid-request."""
+
+    cutoff: Cutoff | None = None
+    _last_socket: object = None  # the socket that carried the previous request
+
+    def connect(self) -> None:
+        self._attach()
+        super().connect()
+        self._attach()  # a cutoff that fired while connecting shuts the new socket
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        attempt = _current.attempt
+        if attempt is not None:
+            attempt.reused = self.sock is not None and self.sock is self._last_socket
+        self._attach()
+        super().request(*args, **kwargs)
+        self._last_socket = self.sock
+
+    def interrupt(self) -> None:
+        sock = self.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed: nothing left to interrupt
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _attach(self) -> None:
+        attempt = _current.attempt
+        if attempt is not None:
+            WATCHDOG.attach(attempt.cutoff, self)
+
+
+class _WatchedTLSConnection(_WatchedConnection, HTTPSConnection):
+    pass
+
+
+class _Pool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+
+class _TLSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedTLSConnection
+
+
+_POOLS: dict[str, type[urllib3.HTTPConnectionPool]] = {"http": _Pool, "https": _TLSPool}
+
+
+class _StaleConnectionError(NoAnswerError):
+    """The server closed a reused keep-alive connection as we sent on it."""
+
+
+def _failure(url: str, reason: BaseException, attempt: _Attempt) -> NoAnswerError:
+    if attempt.cutoff.reason is not None:
+        return _cut_off(url, attempt.cutoff)
     retryable = not isinstance(reason, SSLError) and isinstance(
         reason, (NewConnectionError, ProtocolError, HTTPError, OSError)
     )
     path = urlsplit(url).path
-    return NoAnswerError(f"no answer from {path}: {_describe(reason)}", retryable=retryable)
+    message = f"no answer from {path}: {_describe(reason)}"
+    if attempt.reused and isinstance(reason, ProtocolError):
+        return _StaleConnectionError(message, retryable=True)
+    return NoAnswerError(message, retryable=retryable)
+
+
+def _cut_off(url: str, cutoff: Cutoff) -> NoAnswerError:
+    path = urlsplit(url).path
+    if cutoff.reason == "stop":
+        return NoAnswerError(f"request to {path} cut off: stopping", retryable=False)
+    return NoAnswerError(f"no complete answer from {path}: timed out", retryable=True)
+
+
+def _framed(headers: Mapping[str, str]) -> bool:
+    """Whether the body's end was marked (length or chunks) rather than the connection's."""
+    return "content-length" in headers or "chunked" in headers.get("transfer-encoding", "")
 
 
 def _describe(reason: BaseException) -> str:

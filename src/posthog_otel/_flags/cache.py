@@ -2,10 +2,12 @@
 
 - A bounded LRU of answers, each fresh for ``ttl`` seconds.
 - Identical concurrent lookups share one request (single flight).
-- When a fetch fails, an expired answer is served as stale for ``grace`` more
-  seconds, and a breaker stops further fetches for a growing backoff (1 s, 2 s,
-  ... 30 s, or ``Retry-After``), so an outage costs one failed request per
-  backoff window instead of a timeout per lookup.
+- When a fetch fails (no answer, an error status, or an answer we cannot read),
+  an expired answer is served as stale for ``grace`` more seconds, and a breaker
+  stops further fetches for a growing backoff (1 s, 2 s, ... 30 s, or
+  ``Retry-After`` up to 5 minutes), so an outage costs one failed request per
+  backoff window instead of a timeout per lookup. A fetch never raises into the
+  caller.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 Source = Literal["fresh", "cached", "stale", "unavailable"]
 MAX_BACKOFF = 30.0
+# A 429 asking for a day must not turn flags off for a day: Retry-After is capped.
+MAX_RETRY_AFTER = 300.0
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,7 @@ class FlagCache:
     ) -> Lookup:
         try:
             answer = fetch()
-        except PostHogError as exc:
+        except Exception as exc:  # noqa: BLE001 - a lookup must not raise into the application
             return self._failed(entry, exc)
         now = self._clock()
         fresh = Entry(answer, now, previous=entry if answer.errors_while_computing_flags else None)
@@ -133,23 +137,24 @@ class FlagCache:
             logger.info("posthog-otel: the flag service answers again")
         return Lookup(fresh, "fresh")
 
-    def _failed(self, entry: Entry | None, exc: PostHogError) -> Lookup:
+    def _failed(self, entry: Entry | None, exc: Exception) -> Lookup:
         now = self._clock()
         with self._lock:
             self._backoff = min(MAX_BACKOFF, self._backoff * 2 or 1.0)
             wait = self._backoff
             if isinstance(exc, APIError) and exc.status == 429:
-                wait = max(wait, retry_after_seconds(exc.headers.get("retry-after")) or 0.0)
+                asked = retry_after_seconds(exc.headers.get("retry-after")) or 0.0
+                wait = max(wait, min(asked, MAX_RETRY_AFTER))
             self._blocked_until = now + wait
             first, self._warned = not self._warned, True
         if first:
             logger.warning(
                 "posthog-otel: feature flags unavailable (%s); serving cached values or "
                 "defaults, and retrying in %.0f s. Logged once until the service answers.",
-                exc,
+                exc if isinstance(exc, PostHogError) else f"{type(exc).__name__}: {exc}",
                 wait,
             )
-        return self._fallback(entry, now, str(exc))
+        return self._fallback(entry, now, str(exc) or type(exc).__name__)
 
     def _fallback(self, entry: Entry | None, now: float, why: str) -> Lookup:
         if entry is not None and now - entry.fetched_at < self._ttl + self._grace:

@@ -97,7 +97,8 @@ class PostHogFlagProvider:
             size=cache_size,
             grace=stale_grace,
             clock=clock,
-            wait_timeout=self._connection.config.flags_timeout * 2 + 1,
+            # A lookup waits no longer than a fetch of its own would take: flags_timeout.
+            wait_timeout=self._connection.config.flags_timeout,
         )
         self._reported = ExposureLog()
         # Per live span, the flags already recorded on it: one span event per flag and

@@ -40,10 +40,17 @@ def capture(
     analytics are not sampled away with traces. The user is ``distinct_id``, or
     the one ``identify()`` put in baggage, or the span's.
 
-    Raises ``TypeError``/``ValueError`` for a bad name, id or property value.
+    Raises ``TypeError``/``ValueError`` for a bad name, id or property value, and
+    ``ValueError`` for a property named ``posthog.*`` (those keys are reserved).
     """
     name = check_event_name(event)
     props = check_properties(properties)
+    for key in props:
+        if key.startswith(RESERVED_PREFIX):
+            raise ValueError(
+                f"property {key!r} is reserved: keys starting {RESERVED_PREFIX!r} steer the "
+                "mapping and are never sent (pass distinct_id= for the user, or rename it)"
+            )
     if distinct_id is not None:
         check_distinct_id(distinct_id)
     else:
@@ -106,7 +113,7 @@ def _as_attributes(name: str, props: Mapping[str, Any], distinct_id: str | None)
     attributes: dict[str, Any] = {TAG: name}
     nested: dict[str, Any] = {}
     for key, value in props.items():
-        if _is_attribute_value(value) and not key.startswith(RESERVED_PREFIX):
+        if _is_attribute_value(value):
             attributes[key] = value
         else:
             nested[key] = value

@@ -145,8 +145,11 @@ class Delivery:
             first, second = batch.halves()
             sent_first = self.send(first, deadline=deadline, stop=stop)
             return self.send(second, deadline=deadline, stop=stop) and sent_first
-        reason = "too_large" if result.status == 413 else f"http_{result.status}"
-        self._stats.drop(reason, len(batch), f"HTTP {result.status}")
+        if result.status == 413:
+            detail = "PostHog refused the request as too large, HTTP 413"
+            self._stats.drop("too_large", len(batch), detail)
+        else:
+            self._stats.drop(f"http_{result.status}", len(batch), f"HTTP {result.status}")
         return False
 
     def _events_of(self, item: Item, problems: list[str]) -> list[dict[str, Any]]:
@@ -188,7 +191,10 @@ class Delivery:
                 return None
         if len(data) > MAX_EVENT_BYTES:
             self._stats.drop(
-                "too_large", 1, f"{event.get('event')!r} is {len(data):,} bytes of JSON"
+                "too_large",
+                1,
+                f"{event.get('event')!r} is {len(data):,} bytes of JSON, over the 900 KiB "
+                "PostHog accepts for one event",
             )
             return None
         return data

@@ -24,7 +24,7 @@ DROP_REASONS = {
     "queue_full": "the queue was full (raise max_queue_size, or PostHog is too slow or down)",
     "closed": "they arrived after shutdown",
     "shutdown": "they were still waiting to be sent when shutdown's timeout ran out",
-    "too_large": "an event was over PostHog's 900 KiB limit",
+    "too_large": "they were too large for PostHog",
     "invalid": "an event could not be built or encoded (an unusable posthog.* tag, or "
     "before_send raised or returned something other than an event)",
     "network": "PostHog could not be reached after all retries",

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from posthog_otel.devserver._faults import Fault
+from posthog_otel.devserver._faults import Fault, TrickleWriter
 from posthog_otel.devserver._rules import flags_response
 
 if TYPE_CHECKING:
@@ -78,6 +78,10 @@ class Handler(BaseHTTPRequestHandler):
             fault = self.app.faults.take(path) if path in CAPTURE_ROUTES + FLAG_ROUTES else None
             if fault is not None and fault.kind == "delay":
                 self.app.stopping.wait(fault.seconds)
+                fault = None
+            if fault is not None and fault.kind == "trickle":
+                self.wfile = TrickleWriter(self.wfile, fault, self.app.stopping)
+                self.close_connection = True
                 fault = None
             if fault is not None:
                 self._record(data, fault.status if fault.kind == "respond" else 0)
