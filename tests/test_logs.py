@@ -277,9 +277,6 @@ def test_otel_logs_exporter_posthog_under_opentelemetry_instrument(server, tmp_p
         "OTEL_TRACES_EXPORTER": "none",
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_SERVICE_NAME": "billing",
-        # openai-v2 2.3b0 fails to instrument with wrapt 2.x, and one failing
-        # instrumentor stops opentelemetry-instrument loading the rest (logging's too).
-        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai",
         "POSTHOG_API_KEY": API_KEY,
         "POSTHOG_HOST": server.url,
     }

@@ -107,11 +107,8 @@ def test_every_shell_block_runs():
         assert "renewed 2 subscriptions" in result.stdout
         line = first_line(watcher)
         assert "user-7" in line and ("invoice_sent" in line or "subscription_renewed" in line)
-        # openai-v2 2.3b0 fails to instrument with wrapt 2.x, and one failing instrumentor
-        # stops opentelemetry-instrument loading the rest, logging's among them.
-        logs_env = {**auto_env, "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai"}
         result = subprocess.run(
-            ["bash", "-c", logs], cwd=ROOT, env=logs_env, capture_output=True, text=True, timeout=60
+            ["bash", "-c", logs], cwd=ROOT, env=auto_env, capture_output=True, text=True, timeout=60
         )
         assert result.returncode == 0, result.stderr
         with urllib.request.urlopen(EVENTS + "?event=renewal_logged", timeout=10) as response:
