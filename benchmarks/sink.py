@@ -1,7 +1,7 @@
 """A fast local sink for the benchmarks, run in its own process so it never shares our GIL.
 
 It accepts PostHog batches (ours and posthog-python's, gzip or not) and OTLP/HTTP
-traces (protobuf), counts events and distinct ids, and answers at once.
+traces and logs (protobuf), counts events and distinct ids, and answers at once.
 
     python benchmarks/sink.py            # prints the port it listens on, then serves
     GET  /stats  -> {"events": n, "unique": n, "requests": n, "bytes": n}
@@ -17,11 +17,12 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 try:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
-except ImportError:  # only needed for the OTLP peer
-    ExportTraceServiceRequest = None
+except ImportError:  # only needed for the OTLP peers
+    ExportTraceServiceRequest = ExportLogsServiceRequest = None
 
 LOCK = threading.Lock()
 STATE = {"events": 0, "requests": 0, "bytes": 0}
@@ -52,6 +53,8 @@ class Handler(BaseHTTPRequestHandler):
             raw = zlib.decompress(raw, 47)
         if self.path.startswith("/v1/traces"):
             ids = _otlp_span_ids(raw)
+        elif self.path.startswith("/v1/logs"):
+            ids = _otlp_log_ids(raw)
         else:
             payload = json.loads(raw)
             events = payload.get("batch", [payload]) if isinstance(payload, dict) else payload
@@ -79,6 +82,17 @@ def _otlp_span_ids(raw: bytes) -> list[str]:
         for resource in request.resource_spans
         for scope in resource.scope_spans
         for span in scope.spans
+    ]
+
+
+def _otlp_log_ids(raw: bytes) -> list[str]:
+    request = ExportLogsServiceRequest()
+    request.ParseFromString(raw)
+    return [
+        f"{record.time_unix_nano}:{record.observed_time_unix_nano}"
+        for resource in request.resource_logs
+        for scope in resource.scope_logs
+        for record in scope.log_records
     ]
 
 

@@ -1,6 +1,7 @@
 """An app with no OpenTelemetry SDK setup and no posthog-otel setup: just tags.
 
-Run it with auto-instrumentation (pip install opentelemetry-distro):
+Run it with auto-instrumentation (pip install opentelemetry-distro; for the log
+record, also opentelemetry-instrumentation-logging and OTEL_LOGS_EXPORTER=posthog):
 
     OTEL_TRACES_EXPORTER=posthog POSTHOG_API_KEY=phc_... POSTHOG_HOST=... \\
         opentelemetry-instrument python examples/auto_instrumented_app.py
@@ -8,11 +9,15 @@ Run it with auto-instrumentation (pip install opentelemetry-distro):
 
 from __future__ import annotations
 
+import logging
+
 from opentelemetry import trace
 
 from posthog_otel import capture, identify
 
 tracer = trace.get_tracer("billing")
+log = logging.getLogger("billing")
+log.setLevel(logging.INFO)  # records below a logger's level reach no handler
 
 
 def renew_subscription(user_id: str) -> None:
@@ -28,6 +33,8 @@ def renew_subscription(user_id: str) -> None:
         ),
     ):
         capture("invoice_sent", {"amount": 49, "currency": "EUR"})  # the user comes from identify()
+        tags = {"posthog.event": "renewal_logged", "posthog.distinct_id": user_id}
+        log.info("renewed %s", user_id, extra=tags)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,16 @@ def test_span_pipeline_example():
     assert "events_sent=3" in out and "dropped=mappingproxy({})" in out
 
 
+def test_logging_example():
+    out = run("logging_events.py")
+    placed, error, stats = out.splitlines()
+    assert placed.split()[:2] == ["order_placed", "user-42"] and "total=30.0" in placed
+    assert error.split()[:2] == ["$exception", "user-43"]
+    assert "'payment failed' PaymentDeclinedError: card limit is 100" in error
+    assert error.endswith("(in charge)")
+    assert stats == "records logged: 4, events sent: 2"  # the untagged records stayed lines
+
+
 def test_feature_flags_example():
     out = run("feature_flags.py")
     decisions = out.split("\n\n")[0].splitlines()

@@ -15,6 +15,8 @@ def test_all_is_pinned():
             "PostHogClient",
             "PostHogError",
             "PostHogFlagProvider",
+            "PostHogLogExporter",
+            "PostHogLogProcessor",
             "PostHogSpanExporter",
             "PostHogSpanProcessor",
             "Response",

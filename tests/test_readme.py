@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import re
 import select
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,8 @@ from conftest import API_KEY
 from posthog_otel import (
     PostHogClient,
     PostHogFlagProvider,
+    PostHogLogExporter,
+    PostHogLogProcessor,
     PostHogSpanExporter,
     PostHogSpanProcessor,
 )
@@ -26,6 +30,7 @@ from posthog_otel.openfeature import PostHogProvider
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 BIN = str(Path(sys.executable).parent)
+EVENTS = "http://127.0.0.1:8010/api/events"  # the README's devserver
 
 
 def blocks(language: str) -> list[str]:
@@ -63,6 +68,7 @@ def test_every_python_block_runs_in_order(server):
     assert re.search(r"sent \d+, dropped \{\}", result.stdout)
     names = {e["event"] for e in server.events()}
     assert {"checkout_completed", "coupon_applied", "$feature_flag_called", "signed_up"} <= names
+    assert {"order_placed", "$exception"} <= names  # from the logging block
     assert {"page_view", "click"} <= names
     coupon = server.events("coupon_applied")[0]
     assert coupon["distinct_id"] == "user-42"
@@ -84,11 +90,13 @@ def first_line(process: subprocess.Popen[str], timeout: float = 15.0) -> str:
 
 
 def test_every_shell_block_runs():
-    def block(marker: str) -> str:
-        (found,) = [b for b in blocks("sh")[1:] if marker in b]
+    def block(marker: str, *, without: str = "") -> str:
+        (found,) = [b for b in blocks("sh")[1:] if marker in b and not (without and without in b)]
         return commands(found)[0].replace(".venv/bin/", BIN + "/")
 
-    devserver, tail, auto = block("devserver"), block(" tail "), block("opentelemetry-instrument")
+    logs = block("OTEL_LOGS_EXPORTER=posthog")
+    devserver, tail = block("devserver"), block(" tail ")
+    auto = block("opentelemetry-instrument", without="OTEL_LOGS_EXPORTER=posthog")
     env = {**os.environ, "PATH": BIN + os.pathsep + os.environ["PATH"]}
     server = start(devserver, env)
     watcher = None
@@ -103,6 +111,13 @@ def test_every_shell_block_runs():
         assert "renewed 2 subscriptions" in result.stdout
         line = first_line(watcher)
         assert "user-7" in line and ("invoice_sent" in line or "subscription_renewed" in line)
+        result = subprocess.run(
+            ["bash", "-c", logs], cwd=ROOT, env=auto_env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        with urllib.request.urlopen(EVENTS + "?event=renewal_logged", timeout=10) as response:
+            logged = json.loads(response.read())
+        assert sorted(e["distinct_id"] for e in logged) == ["user-7", "user-8"]
     finally:
         for process in (watcher, server):
             if process is not None:
@@ -116,6 +131,8 @@ def test_every_shell_block_runs():
         PostHogClient,
         PostHogSpanProcessor,
         PostHogSpanExporter,
+        PostHogLogProcessor,
+        PostHogLogExporter,
         PostHogFlagProvider,
         PostHogProvider,
     ],

@@ -11,6 +11,7 @@ from posthog_otel._flags.provider import PostHogFlagProvider
 from posthog_otel._flags.values import FeatureFlag, FlagsResponse
 from posthog_otel._pipeline.context import capture, identify
 from posthog_otel._pipeline.exporter import PostHogSpanExporter
+from posthog_otel._pipeline.logs import PostHogLogExporter, PostHogLogProcessor
 from posthog_otel._pipeline.processor import PostHogSpanProcessor
 from posthog_otel._pipeline.stats import PipelineStats
 from posthog_otel._version import __version__
@@ -26,6 +27,8 @@ __all__ = [
     "PostHogClient",
     "PostHogError",
     "PostHogFlagProvider",
+    "PostHogLogExporter",
+    "PostHogLogProcessor",
     "PostHogSpanExporter",
     "PostHogSpanProcessor",
     "Response",

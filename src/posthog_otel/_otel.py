@@ -7,6 +7,11 @@ If a future SDK renames any of them, we fall back to the public API: slower,
 never wrong, never an import error. ``use_public_api()`` forces every fallback
 (the test suite runs the whole pipeline that way).
 
+The logs SDK exists only under an underscore module (``opentelemetry.sdk._logs``,
+still in 1.45); it is imported here and nowhere else, trying a stable
+``opentelemetry.sdk.logs`` first, and its absence is a clear error when a log
+processor or exporter is built, never an import error for the span pipeline.
+
 Nothing else in the package may touch an OpenTelemetry name that starts with an
 underscore; an architecture test enforces it.
 """
@@ -14,8 +19,9 @@ underscore; an architecture test enforces it.
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import baggage as _baggage
 from opentelemetry import context as _context
@@ -24,10 +30,15 @@ from opentelemetry.context import Context
 from opentelemetry.trace import propagation as _propagation
 
 __all__ = [
+    "LogRecordExportResult",
+    "LogRecordExporter",
+    "LogRecordProcessor",
     "attributes_of",
     "baggage_of",
     "current_context",
     "events_of",
+    "log_attributes_of",
+    "require_logs",
     "span_of",
     "suppressed",
     "use_public_api",
@@ -49,6 +60,18 @@ def _fast_attributes(item: Any) -> Mapping[str, Any]:
         return item._attributes._dict  # type: ignore[no-any-return]
     except AttributeError:
         return _public_attributes(item)
+
+
+def _public_log_attributes(record: Any) -> Mapping[str, Any]:
+    return getattr(record, "attributes", None) or {}
+
+
+def _fast_log_attributes(record: Any) -> Mapping[str, Any]:
+    """A log record's attribute dict, without ``BoundedAttributes``' ``KeyError`` per miss."""
+    try:
+        return record.attributes._dict  # type: ignore[no-any-return]
+    except AttributeError:
+        return _public_log_attributes(record)
 
 
 def _public_events(span: Any) -> Sequence[Any]:
@@ -79,6 +102,7 @@ def _resolve() -> dict[str, Any]:
     fast: dict[str, Any] = {
         "attributes_of": _fast_attributes,
         "events_of": _fast_events,
+        "log_attributes_of": _fast_log_attributes,
         "suppress_key": _private(_context, "_SUPPRESS_INSTRUMENTATION_KEY"),
     }
     if runtime is not None and hasattr(runtime, "get_current"):
@@ -93,6 +117,7 @@ def _resolve() -> dict[str, Any]:
 _PUBLIC: dict[str, Any] = {
     "attributes_of": _public_attributes,
     "events_of": _public_events,
+    "log_attributes_of": _public_log_attributes,
     "current_context": _context.get_current,
     "span_of": _public_span_of,
     "baggage_of": _public_baggage_of,
@@ -103,6 +128,8 @@ attributes_of: Callable[[Any], Mapping[str, Any]]
 """A span's, span event's or log record's attributes, read without copying."""
 events_of: Callable[[Any], Sequence[Any]]
 """A span's events, read without copying."""
+log_attributes_of: Callable[[Any], Mapping[str, Any]]
+"""An OpenTelemetry log record's attributes (empty when it has none)."""
 current_context: Callable[[], Context]
 """The current context (one call instead of two on the fast path)."""
 span_of: Callable[[Context], Any]
@@ -113,9 +140,11 @@ _suppress_key: Any = None
 
 
 def _install(chosen: dict[str, Any]) -> None:
-    global attributes_of, events_of, current_context, span_of, baggage_of, _suppress_key
+    global attributes_of, events_of, log_attributes_of, current_context, span_of, baggage_of
+    global _suppress_key
     attributes_of = chosen["attributes_of"]
     events_of = chosen["events_of"]
+    log_attributes_of = chosen["log_attributes_of"]
     current_context = chosen["current_context"]
     span_of = chosen["span_of"]
     baggage_of = chosen["baggage_of"]
@@ -155,3 +184,56 @@ def suppressed() -> Iterator[None]:
 
 
 use_public_api(False)
+
+
+# -- the logs SDK ----------------------------------------------------------------------
+
+_LOGS_MISSING = (
+    "posthog-otel's log processor and exporter need the OpenTelemetry SDK's logs API "
+    "(opentelemetry.sdk._logs, opentelemetry-sdk 1.27 or newer), which this SDK does not have"
+)
+
+
+def _logs_api() -> tuple[Any, Any, Any] | None:
+    """The SDK's processor and exporter bases and export result, from the first path that
+    has them (exporters were ``LogExporter``/``LogExportResult`` before 1.39)."""
+    for base in ("opentelemetry.sdk.logs", "opentelemetry.sdk._logs"):
+        try:
+            logs = importlib.import_module(base)
+            export = importlib.import_module(base + ".export")
+        except ImportError:
+            continue
+        found = (
+            _first(logs, "LogRecordProcessor"),
+            _first(export, "LogRecordExporter", "LogExporter"),
+            _first(export, "LogRecordExportResult", "LogExportResult"),
+        )
+        if None not in found:
+            return found
+    return None
+
+
+def _first(module: object, *names: str) -> Any:
+    return next((getattr(module, n) for n in names if hasattr(module, n)), None)
+
+
+class _Unavailable:
+    """Stands in for a logs SDK base class that this SDK lacks."""
+
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk._logs import LogRecordProcessor
+    from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+else:
+    _found = _logs_api()
+    LogRecordProcessor, LogRecordExporter, LogRecordExportResult = _found or (
+        _Unavailable,
+        _Unavailable,
+        None,
+    )
+
+
+def require_logs() -> None:
+    """Raise ``ImportError`` naming what is missing if the SDK has no logs API."""
+    if LogRecordExportResult is None:
+        raise ImportError(_LOGS_MISSING)

@@ -1,4 +1,4 @@
-"""PostHog error tracking: an OpenTelemetry ``exception`` span event to ``$exception_list``.
+"""PostHog error tracking: OpenTelemetry ``exception.*`` attributes to ``$exception_list``.
 
 ``Span.record_exception`` keeps only text (type, message and the formatted
 traceback), so the frames are parsed back out of Python's traceback format,
@@ -176,7 +176,11 @@ def escaped_from(span: ReadableSpan, eattrs: Mapping[str, Any], *, last: bool) -
     return status.description == f"{short_type}: {eattrs.get('exception.message', '')}"
 
 
-def exception_properties(eattrs: Mapping[str, Any], escaped: bool) -> dict[str, Any]:
+def exception_properties(
+    eattrs: Mapping[str, Any], escaped: bool, level: str = "error"
+) -> dict[str, Any]:
+    """``$exception_list`` and ``$exception_level`` from OpenTelemetry's ``exception.*``
+    attributes (a span event's, or a log record's)."""
     return {
         "$exception_list": exception_list(
             str(eattrs.get("exception.type", "")),
@@ -184,5 +188,5 @@ def exception_properties(eattrs: Mapping[str, Any], escaped: bool) -> dict[str, 
             str(eattrs.get("exception.stacktrace", "")),
             handled=not escaped,
         ),
-        "$exception_level": "error",
+        "$exception_level": level,
     }

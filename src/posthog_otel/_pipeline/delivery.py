@@ -24,13 +24,15 @@ from posthog_otel._client.events import MAX_EVENT_BYTES
 from posthog_otel._client.retry import RETRY_STATUSES
 from posthog_otel._json import dumps, lenient
 from posthog_otel._mapping.convention import denylist_pattern
+from posthog_otel._mapping.logs import LogItem, LogMapper
 from posthog_otel._mapping.spans import MappingOptions, SpanMapper
 from posthog_otel._pipeline.stats import Stats
 from posthog_otel.errors import TransportError
 
 BeforeSend = Callable[[dict[str, Any]], "dict[str, Any] | None"]
-# A queued item: an ended span (with flags inherited from its ancestors), or a built event.
-Item = ReadableSpan | tuple[ReadableSpan, "dict[str, Any] | None"] | dict[str, Any]
+# A queued item: an ended span (with flags inherited from its ancestors), a log record
+# (with what its context knew), or a built event.
+Item = ReadableSpan | tuple[ReadableSpan, "dict[str, Any] | None"] | LogItem | dict[str, Any]
 # Too large: halve and resend, so the events that fit still go. Not 400: our events are
 # validated before sending, and halving a batch PostHog refuses as a whole would send
 # ~2n requests that all fail.
@@ -50,13 +52,15 @@ class Delivery:
         before_send: BeforeSend | None,
         max_batch_size: int,
     ) -> Delivery:
-        """The delivery behind a span processor or exporter, from their options."""
+        """The delivery behind a span or log processor or exporter, from their options."""
         options = MappingOptions(
             capture_exceptions=capture_exceptions,
             include_resource_attributes=include_resource_attributes,
             denylist=denylist_pattern(attribute_denylist),
         )
-        return cls(connection, stats, SpanMapper(options), before_send, max_batch_size)
+        return cls(
+            connection, stats, SpanMapper(options), before_send, max_batch_size, LogMapper(options)
+        )
 
     def __init__(
         self,
@@ -65,9 +69,11 @@ class Delivery:
         mapper: SpanMapper | None = None,
         before_send: BeforeSend | None = None,
         max_batch_events: int = 1000,
+        log_mapper: LogMapper | None = None,
     ) -> None:
         self._connection = connection
         self._mapper = mapper
+        self._log_mapper = log_mapper
         self._stats = stats
         self._before_send = before_send
         if not 1 <= max_batch_events <= MAX_BATCH_EVENTS:
@@ -155,7 +161,9 @@ class Delivery:
     def _events_of(self, item: Item, problems: list[str]) -> list[dict[str, Any]]:
         if isinstance(item, dict):
             return [item]
-        if self._mapper is None:
+        if isinstance(item, LogItem) and self._log_mapper is not None:
+            return self._log_mapper.map_record(item, problems)
+        if self._mapper is None or isinstance(item, LogItem):
             raise TypeError(f"no mapper for a {type(item).__name__}")
         if isinstance(item, tuple):
             return self._mapper.map_span(item[0], item[1], problems)

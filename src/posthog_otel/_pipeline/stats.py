@@ -56,6 +56,8 @@ class PipelineStats:
 
     Attributes:
         spans_seen: spans that ended while the processor was registered.
+        logs_seen: log records emitted while a log processor was registered (or
+            passed to a log exporter).
         events_queued: events accepted into the pipeline. A tagged span is counted
             once when it is queued, and corrected to the number of events it holds
             once it is mapped.
@@ -72,6 +74,7 @@ class PipelineStats:
     """
 
     spans_seen: int = 0
+    logs_seen: int = 0
     events_queued: int = 0
     events_sent: int = 0
     retries: int = 0
@@ -99,6 +102,7 @@ class Stats:
 
     def _reset(self) -> None:
         self.spans_seen = Counter()
+        self.logs_seen = Counter()
         self.events_queued = Counter()
         self._lock = threading.Lock()
         self._sent = 0
@@ -141,6 +145,7 @@ class Stats:
             sent, retries, dropped = self._sent, self._retries, dict(self._dropped)
         return PipelineStats(
             spans_seen=self.spans_seen.value,
+            logs_seen=self.logs_seen.value,
             events_queued=self.events_queued.value,
             events_sent=sent,
             retries=retries,

@@ -1,0 +1,165 @@
+"""The tagging convention for OpenTelemetry log records: a record to PostHog events.
+
+A record whose attributes carry ``posthog.event`` becomes that event, as a span
+event does inside its span: the record's attributes are the properties, the
+record's span (copied when it was emitted) lends identity, groups and session.
+With exceptions asked for, a record carrying ``exception.*`` attributes (what
+``logger.exception()`` writes through OpenTelemetry's logging handler) also
+becomes a handled ``$exception``. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from posthog_otel import _otel
+from posthog_otel._client.events import uuid7
+from posthog_otel._mapping import tags
+from posthog_otel._mapping.convention import DISTINCT_ID, TAG
+from posthog_otel._mapping.exceptions import exception_properties
+from posthog_otel._mapping.tags import MappingOptions
+
+__all__ = ["EXCEPTION_KEYS", "LogItem", "LogMapper", "is_tagged_record"]
+
+# OpenTelemetry's exception attributes; a record carrying either describes an exception.
+EXCEPTION_KEYS = ("exception.type", "exception.message")
+# Severity numbers (1-24, four per level) to PostHog's $exception_level.
+_LEVELS = ("debug", "debug", "info", "warning", "error", "fatal")
+
+
+@dataclass(frozen=True)
+class LogItem:
+    """A log record to map, with what its context knew when it was emitted.
+
+    Attributes:
+        record: the SDK's record as processors and exporters receive it
+            (``ReadWriteLogRecord``, ``ReadableLogRecord``, or older SDKs' ``LogData``).
+        exceptions: also send the exception the record carries as ``$exception``.
+        distinct_id: ``posthog.distinct_id`` from the baggage it was emitted in.
+        span_attributes: the attributes of the span it was emitted in, copied then.
+        flags: flag values known on that span (``$feature/<key>``).
+    """
+
+    record: Any
+    exceptions: bool = False
+    distinct_id: str | None = None
+    span_attributes: Mapping[str, Any] | None = None
+    flags: Mapping[str, Any] | None = None
+
+
+def is_tagged_record(attrs: Mapping[str, Any], capture_exceptions: bool) -> bool:
+    """Whether a record with these attributes makes at least one event."""
+    return TAG in attrs or (capture_exceptions and any(k in attrs for k in EXCEPTION_KEYS))
+
+
+class LogMapper:
+    """Turns one log record into the PostHog events its tags ask for."""
+
+    def __init__(self, options: MappingOptions) -> None:
+        self._events = tags.EventBuilder(options)
+
+    def map_record(self, item: LogItem, problems: list[str] | None = None) -> list[dict[str, Any]]:
+        """The record's tagged event and (if asked) its ``$exception``.
+
+        A reserved attribute with an unusable value spoils only the events that use it:
+        each such event is left out and its reason appended to ``problems``; without a
+        ``problems`` list, ``InvalidTagError`` is raised instead.
+        """
+        holder = item.record
+        record = holder.log_record
+        attrs = _otel.log_attributes_of(record)
+        wants_exception = item.exceptions and any(k in attrs for k in EXCEPTION_KEYS)
+        if TAG not in attrs and not wants_exception:
+            return []
+        props, reserved, extras = self._events.split(attrs)
+        for key, value in props.items():
+            if isinstance(value, Mapping):  # logging's extra may nest maps: scrub them too
+                props[key] = self._events.scrub(value)
+        span_attrs = item.span_attributes or {}
+        _, span_reserved, span_extras = self._events.split(span_attrs)
+        carried = {DISTINCT_ID: item.distinct_id} if item.distinct_id else {}
+        # Nearest first: the record's own tag, the baggage it was emitted in, its span's.
+        who = tags.identity_or_error((reserved, carried, span_reserved), (attrs, span_attrs))
+        groups = tags.groups(span_reserved) if span_extras & tags.GROUP else {}
+        if extras & tags.GROUP:
+            groups = {**groups, **tags.groups(reserved)}
+        session = tags.session(reserved, attrs) or tags.session(span_reserved, span_attrs)
+        context = self._context(holder, record)
+        trace_hex = context.get("$trace_id")
+        timestamp = record.timestamp or record.observed_timestamp
+        flags = item.flags or {}
+        out: list[dict[str, Any]] = []
+        if TAG in attrs:
+            uuid = str(uuid7())
+            tags.add_event(
+                out,
+                problems,
+                partial(
+                    self._events.build,
+                    reserved,
+                    extras,
+                    props,
+                    context,
+                    flags,
+                    identity=who,
+                    groups=groups,
+                    session=session,
+                    timestamp=timestamp,
+                    uuid=uuid,
+                    personless_id=trace_hex or uuid,
+                ),
+            )
+        if wants_exception:
+            uuid = str(uuid7())
+            details = {k: v for k, v in props.items() if not k.startswith("exception.")}
+            details.update(exception_properties(attrs, False, _level(record.severity_number)))
+            tags.add_event(
+                out,
+                problems,
+                partial(
+                    self._events.build,
+                    {TAG: "$exception"},
+                    0,
+                    details,
+                    context,
+                    flags,
+                    identity=who,
+                    groups=groups,
+                    session=session,
+                    timestamp=timestamp,
+                    uuid=uuid,
+                    personless_id=trace_hex or uuid,
+                    own_people=False,
+                ),
+            )
+        return out
+
+    def _context(self, holder: Any, record: Any) -> dict[str, Any]:
+        """Properties every event from this record carries: where it was logged, and how."""
+        resource = getattr(holder, "resource", None) or getattr(record, "resource", None)
+        context = dict(self._events.resource_properties(resource))
+        if record.trace_id:
+            context["$trace_id"] = "%032x" % record.trace_id  # noqa: UP031 - as for spans
+            context["$span_id"] = "%016x" % (record.span_id or 0)
+        if record.body is not None:
+            context["$log_message"] = record.body
+        if record.severity_text:
+            context["$log_level"] = record.severity_text
+        if record.severity_number is not None:
+            context["$log_severity_number"] = record.severity_number.value
+        scope = getattr(holder, "instrumentation_scope", None)
+        if scope is not None and scope.name:
+            context["$logger_name"] = scope.name
+        event_name = getattr(record, "event_name", None)
+        if event_name:
+            context["$otel_event_name"] = event_name
+        return context
+
+
+def _level(severity: Any) -> str:
+    """``$exception_level`` from OpenTelemetry's severity number; ``error`` when unknown."""
+    number = getattr(severity, "value", 0)
+    return _LEVELS[(number - 1) // 4] if 1 <= number <= 24 else "error"

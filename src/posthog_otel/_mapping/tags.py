@@ -1,0 +1,258 @@
+"""From tagged attributes to a PostHog event: what spans, span events and log records share.
+
+Splitting attributes into properties, reserved ``posthog.*`` values and denied
+credentials; identity, groups and session from the reserved values; and the event
+dict itself. Pure: no I/O. The reserved keys are in ``convention``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from posthog_otel._mapping.convention import (
+    DISTINCT_ID,
+    GROUPS_PREFIX,
+    PROPERTIES,
+    RESERVED_PREFIX,
+    SESSION_ID,
+    SET_ONCE_PREFIX,
+    SET_PREFIX,
+    TAG,
+    USER_ID_KEYS,
+    IsoClock,
+    normalise_key,
+)
+from posthog_otel._mapping.web import URL_ATTRIBUTES, redact_attribute
+from posthog_otel._version import LIB, __version__
+
+__all__ = [
+    "GROUP",
+    "EventBuilder",
+    "InvalidTagError",
+    "MappingOptions",
+    "add_event",
+    "groups",
+    "identity_or_error",
+    "session",
+]
+
+
+class InvalidTagError(ValueError):
+    """A reserved ``posthog.*`` attribute holds a value the convention cannot use."""
+
+
+# What an attribute key is, decided once per key: a property, a credential to drop, a URL
+# to redact, or reserved (a bit flag, so one pass over the keys says which extras they need).
+_PLAIN, _DENIED, _URL = 0, -1, -2
+_RESERVED, GROUP, _PEOPLE, _JSON = 1, 2, 4, 8
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    capture_exceptions: bool = False
+    include_resource_attributes: bool = False
+    denylist: re.Pattern[str] | None = None
+
+
+class EventBuilder:
+    """Splits attribute sets and builds events; remembers what each key is.
+
+    One per mapper, used from one thread at a time (the worker's, or an export's).
+    """
+
+    def __init__(self, options: MappingOptions) -> None:
+        self._denylist = options.denylist
+        self._all_resource = options.include_resource_attributes
+        self._kinds: dict[str, int] = {}  # attribute key -> plain, reserved or denied
+        self._clock = IsoClock()
+        self._resource: tuple[Any, dict[str, Any]] = (object(), {})
+
+    def split(self, attrs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], int]:
+        """Plain properties (minus denied keys), the reserved ``posthog.*`` values, and
+        which extras (``GROUP``, people, JSON properties) the reserved ones ask for."""
+        props: dict[str, Any] = {}
+        reserved: dict[str, Any] = {}
+        extras = 0
+        kinds = self._kinds
+        for key, value in attrs.items():
+            kind = kinds.get(key)
+            if kind is None:
+                kind = self._classify(key)
+            if kind == _PLAIN:
+                props[key] = value
+            elif kind > 0:
+                reserved[key] = value
+                extras |= kind
+            elif kind == _URL:
+                props[key] = redact_attribute(key, value, self._denylist)
+        return props, reserved, extras
+
+    def denied(self, key: str) -> bool:
+        """Whether ``key`` names a credential that must never be sent."""
+        kind = self._kinds.get(key)
+        return (self._classify(key) if kind is None else kind) == _DENIED
+
+    def resource_properties(self, resource: Any) -> dict[str, Any]:
+        """``$lib``, ``$lib_version`` and ``service.name`` (or every resource attribute
+        not denied); computed once per resource, usually one per process."""
+        cached_for, context = self._resource
+        if cached_for is resource:
+            return context
+        attrs = resource.attributes if resource is not None else {}
+        context = {"$lib": LIB, "$lib_version": __version__}
+        if self._all_resource:
+            context.update((k, v) for k, v in attrs.items() if not self.denied(k))
+        elif "service.name" in attrs:
+            context["service.name"] = attrs["service.name"]
+        self._resource = (resource, context)
+        return context
+
+    def build(
+        self,
+        reserved: Mapping[str, Any],
+        extras: int,
+        props: dict[str, Any],
+        context: Mapping[str, Any],
+        flags: Mapping[str, Any],
+        *,
+        identity: str | InvalidTagError | None,
+        groups: Mapping[str, str],
+        session: str | None,
+        timestamp: int,
+        uuid: str,
+        personless_id: str,
+        own_people: bool = True,
+    ) -> dict[str, Any]:
+        """One event called ``reserved[TAG]``; ``personless_id`` when nobody is known.
+
+        Raises ``InvalidTagError`` when the name, the identity (an error already) or
+        ``posthog.properties`` is unusable.
+        """
+        name = reserved.get(TAG)
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidTagError(f"{TAG} must be a non-empty string, got {name!r}")
+        if isinstance(identity, InvalidTagError):
+            raise identity
+        properties = {**context, **props}
+        if extras & _JSON:
+            properties.update(self._extra_properties(reserved[PROPERTIES]))
+        if extras & _PEOPLE and own_people:
+            self._people(reserved, properties)
+        for key, value in flags.items():
+            properties[f"$feature/{key}"] = value
+        if groups:
+            properties["$groups"] = dict(groups)
+        if session:
+            properties["$session_id"] = session
+        if identity is None:
+            identity = personless_id
+            properties["$process_person_profile"] = False
+        return {
+            "event": name,
+            "distinct_id": identity,
+            "properties": properties,
+            "timestamp": self._clock.iso(timestamp),
+            "uuid": uuid,
+        }
+
+    def _classify(self, key: str) -> int:
+        deny = self._denylist
+        if key.startswith(RESERVED_PREFIX):
+            kind = _RESERVED
+            if key.startswith(GROUPS_PREFIX):
+                kind |= GROUP
+            elif key.startswith((SET_PREFIX, SET_ONCE_PREFIX)):
+                kind |= _PEOPLE
+            elif key == PROPERTIES:
+                kind |= _JSON
+        elif deny is not None and key in URL_ATTRIBUTES:
+            kind = _URL
+        elif deny is not None and deny.search(normalise_key(key)):
+            kind = _DENIED
+        else:
+            kind = _PLAIN
+        if len(self._kinds) >= 10_000:  # keys are usually few; stay bounded if not
+            self._kinds.clear()
+        self._kinds[key] = kind
+        return kind
+
+    def _people(self, reserved: Mapping[str, Any], properties: dict[str, Any]) -> None:
+        """``posthog.set.<name>`` and ``posthog.set_once.<name>`` to ``$set``/``$set_once``."""
+        for prefix, target in ((SET_PREFIX, "$set"), (SET_ONCE_PREFIX, "$set_once")):
+            values = {
+                k[len(prefix) :]: v
+                for k, v in reserved.items()
+                if k.startswith(prefix) and not self.denied(k[len(prefix) :])
+            }
+            if values:
+                properties[target] = {**properties.get(target, {}), **values}
+
+    def _extra_properties(self, raw: Any) -> dict[str, Any]:
+        if isinstance(raw, Mapping):  # log records may hold maps; span attributes cannot
+            return self.scrub(raw)
+        try:
+            decoded = json.loads(raw) if isinstance(raw, (str, bytes)) else None
+        except ValueError as exc:
+            raise InvalidTagError(f"{PROPERTIES} is not valid JSON: {exc}") from None
+        if not isinstance(decoded, dict):
+            raise InvalidTagError(f"{PROPERTIES} must be a JSON object string")
+        return self.scrub(decoded)
+
+    def scrub(self, value: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of a nested map without the keys the denylist names, at any depth."""
+        return {
+            k: self.scrub(v) if isinstance(v, Mapping) else v
+            for k, v in value.items()
+            if not self.denied(k)
+        }
+
+
+def add_event(
+    out: list[dict[str, Any]], problems: list[str] | None, build: Callable[[], dict[str, Any]]
+) -> None:
+    """Build one event; an unusable tag loses that event only (when ``problems`` is given,
+    the reason is appended to it; without, ``InvalidTagError`` is raised)."""
+    try:
+        out.append(build())
+    except InvalidTagError as exc:
+        if problems is None:
+            raise
+        problems.append(str(exc))
+
+
+def identity_or_error(
+    reserved: Sequence[Mapping[str, Any]], attrs: Sequence[Mapping[str, Any]]
+) -> str | InvalidTagError | None:
+    """Our tag (nearest first, inherited copies included), then ``enduser.id``/``user.id``;
+    an unusable tag is returned as the error, for the events that would use it."""
+    for tags in reserved:
+        value = tags.get(DISTINCT_ID)
+        if value is not None:
+            if not isinstance(value, str) or not value.strip():
+                return InvalidTagError(f"{DISTINCT_ID} must be a non-empty string, got {value!r}")
+            return value
+    for source in attrs:
+        for key in USER_ID_KEYS:
+            value = source.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+def groups(reserved: Mapping[str, Any]) -> dict[str, str]:
+    """``posthog.groups.<type>`` = key, as ``$groups`` wants them."""
+    return {
+        k[len(GROUPS_PREFIX) :]: str(v)
+        for k, v in reserved.items()
+        if k.startswith(GROUPS_PREFIX) and v is not None and v != ""
+    }
+
+
+def session(reserved: Mapping[str, Any], attrs: Mapping[str, Any]) -> str | None:
+    """``posthog.session_id``, else ``session.id``."""
+    value = reserved.get(SESSION_ID) or attrs.get("session.id")
+    return str(value) if value else None

@@ -1,0 +1,324 @@
+"""``PostHogLogProcessor`` and ``PostHogLogExporter``: tagged log records become events.
+
+The processor is the recommended way in: it runs when a record is emitted, so it
+reads the context the record was emitted in (the baggage ``identify()`` set, the
+current span and the flags evaluated in it) and queues only tagged records (and
+exceptions, if asked), handing them to the same worker as spans. ``on_emit``
+returns at once for a record with no tag. No hook ever raises.
+
+The exporter is the SDK's ``LogRecordExporter`` for ``OTEL_LOGS_EXPORTER=posthog``
+(the ``posthog`` entry point in ``opentelemetry_logs_exporter``, built with no
+arguments). It sees records later, through the SDK's ``BatchLogRecordProcessor``,
+which drops each record's context before queueing it (1.39 and later): identity
+is then the record's own ``posthog.distinct_id`` or ``enduser.id``/``user.id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan
+
+from posthog_otel import _otel
+from posthog_otel._client.client import PostHogClient, client_from, connection_of
+from posthog_otel._mapping.convention import (
+    DEFAULT_DENYLIST,
+    DISTINCT_ID,
+    FLAG_EVALUATION,
+    TAG,
+    note_flag_evaluation,
+)
+from posthog_otel._mapping.logs import EXCEPTION_KEYS, LogItem, is_tagged_record
+from posthog_otel._pipeline.delivery import BeforeSend, Delivery
+from posthog_otel._pipeline.pipeline import Pipeline
+from posthog_otel._pipeline.processor import PostHogSpanProcessor, pipeline_of
+from posthog_otel._pipeline.spanflags import SpanFlags
+from posthog_otel._pipeline.stats import PipelineStats, Stats
+from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES, BatchWorker
+
+__all__ = ["PostHogLogExporter", "PostHogLogProcessor"]
+
+logger = logging.getLogger(__name__)
+_EXCEPTION_TYPE, _EXCEPTION_MESSAGE = EXCEPTION_KEYS
+
+
+class PostHogLogProcessor(_otel.LogRecordProcessor):
+    """Turns log records tagged ``posthog.event`` into PostHog events, through the same
+    queue, batching, retries and counters as spans.
+
+    Args:
+        client: the ``PostHogClient`` to send through (not closed by us). Without
+            one (and without ``processor``), a client is built from ``api_key``,
+            ``host``, ``client_options`` and the ``POSTHOG_*`` environment
+            variables, and closed at shutdown.
+        processor: a ``PostHogSpanProcessor`` to share: its client, queue, worker
+            threads and mapping options, so a service has one queue and one
+            connection pool. Only ``capture_exceptions`` may be given with it.
+        capture_exceptions: also send records carrying an exception (what
+            ``logger.exception()`` writes) as handled ``$exception`` events.
+        include_resource_attributes, attribute_denylist, before_send,
+        max_queue_size, max_buffer_bytes, max_batch_size, flush_interval,
+        export_timeout: as for ``PostHogSpanProcessor``.
+    """
+
+    def __init__(
+        self,
+        client: PostHogClient | None = None,
+        *,
+        processor: PostHogSpanProcessor | None = None,
+        api_key: str | None = None,
+        host: str | None = None,
+        capture_exceptions: bool = False,
+        include_resource_attributes: bool = False,
+        attribute_denylist: Iterable[str] | re.Pattern[str] | None = DEFAULT_DENYLIST,
+        before_send: BeforeSend | None = None,
+        max_queue_size: int = 10_000,
+        max_buffer_bytes: int = MAX_BUFFER_BYTES,
+        max_batch_size: int = 1000,
+        flush_interval: float = 1.0,
+        export_timeout: float = 30.0,
+        **client_options: Any,
+    ) -> None:
+        _otel.require_logs()
+        self._capture_exceptions = capture_exceptions
+        self._shut_down = False
+        self._client: PostHogClient | None = None
+        self._owns_client = False
+        if processor is not None:
+            if not isinstance(processor, PostHogSpanProcessor):
+                raise TypeError(
+                    f"processor must be a PostHogSpanProcessor, got {type(processor).__name__}"
+                )
+            given = [
+                name
+                for name, value, default in (
+                    ("client", client, None),
+                    ("api_key", api_key, None),
+                    ("host", host, None),
+                    ("include_resource_attributes", include_resource_attributes, False),
+                    ("attribute_denylist", attribute_denylist, DEFAULT_DENYLIST),
+                    ("before_send", before_send, None),
+                    ("max_queue_size", max_queue_size, 10_000),
+                    ("max_buffer_bytes", max_buffer_bytes, MAX_BUFFER_BYTES),
+                    ("max_batch_size", max_batch_size, 1000),
+                    ("flush_interval", flush_interval, 1.0),
+                    ("export_timeout", export_timeout, 30.0),
+                )
+                if value != default
+            ] + sorted(client_options)
+            if given:
+                raise TypeError(
+                    "PostHogLogProcessor(processor=...) uses that processor's client, queue "
+                    f"and mapping options; do not also pass {', '.join(given)}"
+                )
+            self._pipeline = pipeline_of(processor)
+            self._owns_pipeline = False
+        else:
+            self._client, self._owns_client = client_from(client, api_key, host, client_options)
+            stats = Stats()
+            delivery = Delivery.for_spans(
+                connection_of(self._client),
+                stats,
+                capture_exceptions=capture_exceptions,
+                include_resource_attributes=include_resource_attributes,
+                attribute_denylist=attribute_denylist,
+                before_send=before_send,
+                max_batch_size=max_batch_size,
+            )
+            worker = BatchWorker(
+                delivery,
+                stats,
+                max_queue_size=max_queue_size,
+                max_buffer_bytes=max_buffer_bytes,
+                flush_interval=flush_interval,
+                export_timeout=export_timeout,
+                name="posthog-otel-logs",
+            )
+            self._pipeline = Pipeline(worker, stats, enabled=self._client.enabled_capture)
+            self._owns_pipeline = True
+        self._seen = self._pipeline.stats.logs_seen.add
+        self._span_flags = self._pipeline.span_flags
+        if not self._pipeline.enabled:  # capture is off: a hook that does nothing at all
+            self.on_emit = self.emit = _ignore  # type: ignore[method-assign]
+
+    def __repr__(self) -> str:
+        shared = "shared" if not self._owns_pipeline else f"client={self._client!r}"
+        return f"PostHogLogProcessor({shared})"
+
+    # -- LogRecordProcessor hooks (application threads) -------------------------------
+
+    def on_emit(self, log_record: Any) -> None:
+        try:
+            self._seen()
+            record = log_record.log_record
+            attrs = _otel.log_attributes_of(record)
+            if TAG in attrs or (
+                self._capture_exceptions
+                and (_EXCEPTION_TYPE in attrs or _EXCEPTION_MESSAGE in attrs)
+            ):
+                ctx = getattr(record, "context", None) or _otel.current_context()
+                item = _item(log_record, ctx, self._capture_exceptions, self._span_flags)
+                self._pipeline.put(item)
+        except Exception:  # a hook must never raise into the application
+            logger.debug("posthog-otel on_emit failed", exc_info=True)
+
+    emit = on_emit  # the hook's name in older SDK releases
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Deliver everything queued so far; ``False`` if ``timeout_millis`` ran out first."""
+        return self._pipeline.flush(timeout_millis / 1000)
+
+    def shutdown(self, timeout_millis: int = 30000) -> None:
+        """Deliver what is queued (within the timeout), then stop; a shared queue is only
+        flushed, as its span processor stops it. Idempotent."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self.on_emit = self.emit = self._after_shutdown  # type: ignore[method-assign]
+        if not self._owns_pipeline:
+            self._pipeline.flush(timeout_millis / 1000)
+            return
+        self._pipeline.shutdown(timeout_millis / 1000)
+        if self._owns_client and self._client is not None:
+            self._client.close()
+
+    def _after_shutdown(self, log_record: Any) -> None:
+        """Tagged records after shutdown are refused, and counted (the queue may be shared
+        and still running)."""
+        try:
+            attrs = _otel.log_attributes_of(log_record.log_record)
+            if is_tagged_record(attrs, self._capture_exceptions):
+                self._pipeline.stats.drop("closed")
+        except Exception:  # a hook must never raise into the application
+            logger.debug("posthog-otel on_emit failed", exc_info=True)
+
+    def stats(self) -> PipelineStats:
+        """What this processor's queue has seen, sent and dropped (shared: the span
+        processor's figures, logs included)."""
+        return self._pipeline.snapshot()
+
+
+class PostHogLogExporter(_otel.LogRecordExporter):
+    """Exports tagged log records as PostHog events; untagged records are skipped.
+
+    Takes the same options as ``PostHogSpanExporter``. Prefer ``PostHogLogProcessor``
+    where you can: behind ``BatchLogRecordProcessor`` a record has lost the context
+    it was emitted in, so ``identify()`` and the span's identity and flags are not seen.
+    """
+
+    def __init__(
+        self,
+        client: PostHogClient | None = None,
+        *,
+        api_key: str | None = None,
+        host: str | None = None,
+        capture_exceptions: bool = False,
+        include_resource_attributes: bool = False,
+        attribute_denylist: Iterable[str] | re.Pattern[str] | None = DEFAULT_DENYLIST,
+        before_send: BeforeSend | None = None,
+        max_batch_size: int = 1000,
+        export_timeout: float = 30.0,
+        **client_options: Any,
+    ) -> None:
+        _otel.require_logs()
+        self._client, self._owns_client = client_from(client, api_key, host, client_options)
+        self._stats = Stats()
+        self._delivery = Delivery.for_spans(
+            connection_of(self._client),
+            self._stats,
+            capture_exceptions=capture_exceptions,
+            include_resource_attributes=include_resource_attributes,
+            attribute_denylist=attribute_denylist,
+            before_send=before_send,
+            max_batch_size=max_batch_size,
+        )
+        self._capture_exceptions = capture_exceptions
+        self._export_timeout = export_timeout
+        self._stop = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"PostHogLogExporter(client={self._client!r})"
+
+    def export(self, batch: Sequence[Any]) -> _otel.LogRecordExportResult:
+        """Map and send; never raises. ``FAILURE`` if any event was not delivered."""
+        result = _otel.LogRecordExportResult
+        try:
+            items = self._tagged(batch)
+        except Exception:  # noqa: BLE001 - export() must return a result, not raise
+            self._stats.drop("invalid", len(batch), "unexpected error while reading log records")
+            return result.FAILURE
+        if self._stop.is_set():
+            self._stats.drop("closed", len(items))
+            return result.FAILURE
+        if not items or not self._client.enabled_capture:
+            return result.SUCCESS
+        try:
+            with _otel.suppressed():
+                deadline = time.monotonic() + self._export_timeout
+                delivered = self._delivery.deliver(items, deadline=deadline, stop=self._stop)
+        except Exception:  # noqa: BLE001 - export() must return a result, not raise
+            self._stats.drop("invalid", len(items), "unexpected error while exporting")
+            return result.FAILURE
+        return result.SUCCESS if delivered else result.FAILURE
+
+    def _tagged(self, batch: Sequence[Any]) -> list[LogItem]:
+        items = []
+        for log_record in batch:
+            self._stats.logs_seen.add()
+            record = log_record.log_record
+            if is_tagged_record(_otel.log_attributes_of(record), self._capture_exceptions):
+                ctx = getattr(record, "context", None)
+                items.append(_item(log_record, ctx, self._capture_exceptions, None))
+        return items
+
+    def shutdown(self) -> None:
+        """Stop: an export in progress gives up its retries. Idempotent."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._owns_client:
+            self._client.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered here: each ``export()`` sends before it returns."""
+        return True
+
+    def stats(self) -> PipelineStats:
+        return self._stats.snapshot()
+
+
+def _ignore(log_record: Any) -> None:
+    pass
+
+
+def _item(
+    log_record: Any, ctx: Context | None, exceptions: bool, span_flags: SpanFlags | None
+) -> LogItem:
+    """The record with what its context knows: baggage's ``posthog.distinct_id``, the
+    current span's attributes (copied now, as the span lives on) and its flags."""
+    if not ctx:
+        return LogItem(log_record, exceptions)
+    carried = _otel.baggage_of(ctx).get(DISTINCT_ID)
+    distinct_id = carried if isinstance(carried, str) and carried else None
+    span = _otel.span_of(ctx)
+    if not isinstance(span, ReadableSpan):  # none, or not ours to read (a remote parent)
+        return LogItem(log_record, exceptions, distinct_id)
+    attrs = _otel.attributes_of(span)
+    flags: dict[str, Any] = {}
+    if span_flags is not None and span_flags.live:
+        span_context = span.get_span_context()
+        entry = span_flags.live.get(span_context.span_id) if span_context else None
+        if entry is not None:
+            flags.update(entry[1])
+    for event in tuple(_otel.events_of(span)):
+        if event.name == FLAG_EVALUATION:
+            note_flag_evaluation(_otel.attributes_of(event), flags)
+    return LogItem(log_record, exceptions, distinct_id, dict(attrs) if attrs else None, flags)
