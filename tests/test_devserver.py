@@ -510,6 +510,20 @@ def test_the_events_api_answers_only_to_its_own_host(server, host, status):
     assert exchange(server, "GET", "/api/events", None, {"Host": host})[0] == status
 
 
+def test_the_viewer_page_allows_only_its_own_scripts(server):
+    status, headers, _ = exchange(server, "GET", "/")
+    assert status == 200
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    for path, kind in (
+        ("/viewer.js", "javascript"),
+        ("/viewer.css", "css"),
+        ("/favicon.svg", "svg"),
+    ):
+        status, headers, _ = exchange(server, "GET", path)
+        assert (status, kind in headers["Content-Type"]) == (200, True)
+
+
 # -- the routes PostHog's SDKs call ---------------------------------------------------------
 
 V1_HEADERS = {
