@@ -711,3 +711,20 @@ def test_a_file_from_the_first_release_is_upgraded(tmp_path):
     with DevServer(db=db) as server:
         found = exchange(server, "GET", "/api/events?trace_id=t9&order=time")[2]
         assert [e["event"] for e in found] == ["kept"]
+
+
+@pytest.mark.parametrize(
+    ("document", "attr"),
+    [
+        (b'{"batch": [{}, {"properties": {"odd key": NaN}}]}', 'batch[1].properties["odd key"]'),
+        (b"[1, 2, [3, Infinity]]", "[2][1]"),
+        (b'{"a": "fine", "b": ["\\udc00"]}', "b[0]"),
+        (b'{"\\ud800": 1}', None),
+    ],
+)
+def test_strict_json_names_the_part_it_refuses(document, attr):
+    from posthog_otel.devserver._wire import RejectError, parse_json
+
+    with pytest.raises(RejectError) as refused:
+        parse_json(document)
+    assert (refused.value.status, refused.value.attr) == (400, attr)

@@ -84,8 +84,27 @@ def parse_json(data: bytes) -> Any:
         raise _too_deep("") from None
     except ValueError as exc:
         raise RejectError(400, "invalid_payload", f"body is not valid JSON: {exc}") from None
-    check_json(value)
+    _check_depth(value)
+    try:  # the common case, at C speed: strict JSON that encodes as UTF-8
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
+    except (ValueError, UnicodeEncodeError):
+        check_json(value)  # find the part, to name it
     return value
+
+
+def _check_depth(value: Any) -> None:
+    level = [value] if isinstance(value, (dict, list)) else []
+    depth = 0
+    while level:
+        if depth >= MAX_DEPTH:
+            check_json(value)  # find the part, to name it
+        depth += 1
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, (dict, list))
+        ]
 
 
 def check_json(value: Any) -> None:
