@@ -73,18 +73,27 @@ def test_bad_flags_file_is_a_clear_error(tmp_path):
 
 
 def read_lines_until(process, wanted: int, timeout: float = 15.0) -> list[str]:
-    """Lines from the process's stdout until ``wanted`` arrived (select, so never stuck)."""
-    import select
-    import time
+    """Lines from the process's stdout until ``wanted`` arrived or ``timeout`` passed.
 
+    A thread does the reading: ``select`` on a buffered pipe misses lines that an
+    earlier ``readline`` already pulled into the buffer."""
+    import queue
+    import threading
+
+    if not hasattr(process, "lines"):
+        process.lines = queue.Queue()
+
+        def pump() -> None:
+            for line in process.stdout:
+                process.lines.put(line.rstrip("\n"))
+
+        threading.Thread(target=pump, daemon=True).start()
     lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while len(lines) < wanted and time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.1)
-        if ready:
-            line = process.stdout.readline()
-            if line:
-                lines.append(line.rstrip("\n"))
+    try:
+        while len(lines) < wanted:
+            lines.append(process.lines.get(timeout=timeout))
+    except queue.Empty:
+        pass
     return lines
 
 
