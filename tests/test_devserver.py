@@ -180,11 +180,17 @@ def test_unknown_routes_answer_posthogs_404_and_are_recorded(server):
     assert request(server, "POST", "/nope", b"{}")[0] == 404
     status, answer = request(server, "GET", "/batch/")
     assert (status, answer["code"]) == (405, "method_not_allowed")
+    assert request(server, "HEAD", "/flags/") == (405, None)  # and no body, as HEAD wants
     request(server, "GET", "/api/events")  # the devserver's own routes are not recorded
     summary = request(server, "GET", "/api/requests")[1]
-    assert summary["not_spoken"] == {"GET /array/phc_x/config": 1, "POST /nope": 1, "GET /batch": 1}
-    assert [r["method"] for r in summary["recent"]] == ["GET", "POST", "GET"]
-    assert [r.status for r in server.requests.matching("/")] == [404, 404, 405]
+    assert summary["not_spoken"] == {
+        "GET /array/phc_x/config": 1,
+        "POST /nope": 1,
+        "GET /batch": 1,
+        "HEAD /flags": 1,
+    }
+    assert [r["method"] for r in summary["recent"]] == ["HEAD", "GET", "POST", "GET"]
+    assert [r.status for r in server.requests.matching("/")] == [404, 404, 405, 405]
 
 
 FLAGS = {

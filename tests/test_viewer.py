@@ -311,3 +311,13 @@ def test_hostile_values_stay_inert_text(server, browser, page):
         "return [window.__pwned, document.querySelectorAll('main img, main script').length]"
     )
     assert injected == [None, 0]
+
+
+def test_requests_the_server_does_not_speak_are_shown(server, browser, page):
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(server.url + "/array/phc_web/config", timeout=10)
+    page.until(lambda b: not b.find_element(By.ID, "not-spoken").get_attribute("hidden"))
+    assert "GET /array/phc_web/config (1)" in text_of(browser, "#not-spoken")

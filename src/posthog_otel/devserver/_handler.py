@@ -83,6 +83,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch()
 
+    def do_HEAD(self) -> None:
+        self._dispatch()
+
     def do_OPTIONS(self) -> None:
         """A CORS preflight: allowed for PostHog's browser routes, from any origin."""
         wanted = self.headers.get("Access-Control-Request-Method", "POST").upper()
@@ -169,7 +172,7 @@ class Handler(BaseHTTPRequestHandler):
     def _read_body(self, query: Mapping[str, list[str]], limit: int) -> bytes:
         declared = self.headers.get("Content-Length")
         if declared is None:
-            if self.command in ("GET", "DELETE", "OPTIONS"):
+            if self.command in ("GET", "HEAD", "DELETE", "OPTIONS"):
                 return b""
             self.close_connection = self.linger = True
             raise RejectError(411, "length_required", "Content-Length is required")
@@ -223,7 +226,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _misbehave(self, fault: Fault) -> None:
         if fault.kind == "respond":

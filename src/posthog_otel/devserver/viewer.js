@@ -353,7 +353,7 @@ async function showNotSpoken() {
   const notice = $("not-spoken");
   notice.hidden = routes.length === 0;
   notice.textContent = "Requests this server does not speak (answered 404 or 405): "
-    + routes.map(([route, count]) => `${route} ×${count}`).join(", ");
+    + routes.map(([route, count]) => `${route} (${count})`).join(", ");
 }
 
 // -- the loop ------------------------------------------------------------------------------
