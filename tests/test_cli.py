@@ -73,18 +73,27 @@ def test_bad_flags_file_is_a_clear_error(tmp_path):
 
 
 def read_lines_until(process, wanted: int, timeout: float = 15.0) -> list[str]:
-    """Lines from the process's stdout until ``wanted`` arrived (select, so never stuck)."""
-    import select
-    import time
+    """Lines from the process's stdout until ``wanted`` arrived or ``timeout`` passed.
 
+    A thread does the reading: ``select`` on a buffered pipe misses lines that an
+    earlier ``readline`` already pulled into the buffer."""
+    import queue
+    import threading
+
+    if not hasattr(process, "lines"):
+        process.lines = queue.Queue()
+
+        def pump() -> None:
+            for line in process.stdout:
+                process.lines.put(line.rstrip("\n"))
+
+        threading.Thread(target=pump, daemon=True).start()
     lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while len(lines) < wanted and time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.1)
-        if ready:
-            line = process.stdout.readline()
-            if line:
-                lines.append(line.rstrip("\n"))
+    try:
+        while len(lines) < wanted:
+            lines.append(process.lines.get(timeout=timeout))
+    except queue.Empty:
+        pass
     return lines
 
 
@@ -143,3 +152,35 @@ def test_tail_help_and_bad_url():
     )
     assert bad.returncode == 2
     assert "http(s)" in bad.stderr
+
+
+def test_tail_previews_like_the_viewer_and_follows_one_trace(server):
+    with PostHogClient("phc_cli", server.url) as client:
+        client.capture("other", "u1", {"$trace_id": "t-other"})
+        client.capture(
+            "$ai_generation",
+            "u1",
+            {"$trace_id": "t-1", "$ai_model": "gpt-4o", "$ai_input_tokens": 7, "$ai_latency": 0.5},
+        )
+        client.capture(
+            "page_viewed",
+            "0190e7c4",
+            {
+                "$trace_id": "t-1",
+                "service.name": "web",
+                "path": "/",
+                "$process_person_profile": False,
+            },
+        )
+        process = subprocess.Popen(
+            [COMMAND, "tail", "--url", server.url, "--trace", "t-1", "--interval", "0.1"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            lines = read_lines_until(process, 2)
+        finally:
+            process.terminate()
+            process.wait(10)
+    assert lines[0].endswith("$ai_generation  u1  model=gpt-4o  tokens=7 in, ? out  latency=0.50 s")
+    assert lines[1].endswith('page_viewed  (anonymous) 0190e7c4  path="/"  service.name="web"')

@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     tail.add_argument("--event", default=None, help="only events with this name")
     tail.add_argument("--distinct-id", default=None, help="only events from this distinct_id")
+    tail.add_argument("--trace", default=None, help="only events of this trace id")
     tail.add_argument(
         "--history",
         type=int,
@@ -103,7 +104,9 @@ def _tail(args: argparse.Namespace) -> int:
         print(f"posthog-otel tail: --url must be an http(s) URL, got {args.url!r}", file=sys.stderr)
         return 2
     base = args.url.rstrip("/") + "/api/events"
-    filters = {k: v for k, v in (("event", args.event), ("distinct_id", args.distinct_id)) if v}
+    wanted = (("event", args.event), ("distinct_id", args.distinct_id), ("trace_id", args.trace))
+    filters = {k: v for k, v in wanted if v}
+    filters["order"] = "arrival"  # "after" counts in arrival order
     last: str | None = None
     first = True
     waiting = False
@@ -145,14 +148,52 @@ def _newest(base: str, filters: dict[str, str]) -> str | None:
 def _line(event: dict[str, Any]) -> str:
     props = event.get("properties", {})
     flags = [f"{k[9:]}={v}" for k, v in props.items() if k.startswith("$feature/")]
-    errors = props.get("$exception_list") or []
-    if errors:
-        shown = f"{errors[0].get('type')}: {errors[0].get('value')}"
-    else:
-        shown = " ".join(f"{k}={json.dumps(v)}" for k, v in props.items() if not k.startswith("$"))
     when = str(event.get("timestamp", ""))[11:23]
+    person = str(event.get("distinct_id"))
+    if props.get("$process_person_profile") is False:
+        person = f"(anonymous) {person}"
     suffix = f"  [{', '.join(flags)}]" if flags else ""
-    return f"{when}  {event.get('event')}  {event.get('distinct_id')}  {shown}{suffix}"
+    return f"{when}  {event.get('event')}  {person}  {_preview(event)}{suffix}"
+
+
+# Namespaces of OpenTelemetry's semantic conventions: context, printed after the rest.
+_CONVENTION_WORDS = (
+    "client cloud code container db deployment enduser error exception gen_ai host http "
+    "k8s messaging net network os otel peer process rpc server service session telemetry "
+    "thread url user_agent"
+)
+_CONVENTIONS = frozenset(_CONVENTION_WORDS.split())
+
+
+def _preview(event: dict[str, Any]) -> str:
+    """What matters about an event, as the devserver's viewer shows it."""
+    props = event.get("properties", {})
+    name = str(event.get("event"))
+    parts: list[str] = []
+    if name == "$feature_flag_called":
+        parts = [
+            f"flag={props.get('$feature_flag')}",
+            f"response={props.get('$feature_flag_response')}",
+        ]
+    elif name == "$exception":
+        errors = props.get("$exception_list") or [{}]
+        first = errors[0] if isinstance(errors[0], dict) else {}
+        parts = [f"{first.get('type', 'Error')}: {first.get('value', '')}"]
+    elif name.startswith("$ai_"):
+        if "$ai_model" in props:
+            parts.append(f"model={props['$ai_model']}")
+        if "$ai_input_tokens" in props or "$ai_output_tokens" in props:
+            tokens_in, tokens_out = (
+                props.get("$ai_input_tokens", "?"),
+                props.get("$ai_output_tokens", "?"),
+            )
+            parts.append(f"tokens={tokens_in} in, {tokens_out} out")
+        if isinstance(props.get("$ai_latency"), (int, float)):
+            parts.append(f"latency={props['$ai_latency']:.2f} s")
+    plain = [k for k in props if not k.startswith("$")]
+    ordered = sorted(plain, key=lambda k: k.partition(".")[0] in _CONVENTIONS and "." in k)
+    parts += [f"{k}={json.dumps(props[k])}" for k in ordered]
+    return "  ".join(parts)
 
 
 if __name__ == "__main__":  # pragma: no cover

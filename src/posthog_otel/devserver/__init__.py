@@ -1,10 +1,13 @@
 """A local PostHog-compatible server, for development and tests (standard library only).
 
-It accepts capture requests (``/batch/``, ``/capture/``, ``/i/v0/e/``, ``/e/``)
-and flag requests (``/decide/``, ``/flags/``) the way PostHog does, keeps events
-in SQLite, answers flags from a small rules file, and lists what it stored at
-``GET /api/events`` (and the requests it received at ``GET /api/requests``). Its
-page at ``/`` lists the latest events as they arrive::
+It speaks the routes PostHog's SDKs call (``_routes.ROUTES``): capture in both wire
+forms (``/batch/``, ``/capture/``, ``/e/``, ``/i/v0/e/``, the AI lane
+``/i/v0/ai/batch/``, capture v1 ``/i/v1/analytics/events``), flags (``/flags/``,
+``/decide/``), a flag's remote config payload, and OTLP data (checked and recorded,
+not stored). It validates every request before storing any of it, keeps events in
+SQLite, answers flags from a small rules file, and lists what it stored at
+``GET /api/events`` and what it received at ``GET /api/requests``. Its page at
+``/`` shows events as they arrive, and a trace's events across services::
 
     with DevServer(flags={"new-dashboard": True}) as server:
         client = PostHogClient("phc_dev", server.url)
@@ -16,87 +19,26 @@ From the shell: ``posthog-otel devserver --port 8010 --flags flags.json``.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import functools
 import logging
 import socket
 import sys
 import threading
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from posthog_otel.devserver._api import page
 from posthog_otel.devserver._faults import Faults
 from posthog_otel.devserver._handler import Handler
+from posthog_otel.devserver._requests import RecordedRequest, RequestLog
 from posthog_otel.devserver._rules import FlagRule, load_rules
 from posthog_otel.devserver._store import EventStore
 
 __all__ = ["DevServer", "RecordedRequest"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """A request the server received: body as decompressed bytes, status as answered
-    (0 when it answered with a broken connection), ``at`` on ``time.monotonic()``."""
-
-    method: str
-    path: str
-    headers: Mapping[str, str]
-    body: bytes
-    status: int
-    at: float
-
-    def json(self) -> Any:
-        import json
-
-        return json.loads(self.body)
-
-
-class RequestLog:
-    """The most recent requests (bounded), for tests that check what went over the wire."""
-
-    def __init__(self, maxlen: int = 2000) -> None:
-        self._items: collections.deque[RecordedRequest] = collections.deque(maxlen=maxlen)
-        self._counts: collections.Counter[str] = collections.Counter()
-        self._lock = threading.Lock()
-
-    def record(
-        self, method: str, path: str, headers: Mapping[str, str], body: bytes, status: int
-    ) -> None:
-        with self._lock:
-            self._items.append(
-                RecordedRequest(method, path, headers, body, status, time.monotonic())
-            )
-            self._counts[path.partition("?")[0].rstrip("/") or "/"] += 1
-
-    def summary(self, recent: int = 50) -> dict[str, Any]:
-        """Counts by route since the last clear, and the most recent requests."""
-        with self._lock:
-            latest = list(self._items)[-recent:][::-1]
-            return {
-                "total": sum(self._counts.values()),
-                "by_path": dict(self._counts),
-                "recent": [
-                    {"method": r.method, "path": r.path, "status": r.status} for r in latest
-                ],
-            }
-
-    def matching(self, prefix: str = "") -> list[RecordedRequest]:
-        """Requests whose path starts with ``prefix``, oldest first."""
-        with self._lock:
-            return [r for r in self._items if r.path.startswith(prefix)]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._counts.clear()
 
 
 class _Server(ThreadingHTTPServer):
@@ -116,10 +58,11 @@ class _Server(ThreadingHTTPServer):
         super().process_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hung up before its answer is routine here, not a traceback."""
+        """A client that hung up or stalled before its answer is routine here, not a
+        traceback."""
         error = sys.exc_info()[1]
-        if isinstance(error, (BrokenPipeError, ConnectionResetError)):
-            logger.debug("client %s went away before its answer", client_address)
+        if isinstance(error, (BrokenPipeError, ConnectionResetError, TimeoutError)):
+            logger.debug("client %s went away or stalled: %r", client_address, error)
             return
         super().handle_error(request, client_address)
 
@@ -147,6 +90,8 @@ class DevServer:
         api_key: accept only this project key (any non-empty key by default).
         max_request_bytes: refuse larger bodies with 413, like a proxy with a body
             limit in front of PostHog (PostHog's own limits by default).
+        read_timeout: seconds a connection may stay silent (mid-body: answered 408;
+            idle between requests: closed).
     """
 
     def __init__(
@@ -158,11 +103,15 @@ class DevServer:
         db: str | Path | None = None,
         api_key: str | None = None,
         max_request_bytes: int | None = None,
+        read_timeout: float = 30.0,
     ) -> None:
+        if read_timeout <= 0:
+            raise ValueError("read_timeout must be positive")
         self.host = host
         self.port = port
         self.api_key = api_key
         self.max_request_bytes = max_request_bytes
+        self.read_timeout = read_timeout
         self.rules: dict[str, FlagRule] = load_rules(flags)
         self.store = EventStore(str(db) if db is not None else None)
         self.requests = RequestLog()
@@ -251,9 +200,4 @@ class DevServer:
 
     def viewer_html(self) -> str:
         """The event viewer page served at ``/``."""
-        return _viewer_page()
-
-
-@functools.lru_cache(maxsize=1)
-def _viewer_page() -> str:
-    return resources.files(__package__).joinpath("viewer.html").read_text(encoding="utf-8")
+        return page("viewer.html").decode()

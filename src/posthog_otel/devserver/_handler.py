@@ -1,39 +1,38 @@
-"""The devserver's routes: capture, flags and the events API, validated as PostHog does."""
+"""HTTP plumbing for the devserver: read a body within its limit and time, find the
+route (``_routes.ROUTES``), apply an armed fault, record the request, answer.
+
+Every request gets an answer, even one that breaks a route (500, logged), except
+when a fault says otherwise. Bodies are held to the route's limit as declared
+(``Content-Length``, checked before reading) and once decompressed; a client that
+stalls mid-body gets 408 after the server's ``read_timeout``.
+"""
 
 from __future__ import annotations
 
-import json
+import contextlib
+import ipaddress
 import logging
 import socket
 import struct
-import uuid
 import zlib
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from posthog_otel.devserver._faults import Fault, TrickleWriter
-from posthog_otel.devserver._rules import flags_response
+from posthog_otel.devserver._routes import SINGLE_LIMIT, Route, find
+from posthog_otel.devserver._wire import Answer, RejectError, Request, not_found, safe_json
 
 if TYPE_CHECKING:
     from posthog_otel.devserver import DevServer
 
 logger = logging.getLogger(__name__)
 
-CAPTURE_ROUTES = ("/batch", "/capture", "/i/v0/e", "/e", "/track")
-FLAG_ROUTES = ("/decide", "/flags")
-BATCH_LIMIT = 20 * 1024 * 1024  # decompressed bytes, as PostHog's capture service
-SINGLE_LIMIT = 2 * 1024 * 1024
-EVENT_LIMIT = 1024 * 1024
-MAX_DISTINCT_ID = 200
-
-
-class RejectError(Exception):
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+DRAIN_LIMIT = 64 * 1024 * 1024  # read and drop a refused body up to this size, so the
+# client, still sending, sees the 413 rather than a reset; past it, just hang up
+LINGER_SECONDS = 0.5
+_COMPRESSED = ("gzip", "x-gzip", "deflate")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -45,152 +44,199 @@ class Handler(BaseHTTPRequestHandler):
     def app(self) -> DevServer:
         return self.server.app  # type: ignore[attr-defined,no-any-return]
 
+    def setup(self) -> None:
+        self.request.settimeout(self.app.read_timeout)  # every read and write on it
+        self.linger = False
+        super().setup()
+
+    def finish(self) -> None:
+        """After refusing a body unread, stop sending, then read and drop what the client
+        already sent for a moment: closing with unread data would reset the connection,
+        and the client would lose the answer."""
+        super().finish()
+        if not self.linger:
+            return
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(LINGER_SECONDS)
+            for _ in range(64):
+                if not self.connection.recv(1 << 16):
+                    break
+
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s " + format, self.address_string(), *args)
 
     # -- dispatch ------------------------------------------------------------------
 
-    def do_OPTIONS(self) -> None:
-        self._reply(204, None)
-
     def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        if parts.path.rstrip("/") == "/api/events":
-            self._reply(200, self._events_api(parse_qs(parts.query)))
-        elif parts.path.rstrip("/") == "/api/requests":
-            self._reply(200, self.app.requests.summary())
-        elif parts.path == "/":
-            self._reply_html(self.app.viewer_html())
-        else:
-            self._reply(404, {"type": "invalid_request", "detail": "no such route"})
+        self._dispatch()
 
     def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_HEAD(self) -> None:
+        self._dispatch()
+
+    def do_OPTIONS(self) -> None:
+        """A CORS preflight: allowed for PostHog's browser routes, from any origin."""
+        wanted = self.headers.get("Access-Control-Request-Method", "POST").upper()
+        route, _, _ = find(wanted, urlsplit(self.path).path)
+        headers: dict[str, str] = {}
+        origin = self.headers.get("Origin")
+        if route is not None and route.cors and origin:
+            headers = {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": f"{route.method}, OPTIONS",
+                "Access-Control-Allow-Headers": self.headers.get(
+                    "Access-Control-Request-Headers", "Content-Type"
+                ),
+                "Access-Control-Max-Age": "600",
+                "Vary": "Origin",
+            }
+        status = 204 if route is not None else 404
+        if route is None or not route.own:
+            self._record(b"", status, spoken=route is not None)
+        self._send(Answer(status, b"", headers=headers))
+
+    def _dispatch(self) -> None:
         parts = urlsplit(self.path)
-        path = parts.path.rstrip("/") or "/"
         query = parse_qs(parts.query)
-        data = b""
-        answer: Any
+        route, params, allowed = find(self.command, parts.path)
+        own = route is not None and route.own
+        body = b""
         try:
-            limit = BATCH_LIMIT if path == "/batch" else SINGLE_LIMIT
-            if self.app.max_request_bytes is not None:
-                limit = min(limit, self.app.max_request_bytes)
-            data = self._read_body(query, limit)
-            fault = self.app.faults.take(path) if path in CAPTURE_ROUTES + FLAG_ROUTES else None
-            if fault is not None and fault.kind == "delay":
-                self.app.stopping.wait(fault.seconds)
-                fault = None
-            if fault is not None and fault.kind == "trickle":
-                self.wfile = TrickleWriter(self.wfile, fault, self.app.stopping)
-                self.close_connection = True
-                fault = None
-            if fault is not None:
-                self._record(data, fault.status if fault.kind == "respond" else 0)
-                self._misbehave(fault)
-                return
-            if path in CAPTURE_ROUTES:
-                self._capture(data)
-                status, answer = 200, {"status": 1}
-            elif path in FLAG_ROUTES:
-                status, answer = 200, self._flags(path, query, data)
-            else:
-                raise RejectError(404, "not_found", "no such route")
+            if own and not self._same_machine():
+                raise RejectError(403, "forbidden", "the viewer answers only to its own host")
+            body = self._read_body(query, self._limit(route))
+            if route is None:
+                if allowed:
+                    raise RejectError(405, "method_not_allowed", f"use {', '.join(allowed)}")
+                raise not_found(f"the devserver does not speak {self.command} {parts.path}")
+            if not own:
+                fault = self.app.faults.take(parts.path.rstrip("/") or "/")
+                if fault is not None and fault.kind == "delay":
+                    self.app.stopping.wait(fault.seconds)
+                    fault = None
+                if fault is not None and fault.kind == "trickle":
+                    self.wfile = TrickleWriter(self.wfile, fault, self.app.stopping)
+                    self.close_connection = True
+                    fault = None
+                if fault is not None:
+                    self._record(body, fault.status if fault.kind == "respond" else 0)
+                    self._misbehave(fault)
+                    return
+            request = Request(self.command, parts.path, query, dict(self.headers), body, params)
+            answer = route.answer(self.app, request)
         except RejectError as exc:
-            status = exc.status
-            answer = {"type": "validation_error", "code": exc.code, "detail": exc.detail}
-        # Recorded before answering, so a client that got its answer finds its request here.
-        self._record(data, status)
-        self._reply(status, answer)
+            answer = exc.answer()
+        except Exception:
+            logger.exception("devserver: %s %s failed", self.command, parts.path)
+            answer = RejectError(500, "server_error", "the devserver failed; see its log").answer()
+        if not own:
+            # Recorded before answering, so a client that got its answer finds its request.
+            self._record(body, answer.status, spoken=route is not None)
+        self._send(answer, cors=route is not None and route.cors)
 
-    def _record(self, data: bytes, status: int) -> None:
-        self.app.requests.record(self.command, self.path, dict(self.headers), data, status)
+    def _limit(self, route: Route | None) -> int:
+        limit = route.limit if route is not None else SINGLE_LIMIT
+        if self.app.max_request_bytes is not None and not (route and route.own):
+            limit = min(limit, self.app.max_request_bytes)
+        return limit
 
-    # -- routes ----------------------------------------------------------------------
-
-    def _capture(self, data: bytes) -> None:
-        payload = _json(data)
-        if isinstance(payload, Mapping) and "batch" in payload:
-            events = payload["batch"]
-        elif isinstance(payload, list):
-            events = payload
-        else:
-            events = [payload]
-        if not isinstance(events, list) or not events:
-            raise RejectError(400, "empty_batch", "the batch holds no events")
-        self._check_key(payload if isinstance(payload, Mapping) else {}, events)
-        self.app.store.add([_stored_event(e) for e in events])
-
-    def _flags(self, path: str, query: Mapping[str, list[str]], data: bytes) -> dict[str, Any]:
-        body = _json(data)
-        if not isinstance(body, Mapping):
-            raise RejectError(400, "invalid_payload", "expected a JSON object")
-        self._check_key(body, [])
-        distinct_id = body.get("distinct_id")
-        if not isinstance(distinct_id, (str, int)) or distinct_id == "":
-            raise RejectError(400, "missing_distinct_id", "distinct_id is required")
-        groups = body.get("groups")
-        groups = groups if isinstance(groups, Mapping) else {}
-        keys = body.get("flag_keys_to_evaluate")
-        keys = [str(k) for k in keys] if isinstance(keys, list) else None
+    def _same_machine(self) -> bool:
+        """Whether the Host header names an address or localhost, not a domain that a web
+        page could point at this machine (DNS rebinding) to read the captured events."""
+        host = self.headers.get("Host")
+        if not host:
+            return True
+        name = urlsplit("//" + host).hostname or ""
+        if name in ("localhost", self.app.host.lower()) or name.endswith(".localhost"):
+            return True
         try:
-            version = int(query.get("v", ["0"])[0] or 0)
+            ipaddress.ip_address(name)
         except ValueError:
-            version = 0
-        detailed = version >= (4 if path == "/decide" else 2)
-        return flags_response(self.app.rules, str(distinct_id), groups, keys, detailed=detailed)
+            return False
+        return True
 
-    def _events_api(self, query: Mapping[str, list[str]]) -> list[dict[str, Any]]:
-        def one(name: str) -> str | None:
-            return query[name][0] if name in query else None
+    def _record(self, data: bytes, status: int, *, spoken: bool = True) -> None:
+        headers = dict(self.headers)
+        self.app.requests.record(self.command, self.path, headers, data, status, spoken=spoken)
 
-        try:
-            limit = max(0, min(int(one("limit") or 100), 10_000))
-        except ValueError:
-            limit = 100
-        return self.app.store.query(
-            event=one("event"), distinct_id=one("distinct_id"), limit=limit, after=one("after")
-        )
-
-    def _check_key(self, payload: Mapping[str, Any], events: list[Any]) -> None:
-        key = payload.get("api_key") or payload.get("token")
-        if not key and events and isinstance(events[0], Mapping):
-            first = events[0]
-            props = first.get("properties")
-            props = props if isinstance(props, Mapping) else {}
-            key = first.get("api_key") or props.get("token")
-        if not isinstance(key, str) or not key:
-            raise RejectError(401, "missing_api_key", "API key is required")
-        if self.app.api_key is not None and key != self.app.api_key:
-            raise RejectError(401, "invalid_api_key", "API key is not valid for this project")
-
-    # -- plumbing --------------------------------------------------------------------
+    # -- bodies ----------------------------------------------------------------------
 
     def _read_body(self, query: Mapping[str, list[str]], limit: int) -> bytes:
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self.close_connection = True
+        declared = self.headers.get("Content-Length")
+        if declared is None:
+            if self.command in ("GET", "HEAD", "DELETE", "OPTIONS"):
+                return b""
+            self.close_connection = self.linger = True
             raise RejectError(411, "length_required", "Content-Length is required")
-        raw = self.rfile.read(int(length))
-        compression = query.get("compression", [""])[0]
-        gzipped = (
-            self.headers.get("Content-Encoding", "").lower() == "gzip"
-            or compression.startswith("gzip")
-            or raw[:2] == b"\x1f\x8b"
-        )
-        data = raw
-        if gzipped:
-            try:
-                inflater = zlib.decompressobj(wbits=47)
-                data = inflater.decompress(raw, limit + 1)
-            except zlib.error:
-                raise RejectError(400, "invalid_payload", "body is not valid gzip") from None
-        if len(data) > limit:
+        if not (declared.isascii() and declared.isdigit()):
+            self.close_connection = self.linger = True
+            raise RejectError(400, "invalid_length", "Content-Length is not a number")
+        length = int(declared)
+        if length > limit:
+            self._drop_body(length)
             raise RejectError(413, "payload_too_large", f"body is over {limit} bytes")
-        return data
+        try:
+            raw = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True
+            seconds = self.app.read_timeout
+            raise RejectError(
+                408, "timeout", f"the body did not arrive within {seconds} s"
+            ) from None
+        if len(raw) < length:
+            self.close_connection = True
+            raise RejectError(400, "incomplete_body", "the body ended early")
+        return _decoded(raw, self.headers.get("Content-Encoding", ""), query, limit)
+
+    def _drop_body(self, length: int) -> None:
+        self.close_connection = True
+        if length > DRAIN_LIMIT:
+            self.linger = True
+            return
+        try:
+            while length > 0:
+                chunk = self.rfile.read(min(length, 1 << 16))
+                if not chunk:
+                    return
+                length -= len(chunk)
+        except OSError:
+            return
+
+    # -- answers ---------------------------------------------------------------------
+
+    def _send(self, answer: Answer, *, cors: bool = False) -> None:
+        body = answer.body if isinstance(answer.body, bytes) else safe_json(answer.body)
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        self.send_header("Content-Length", str(len(body)))
+        origin = self.headers.get("Origin")
+        if cors and origin:
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Vary", "Origin")
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _misbehave(self, fault: Fault) -> None:
         if fault.kind == "respond":
             body = fault.body if fault.body is not None else {"status": fault.status}
-            self._reply(fault.status, body, fault.headers)
+            self._send(Answer(fault.status, body, headers=fault.headers))
             return
         self.close_connection = True
         if fault.kind == "hang":
@@ -206,66 +252,25 @@ class Handler(BaseHTTPRequestHandler):
         elif fault.kind == "garbage":
             self.wfile.write(b"\x00\x01this is not HTTP at all\r\n\r\n")
 
-    def _reply(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Access-Control-Allow-Origin", "*")
-        self.send_header("Access-Control-Allow-Headers", "*")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
 
-    def _reply_html(self, page: str) -> None:
-        data = page.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-def _json(data: bytes) -> Any:
+def _decoded(raw: bytes, encoding: str, query: Mapping[str, list[str]], limit: int) -> bytes:
+    """The body as sent, inflated when it is gzip or zlib (by header, by posthog-js's
+    ``?compression=gzip-js``, or by its magic bytes), and held to ``limit`` after."""
+    encoding = encoding.strip().lower()
+    if encoding not in ("", "identity", *_COMPRESSED):
+        raise RejectError(
+            415, "unsupported_encoding", f"Content-Encoding {encoding[:40]!r} is not spoken here"
+        )
+    compression = query.get("compression", [""])[0]
+    if not (encoding in _COMPRESSED or compression.startswith("gzip") or raw[:2] == b"\x1f\x8b"):
+        return raw
+    inflater = zlib.decompressobj(wbits=47)  # gzip or zlib, by their headers
     try:
-        return json.loads(data)
-    except ValueError:
-        raise RejectError(400, "invalid_payload", "body is not valid JSON") from None
-
-
-def _stored_event(event: Any) -> dict[str, Any]:
-    """Validate one event as PostHog's capture service does and shape it for storage."""
-    if not isinstance(event, Mapping):
-        raise RejectError(400, "invalid_payload", "each event must be a JSON object")
-    name = event.get("event")
-    if not isinstance(name, str) or not name:
-        raise RejectError(400, "missing_event_name", "every event needs an event name")
-    properties = event.get("properties") or {}
-    if not isinstance(properties, Mapping):
-        raise RejectError(400, "invalid_payload", "properties must be an object")
-    distinct_id = event.get("distinct_id")
-    if distinct_id is None:
-        distinct_id = properties.get("distinct_id", properties.get("$distinct_id"))
-    if isinstance(distinct_id, bool) or not isinstance(distinct_id, (str, int, float)):
-        raise RejectError(400, "missing_distinct_id", "every event needs a distinct_id")
-    distinct_id = str(distinct_id)[:MAX_DISTINCT_ID]
-    if not distinct_id:
-        raise RejectError(400, "missing_distinct_id", "every event needs a distinct_id")
-    if len(json.dumps(event)) > EVENT_LIMIT:
-        raise RejectError(413, "event_too_big", f"event {name!r} is over {EVENT_LIMIT} bytes")
-    raw_uuid = event.get("uuid")
-    try:
-        event_uuid = str(uuid.UUID(raw_uuid)) if raw_uuid is not None else str(uuid.uuid4())
-    except (TypeError, ValueError, AttributeError):
-        raise RejectError(400, "invalid_uuid", f"uuid {raw_uuid!r} is not a UUID") from None
-    timestamp = event.get("timestamp")
-    if not isinstance(timestamp, str) or not timestamp:
-        timestamp = datetime.now(timezone.utc).isoformat()
-    return {
-        "uuid": event_uuid,
-        "event": name,
-        "distinct_id": distinct_id,
-        "timestamp": timestamp,
-        "properties": dict(properties),
-    }
+        data = inflater.decompress(raw, limit + 1)
+    except zlib.error:
+        raise RejectError(400, "invalid_payload", "body is not valid gzip or deflate") from None
+    if len(data) > limit:
+        raise RejectError(413, "payload_too_large", f"body is over {limit} bytes decompressed")
+    if not inflater.eof:
+        raise RejectError(400, "invalid_payload", "the compressed body is cut short")
+    return data

@@ -172,8 +172,11 @@ def flags_response(
     keys: Iterable[str] | None,
     *,
     detailed: bool,
+    typed: bool = False,
 ) -> dict[str, Any]:
-    """The body of a ``/decide`` or ``/flags`` answer, in the detailed or legacy shape."""
+    """The body of a ``/decide`` or ``/flags`` answer, in the detailed or legacy shape;
+    ``typed`` adds each flag's ``value`` (its variant, else whether it is on), as
+    ``/flags?v=4`` does."""
     wanted = [k for k in (rules if keys is None else keys) if k in rules]
     results = {key: evaluate(rules[key], distinct_id, groups) for key in wanted}
     if not detailed:
@@ -184,7 +187,7 @@ def flags_response(
             },
             "errorsWhileComputingFlags": False,
         }
-    flags = {}
+    flags: dict[str, dict[str, Any]] = {}
     for key, r in results.items():
         flags[key] = {
             "key": key,
@@ -201,4 +204,6 @@ def flags_response(
                 "payload": None if r.payload is None else json.dumps(r.payload),
             },
         }
+        if typed:
+            flags[key]["value"] = r.variant or r.enabled
     return {"flags": flags, "errorsWhileComputingFlags": False, "requestId": str(uuid.uuid4())}

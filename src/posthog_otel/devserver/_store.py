@@ -7,7 +7,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+from posthog_otel.devserver._capture import parse_time
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -21,6 +25,58 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_event ON events (event);
 CREATE INDEX IF NOT EXISTS events_distinct_id ON events (distinct_id);
 """
+# Columns added since the first release; a file from then is brought up to date.
+_ADDED = {"ts": "INTEGER NOT NULL DEFAULT 0", "trace_id": "TEXT"}
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+CREATE INDEX IF NOT EXISTS events_trace_id ON events (trace_id);
+"""
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which events a query keeps: exact matches, case-insensitive substrings (``*_contains``,
+    and ``text``, found in the name, the distinct_id or the properties), a trace, and
+    ``after`` (a uuid: only events stored after that one)."""
+
+    event: str | None = None
+    distinct_id: str | None = None
+    event_contains: str | None = None
+    distinct_id_contains: str | None = None
+    text: str | None = None
+    trace_id: str | None = None
+    after: str | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        for column, value in (
+            ("event", self.event),
+            ("distinct_id", self.distinct_id),
+            ("trace_id", self.trace_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        for column, value in (
+            ("event", self.event_contains),
+            ("distinct_id", self.distinct_id_contains),
+        ):
+            if value:
+                clauses.append(f"{column} LIKE ? ESCAPE '\\'")
+                args.append(_like(value))
+        if self.text:
+            clauses.append(
+                "(event LIKE ? ESCAPE '\\' OR distinct_id LIKE ? ESCAPE '\\'"
+                " OR properties LIKE ? ESCAPE '\\')"
+            )
+            args.extend([_like(self.text)] * 3)
+        if self.after is not None:
+            clauses.append("id > COALESCE((SELECT MAX(id) FROM events WHERE uuid = ?), 0)")
+            args.append(self.after)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
 class EventStore:
@@ -32,24 +88,29 @@ class EventStore:
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.executescript(_SCHEMA)
+        self._upgrade()
         self._changed = threading.Condition()
 
     def add(self, events: Iterable[Mapping[str, Any]]) -> None:
+        """Store ``events`` in one transaction: all of them or, on any error, none."""
         rows = [
             (
                 e["uuid"],
                 e["event"],
                 e["distinct_id"],
                 e["timestamp"],
-                json.dumps(e["properties"], separators=(",", ":")),
+                json.dumps(e["properties"], separators=(",", ":"), ensure_ascii=False),
+                sort_key(e["timestamp"]),
+                _trace_id(e["properties"]),
             )
             for e in events
         ]
         with self._changed:
             with self._db:
                 self._db.executemany(
-                    "INSERT INTO events (uuid, event, distinct_id, timestamp, properties) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO events"
+                    " (uuid, event, distinct_id, timestamp, properties, ts, trace_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
             self._changed.notify_all()
@@ -61,12 +122,15 @@ class EventStore:
         distinct_id: str | None = None,
         limit: int | None = None,
         after: str | None = None,
+        filters: Filters | None = None,
+        order: Literal["arrival", "time"] = "arrival",
     ) -> list[dict[str, Any]]:
-        """Newest first; ``after`` (a uuid) keeps only events stored after that one."""
-        sql, args = self._where(event, distinct_id, after)
+        """Newest first: the latest stored (``arrival``) or the latest event time (``time``)."""
+        filters = filters or Filters(event=event, distinct_id=distinct_id, after=after)
+        sql, args = filters.where()
         # The WHERE clause is built from fixed strings; values go in as parameters.
         sql = "SELECT uuid, event, distinct_id, timestamp, properties FROM events" + sql  # noqa: S608
-        sql += " ORDER BY id DESC"
+        sql += " ORDER BY ts DESC, id DESC" if order == "time" else " ORDER BY id DESC"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
@@ -83,8 +147,14 @@ class EventStore:
             for uuid, name, did, timestamp, properties in rows
         ]
 
-    def count(self, *, event: str | None = None, distinct_id: str | None = None) -> int:
-        sql, args = self._where(event, distinct_id, None)
+    def count(
+        self,
+        *,
+        event: str | None = None,
+        distinct_id: str | None = None,
+        filters: Filters | None = None,
+    ) -> int:
+        sql, args = (filters or Filters(event=event, distinct_id=distinct_id)).where()
         with self._changed:
             query = "SELECT COUNT(*) FROM events" + sql  # noqa: S608 - parameters only
             (n,) = self._db.execute(query, args).fetchone()
@@ -116,19 +186,37 @@ class EventStore:
         with self._changed:
             self._db.close()
 
-    @staticmethod
-    def _where(
-        event: str | None, distinct_id: str | None, after: str | None
-    ) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        args: list[Any] = []
-        if event is not None:
-            clauses.append("event = ?")
-            args.append(event)
-        if distinct_id is not None:
-            clauses.append("distinct_id = ?")
-            args.append(distinct_id)
-        if after is not None:
-            clauses.append("id > COALESCE((SELECT MAX(id) FROM events WHERE uuid = ?), 0)")
-            args.append(after)
-        return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+    def _upgrade(self) -> None:
+        """Add the columns a file from an earlier release lacks, filled from its rows."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+        missing = {name: kind for name, kind in _ADDED.items() if name not in have}
+        with self._db:
+            for name, kind in missing.items():  # fixed names and types, no input
+                self._db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
+            if missing:
+                rows = self._db.execute("SELECT id, timestamp, properties FROM events").fetchall()
+                self._db.executemany(
+                    "UPDATE events SET ts = ?, trace_id = ? WHERE id = ?",
+                    [(sort_key(t), _trace_id(json.loads(p)), i) for i, t, p in rows],
+                )
+            self._db.executescript(_INDEXES)
+
+
+def sort_key(timestamp: str) -> int:
+    """Microseconds since the epoch, for ordering by event time."""
+    when = parse_time(timestamp) or datetime.now(timezone.utc)
+    return (when - _EPOCH) // _MICROSECOND
+
+
+def _trace_id(properties: Mapping[str, Any]) -> str | None:
+    """The trace an event belongs to: OpenTelemetry's (``$trace_id``) or LLM analytics'."""
+    for key in ("$trace_id", "$ai_trace_id"):
+        value = properties.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

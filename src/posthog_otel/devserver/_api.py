@@ -1,0 +1,77 @@
+"""The devserver's own routes: the event viewer, its files, and the JSON it reads
+(``/api/events``, ``/api/requests``). Same origin only: no CORS headers, and a
+content security policy that lets the page run nothing but its own script."""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from posthog_otel.devserver._store import Filters
+from posthog_otel.devserver._wire import Answer, Request, not_found
+
+if TYPE_CHECKING:
+    from posthog_otel.devserver import DevServer
+
+MAX_LIMIT = 10_000
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_ASSETS = {
+    "viewer.html": "text/html; charset=utf-8",
+    "viewer.js": "text/javascript; charset=utf-8",
+    "viewer.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+
+
+def viewer(app: DevServer, request: Request) -> Answer:
+    return _file("viewer.html")
+
+
+def asset(app: DevServer, request: Request) -> Answer:
+    name = request.params[0].replace("favicon.ico", "favicon.svg")
+    if name not in _ASSETS:
+        raise not_found()
+    return _file(name)
+
+
+def events(app: DevServer, request: Request) -> Answer:
+    """Stored events, newest first by arrival (``order=time``: by event time), filtered
+    (see ``Filters``); ``X-Total-Count`` says how many match in all."""
+    try:
+        limit = max(0, min(int(request.arg("limit") or 100), MAX_LIMIT))
+    except ValueError:
+        limit = 100
+    filters = Filters(
+        event=request.arg("event"),
+        distinct_id=request.arg("distinct_id"),
+        event_contains=request.arg("event_contains"),
+        distinct_id_contains=request.arg("distinct_id_contains"),
+        text=request.arg("q"),
+        trace_id=request.arg("trace_id"),
+        after=request.arg("after"),
+    )
+    by_time = request.arg("order") == "time"
+    found = app.store.query(filters=filters, limit=limit, order="time" if by_time else "arrival")
+    total = len(found) if len(found) < limit else app.store.count(filters=filters)
+    return Answer(200, found, headers={"X-Total-Count": str(total)})
+
+
+def requests(app: DevServer, request: Request) -> Answer:
+    return Answer(200, app.requests.summary())
+
+
+def _file(name: str) -> Answer:
+    return Answer(200, page(name), _ASSETS[name], _PAGE_HEADERS)
+
+
+@functools.cache
+def page(name: str) -> bytes:
+    """One of the viewer's files, as shipped in the package."""
+    return resources.files(__package__).joinpath(name).read_bytes()
