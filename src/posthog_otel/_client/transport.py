@@ -216,8 +216,10 @@ class _WatchedConnection(HTTPConnection):
         self._last_socket = self.sock
 
     def interrupt(self) -> None:
-        sock = self.sock
-        if sock is not None:
+        # An answer with "Connection: close" takes the socket: http.client hands it to the
+        # response and sets self.sock to None, so the one this request used is shut instead.
+        sock = self.sock if self.sock is not None else self._last_socket
+        if isinstance(sock, socket.socket):
             with contextlib.suppress(OSError):  # already closed: nothing left to interrupt
                 sock.shutdown(socket.SHUT_RDWR)
 
