@@ -35,12 +35,13 @@ from posthog_otel._mapping.convention import (
     note_flag_evaluation,
 )
 from posthog_otel._mapping.logs import EXCEPTION_KEYS, LogItem, is_tagged_record
+from posthog_otel._pipeline import signals
 from posthog_otel._pipeline.delivery import BeforeSend, Delivery
-from posthog_otel._pipeline.pipeline import Pipeline
+from posthog_otel._pipeline.pipeline import build_pipeline
 from posthog_otel._pipeline.processor import PostHogSpanProcessor, pipeline_of
 from posthog_otel._pipeline.spanflags import SpanFlags
 from posthog_otel._pipeline.stats import PipelineStats, Stats
-from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES, BatchWorker
+from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES
 
 __all__ = ["PostHogLogExporter", "PostHogLogProcessor"]
 
@@ -121,26 +122,20 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
             self._owns_pipeline = False
         else:
             self._client, self._owns_client = client_from(client, api_key, host, client_options)
-            stats = Stats()
-            delivery = Delivery.for_spans(
-                connection_of(self._client),
-                stats,
+            self._pipeline = build_pipeline(
+                self._client,
+                name="posthog-otel-logs",
                 capture_exceptions=capture_exceptions,
                 include_resource_attributes=include_resource_attributes,
                 attribute_denylist=attribute_denylist,
                 before_send=before_send,
-                max_batch_size=max_batch_size,
-            )
-            worker = BatchWorker(
-                delivery,
-                stats,
                 max_queue_size=max_queue_size,
                 max_buffer_bytes=max_buffer_bytes,
+                max_batch_size=max_batch_size,
                 flush_interval=flush_interval,
                 export_timeout=export_timeout,
-                name="posthog-otel-logs",
+                sigterm=signals.settings(None, None),
             )
-            self._pipeline = Pipeline(worker, stats, enabled=self._client.enabled_capture)
             self._owns_pipeline = True
         self._seen = self._pipeline.stats.logs_seen.add
         self._span_flags = self._pipeline.span_flags

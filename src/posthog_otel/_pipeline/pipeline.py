@@ -9,15 +9,62 @@ put events into it, and the provider tells it which flags a span evaluated.
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
+from collections.abc import Iterable
 from typing import Any
 
-from posthog_otel._pipeline.delivery import Item
+from posthog_otel._client.client import PostHogClient, connection_of
+from posthog_otel._pipeline import signals
+from posthog_otel._pipeline.delivery import BeforeSend, Delivery, Item
 from posthog_otel._pipeline.roots import LocalRoots
 from posthog_otel._pipeline.spanflags import SpanFlags
 from posthog_otel._pipeline.stats import PipelineStats, Stats
 from posthog_otel._pipeline.worker import BatchWorker
+
+
+def build_pipeline(
+    client: PostHogClient,
+    *,
+    name: str,
+    capture_exceptions: bool,
+    include_resource_attributes: bool,
+    attribute_denylist: Iterable[str] | re.Pattern[str] | None,
+    before_send: BeforeSend | None,
+    max_queue_size: int,
+    max_buffer_bytes: int,
+    max_batch_size: int,
+    flush_interval: float,
+    export_timeout: float,
+    sigterm: tuple[bool, float],
+) -> Pipeline:
+    """A pipeline sending through ``client``, from a processor's options; it takes charge
+    of SIGTERM as ``sigterm`` (``signals.settings``) says, when capture is on."""
+    stats = Stats()
+    delivery = Delivery.for_spans(
+        connection_of(client),
+        stats,
+        capture_exceptions=capture_exceptions,
+        include_resource_attributes=include_resource_attributes,
+        attribute_denylist=attribute_denylist,
+        before_send=before_send,
+        max_batch_size=max_batch_size,
+    )
+    worker = BatchWorker(
+        delivery,
+        stats,
+        max_queue_size=max_queue_size,
+        max_buffer_bytes=max_buffer_bytes,
+        flush_interval=flush_interval,
+        export_timeout=export_timeout,
+        name=name,
+    )
+    pipeline = Pipeline(worker, stats, enabled=client.enabled_capture)
+    on_sigterm, timeout = sigterm
+    if on_sigterm and pipeline.enabled:
+        signals.install(timeout)
+    return pipeline
 
 
 class Pipeline:

@@ -17,14 +17,14 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from posthog_otel import _otel
-from posthog_otel._client.client import PostHogClient, client_from, connection_of
+from posthog_otel._client.client import PostHogClient, client_from
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, TAG
 from posthog_otel._mapping.spans import has_tagged_events
 from posthog_otel._pipeline import signals
-from posthog_otel._pipeline.delivery import BeforeSend, Delivery
-from posthog_otel._pipeline.pipeline import Pipeline, activate
-from posthog_otel._pipeline.stats import PipelineStats, Stats
-from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES, BatchWorker
+from posthog_otel._pipeline.delivery import BeforeSend
+from posthog_otel._pipeline.pipeline import Pipeline, activate, build_pipeline
+from posthog_otel._pipeline.stats import PipelineStats
+from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES
 
 __all__ = ["PostHogSpanProcessor", "pipeline_of"]
 
@@ -81,42 +81,33 @@ class PostHogSpanProcessor(SpanProcessor):
         sigterm_timeout: float | None = None,
         **client_options: Any,
     ) -> None:
-        on_sigterm, sigterm_seconds = signals.settings(flush_on_sigterm, sigterm_timeout)
+        sigterm = signals.settings(flush_on_sigterm, sigterm_timeout)
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
         self._capture_exceptions = capture_exceptions
         self._shut_down = False
-        stats = Stats()
-        delivery = Delivery.for_spans(
-            connection_of(self._client),
-            stats,
+        self._pipeline = build_pipeline(
+            self._client,
+            name="posthog-otel-processor",
             capture_exceptions=capture_exceptions,
             include_resource_attributes=include_resource_attributes,
             attribute_denylist=attribute_denylist,
             before_send=before_send,
-            max_batch_size=max_batch_size,
-        )
-        worker = BatchWorker(
-            delivery,
-            stats,
             max_queue_size=max_queue_size,
             max_buffer_bytes=max_buffer_bytes,
+            max_batch_size=max_batch_size,
             flush_interval=flush_interval,
             export_timeout=export_timeout,
-            name="posthog-otel-processor",
+            sigterm=sigterm,
         )
-        enabled = self._client.enabled_capture
-        self._pipeline = Pipeline(worker, stats, enabled=enabled)
         self._span_flags = self._pipeline.span_flags
         self._roots = self._pipeline.roots
         self._flags_live = self._span_flags.live  # read on every span start and end
-        self._seen = stats.spans_seen.add
-        self._put = worker.put
-        if not enabled:  # capture is off: hooks that do nothing at all
+        self._seen = self._pipeline.stats.spans_seen.add
+        self._put = self._pipeline.worker.put
+        if not self._pipeline.enabled:  # capture is off: hooks that do nothing at all
             self.on_start = _ignore_start  # type: ignore[method-assign]
             self.on_end = _ignore_end  # type: ignore[method-assign]
         activate(self._pipeline)
-        if on_sigterm and enabled:
-            signals.install(sigterm_seconds)
 
     def __repr__(self) -> str:
         return f"PostHogSpanProcessor(client={self._client!r})"
