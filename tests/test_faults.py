@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import wait_until
+from conftest import assert_accounted, wait_until
 from posthog_otel import capture, identify
 from posthog_otel._pipeline.processor import pipeline_of
 
@@ -36,6 +36,7 @@ def test_503_three_times_then_200_delivers_every_event_once(server, make_pipelin
     tracer, processor = make_pipeline(client_options={"retries": 3})
     produce(tracer, 300)
     assert processor.force_flush(20_000)
+    assert_accounted(processor.stats())
     assert_exactly_once(server, "tick", 300)
     assert [r.status for r in server.requests.matching("/batch")][:4] == [503, 503, 503, 200]
     assert processor.stats().retries == 3
@@ -46,6 +47,7 @@ def test_429_retry_after_is_honoured_by_the_pipeline(server, make_pipeline):
     tracer, processor = make_pipeline()
     produce(tracer, 50)
     assert processor.force_flush(20_000)
+    assert_accounted(processor.stats())
     first, second = server.requests.matching("/batch")[:2]
     assert (first.status, second.status) == (429, 200)
     assert second.at - first.at >= 1.0
@@ -58,6 +60,7 @@ def test_client_errors_are_not_retried_but_counted_with_the_reason(server, make_
     tracer, processor = make_pipeline()
     produce(tracer, 20)
     assert processor.force_flush(10_000)
+    assert_accounted(processor.stats())
     assert len(server.requests.matching("/batch")) == 1
     assert processor.stats().dropped == {f"http_{status}": 20}
     assert server.events() == []
@@ -75,6 +78,7 @@ def test_a_batch_refused_as_too_large_is_split_and_the_rest_goes_through(server,
             with tracer.start_as_current_span("s", attributes=attributes):
                 pass
         assert processor.force_flush(10_000)
+        assert_accounted(processor.stats())
     finally:
         server.max_request_bytes = None
     statuses = [r.status for r in server.requests.matching("/batch")]
@@ -106,6 +110,7 @@ def test_server_down_for_two_seconds_mid_stream_loses_nothing(server, make_pipel
     server.start()
     stream(0.5)
     assert processor.force_flush(30_000)
+    assert_accounted(processor.stats())
     assert_exactly_once(server, "tick", produced)
     assert processor.stats().dropped == {}
     assert processor.stats().retries > 0
@@ -121,6 +126,9 @@ def test_server_down_for_good_every_event_is_counted_as_dropped(make_pipeline, u
     dead.shutdown(timeout_millis=2000)
     assert time.monotonic() - started < 3.5  # a guard against hanging, generous for slow CI
     stats = dead.stats()
+    wait_until(lambda: dead.stats().in_flight == 0)  # the sender counts at the deadline
+    stats = dead.stats()
+    assert_accounted(stats, offered=6000)
     assert stats.events_sent == 0
     assert stats.dropped_total == stats.events_queued + stats.dropped.get("queue_full", 0) == 6000
 
@@ -138,6 +146,7 @@ def test_sick_servers_never_leave_a_thread_stuck(server, make_pipeline, fault):
     produce(tracer, 100)
     started = time.monotonic()
     assert processor.force_flush(20_000)
+    assert_accounted(processor.stats())
     # A hang guard: two failed attempts of at most 0.5 s each, then success; the faults
     # last 30 s, so only a timeout that does not work could come near the bound.
     assert time.monotonic() - started < 15
@@ -168,6 +177,7 @@ def test_eight_threads_ten_thousand_events_each_exactly_once_for_the_right_user(
     for t in threads:
         t.join()
     assert processor.force_flush(120_000)
+    assert_accounted(processor.stats())
     assert server.store.count(event="load") == 80_000
     assert_exactly_once(server, "load", 80_000)
     for event in server.events("load"):
@@ -197,6 +207,7 @@ def test_bad_input_gets_clear_errors_or_counted_drops(server, make_pipeline, cap
             with tracer.start_as_current_span("s", attributes=attributes):
                 pass
         assert processor.force_flush(10_000)
+        assert_accounted(processor.stats())
     assert_exactly_once(server, "good", 3)
     assert processor.stats().dropped == {"too_large": 1, "invalid": 3}
     assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 2  # once per reason

@@ -305,9 +305,14 @@ def test_after_fork_parent_and_child_each_deliver_their_own(server, make_pipelin
     if pid == 0:  # the child: report through the exit code, never return into pytest
         code = 1
         try:
+            stats = processor.stats()  # the child counts from zero: the parent's are its own
+            if (stats.events_queued, stats.spans_seen, stats.events_sent) != (0, 0, 0):
+                os._exit(3)
             with tracer.start_as_current_span("s", attributes={"posthog.event": "from_child"}):
                 pass
             code = 0 if processor.force_flush(10_000) else 2
+            if processor.stats().events_sent != 1:
+                code = 4
         finally:
             os._exit(code)
     with tracer.start_as_current_span("s", attributes={"posthog.event": "from_parent"}):
