@@ -1,6 +1,10 @@
 """From OpenTelemetry data to PostHog events, as pure functions (no I/O, no threads).
 
-- ``spans``: the tagging convention, spans and span events to events
+- ``convention``: the reserved ``posthog.*`` keys, the denylist, uuids, timestamps
+- ``tags``: tags to an event, shared by spans and log records
+- ``spans``: a span and its span events to events
+- ``logs``: a log record to its event (and ``$exception``)
+- ``web``: web properties from server spans, credentials redacted in URLs
 - ``exceptions``: traceback text to ``$exception_list``
 - ``captured``: events made in code (``capture()`` without a span, flag exposures)
 """

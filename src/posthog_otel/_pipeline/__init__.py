@@ -1,9 +1,12 @@
-"""The span pipeline: hooks on the application's threads, a queue, and two workers.
+"""The pipeline: hooks on the application's threads, a queue, and two workers.
 
-- ``processor``, ``exporter``: the OpenTelemetry faces (``SpanProcessor``, ``SpanExporter``)
+- ``processor``, ``exporter``: the span faces (``SpanProcessor``, ``SpanExporter``)
+- ``logs``: the log-record faces (``LogRecordProcessor``, ``LogRecordExporter``)
 - ``context``: ``capture()`` and ``identify()``
+- ``pipeline``: what processors share (worker, counters, live-span flags and roots)
 - ``worker``: the bounded queue and the encoder and sender threads
 - ``delivery``: an item to its events, ``before_send``, encoding, sending, counting
 - ``stats``: counters and one log line per drop reason
-- ``spanflags``: flags known on live spans, handed to their children
+- ``signals``: SIGTERM delivers what is queued
+- ``spanflags``, ``roots``: flags known on live spans; live local roots for ``identify()``
 """
