@@ -30,7 +30,6 @@ from posthog_otel.openfeature import PostHogProvider
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 BIN = str(Path(sys.executable).parent)
-EVENTS = "http://127.0.0.1:8010/api/events"  # the README's devserver
 
 
 def blocks(language: str) -> list[str]:
@@ -89,10 +88,13 @@ def first_line(process: subprocess.Popen[str], timeout: float = 15.0) -> str:
     raise AssertionError("no output in time")
 
 
-def test_every_shell_block_runs():
+def test_every_shell_block_runs(unused_port):
+    # The README's port, swapped for a free one: another run may be using 8010.
+    port = str(unused_port)
+
     def block(marker: str, *, without: str = "") -> str:
         (found,) = [b for b in blocks("sh")[1:] if marker in b and not (without and without in b)]
-        return commands(found)[0].replace(".venv/bin/", BIN + "/")
+        return commands(found)[0].replace(".venv/bin/", BIN + "/").replace("8010", port)
 
     logs = block("OTEL_LOGS_EXPORTER=posthog")
     devserver, tail = block("devserver"), block(" tail ")
@@ -101,9 +103,13 @@ def test_every_shell_block_runs():
     server = start(devserver, env)
     watcher = None
     try:
-        assert "listening on http://127.0.0.1:8010" in first_line(server)
+        assert f"listening on http://127.0.0.1:{port}" in first_line(server)
         watcher = start(tail, env)  # it prints nothing until an event arrives
-        auto_env = {**env, "POSTHOG_API_KEY": "phc_readme", "POSTHOG_HOST": "http://127.0.0.1:8010"}
+        auto_env = {
+            **env,
+            "POSTHOG_API_KEY": "phc_readme",
+            "POSTHOG_HOST": f"http://127.0.0.1:{port}",
+        }
         result = subprocess.run(
             ["bash", "-c", auto], cwd=ROOT, env=auto_env, capture_output=True, text=True, timeout=60
         )
@@ -115,7 +121,8 @@ def test_every_shell_block_runs():
             ["bash", "-c", logs], cwd=ROOT, env=auto_env, capture_output=True, text=True, timeout=60
         )
         assert result.returncode == 0, result.stderr
-        with urllib.request.urlopen(EVENTS + "?event=renewal_logged", timeout=10) as response:
+        events = f"http://127.0.0.1:{port}/api/events?event=renewal_logged"
+        with urllib.request.urlopen(events, timeout=10) as response:
             logged = json.loads(response.read())
         assert sorted(e["distinct_id"] for e in logged) == ["user-7", "user-8"]
     finally:
