@@ -118,6 +118,7 @@ def test_from_env_reads_every_variable(tmp_path):
         "POSTHOG_FLAGS_PATH": "/flags/?v=2",
         "POSTHOG_FLAGS_TIMEOUT": "1",
         "POSTHOG_CA_BUNDLE": str(ca),
+        "POSTHOG_SECRET_KEY": "phs_project_secret",
     }
     assert set(env) == set(ENV_VARIABLES.values())
     config = ClientConfig.from_env(env)
@@ -128,6 +129,7 @@ def test_from_env_reads_every_variable(tmp_path):
     assert dict(config.headers) == {"X-Team": "growth", "X-Note": "a b"}
     assert (config.flags_path, config.flags_timeout) == ("/flags/?v=2", 1.0)
     assert config.ca_bundle == str(ca)
+    assert config.secret_key == "phs_project_secret"
 
 
 def test_arguments_beat_environment_and_none_does_not():
