@@ -148,7 +148,11 @@ class _Generator:
                 "key": "id",
                 "type": "cohort",
                 "value": int(self.pick([*cohorts, "99"])),
-                **({"operator": self.pick(["in", "not_in", "exact", "bad"])} if self.chance(0.5) else {}),
+                **(
+                    {"operator": self.pick(["in", "not_in", "exact", "bad"])}
+                    if self.chance(0.5)
+                    else {}
+                ),
             }
         if roll < 0.2:
             return self.dependency()
@@ -186,7 +190,10 @@ class _Generator:
             if self.chance(0.1):
                 shares[0] -= 10  # not adding up to 100: some land on no variant
             filters["multivariate"] = {
-                "variants": [{"key": v, "rollout_percentage": s} for v, s in zip(variants, shares)]
+                "variants": [
+                    {"key": v, "rollout_percentage": s}
+                    for v, s in zip(variants, shares, strict=True)
+                ]
             }
         for _ in range(rng.randint(0, 3)):
             condition: dict[str, Any] = {
@@ -199,7 +206,10 @@ class _Generator:
                 condition["aggregation_group_type_index"] = self.pick([0, 1, 5, None])
             filters["groups"].append(condition)
         if self.chance(0.1):
-            filters["holdout"] = {"id": rng.randint(1, 9), "exclusion_percentage": self.pick([0, 10, 50, 100, 130])}
+            filters["holdout"] = {
+                "id": rng.randint(1, 9),
+                "exclusion_percentage": self.pick([0, 10, 50, 100, 130]),
+            }
         if self.chance(0.2):
             filters["early_exit"] = True
         if self.chance(0.03):
@@ -207,7 +217,9 @@ class _Generator:
         if self.chance(0.5):
             names = variants or ["true", "false"]
             filters["payloads"] = {
-                n: json.dumps(self.pick([{"n": n}, [1, 2], 5, "text"])) for n in names if self.chance(0.7)
+                n: json.dumps(self.pick([{"n": n}, [1, 2], 5, "text"]))
+                for n in names
+                if self.chance(0.7)
             }
         flag: dict[str, Any] = {
             "id": flag_id,
@@ -315,7 +327,8 @@ class Oracle:
     def __init__(self) -> None:
         import posthog
 
-        logging.getLogger("posthog").disabled = True
+        self._logger = logging.getLogger("posthog")
+        self._was_disabled, self._logger.disabled = self._logger.disabled, True  # its warnings
         self._data: dict[str, Any] = {}
         self.client = posthog.Client(
             "phc_oracle",
@@ -368,3 +381,4 @@ class Oracle:
 
     def close(self) -> None:
         self.client.shutdown()
+        self._logger.disabled = self._was_disabled

@@ -59,7 +59,14 @@ class Case:
 
     def definition(self) -> dict[str, Any]:
         filters = {"groups": self.conditions, **self.filters}
-        return {"id": 1, "key": self.name, "version": 3, "active": True, "filters": filters, **self.flag}
+        return {
+            "id": 1,
+            "key": self.name,
+            "version": 3,
+            "active": True,
+            "filters": filters,
+            **self.flag,
+        }
 
 
 def p(key: str, operator: str | None, value: Any = None, **more: Any) -> dict[str, Any]:
@@ -79,6 +86,9 @@ def one(name: str, prop: dict[str, Any], person: dict[str, Any], expected: Any, 
 
 CASES: list[Case] = []
 add = CASES.append
+
+# The table reads best one case a line.
+# fmt: off
 
 # -- exact and is_not ----------------------------------------------------------------------
 for i, (value, given, expected) in enumerate([
@@ -291,6 +301,8 @@ PAYLOADS = {
 }
 for name, (filters, conditions, _) in PAYLOADS.items():
     add(Case(name, conditions, {}, conditions[0].get("variant") or conditions[0]["rollout_percentage"] == 100, filters=filters))
+
+# fmt: on
 
 
 def document() -> dict[str, Any]:

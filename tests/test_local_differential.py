@@ -46,7 +46,11 @@ def test_every_case_agrees_with_posthogs_evaluator(oracle):
         for who in doc.subjects:
             theirs = oracle.evaluate(who, doc.keys)
             subject = local.subject(
-                who.distinct_id, who.person_properties, who.groups, who.group_properties, who.device_id
+                who.distinct_id,
+                who.person_properties,
+                who.groups,
+                who.group_properties,
+                who.device_id,
             )
             for key in doc.keys:
                 ours = local.decide(key, subject)

@@ -192,6 +192,7 @@ class DefinitionsPoller:
             if answer is not None and compiled is not None:
                 changed = answer.changed_keys(before.definitions if before else None)
                 self._flags, self._etag = compiled, answer.etag
+                self._cond.notify_all()  # wake load_definitions()
             status = self._status()
         if recovered:
             logger.info("posthog-otel: flag definitions load again")
