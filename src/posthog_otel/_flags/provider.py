@@ -313,7 +313,7 @@ class PostHogFlagProvider:
         group_properties: Mapping[str, Properties] | None,
     ) -> Checked:
         """The arguments, checked, and in the JSON form PostHog would see them in."""
-        if person_properties:
+        if person_properties and not _plain(person_properties):
             person_properties = check_properties(person_properties, "person_properties")
         if group_properties:
             group_properties = check_properties(group_properties, "group_properties")
@@ -334,3 +334,18 @@ class PostHogFlagProvider:
         if found == NOT_LOADED:
             return Evaluation(None, "unavailable", NOT_LOADED)
         return Evaluation(None, "local", found)
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _plain(properties: Any) -> bool:
+    """Whether ``properties`` are already what ``check_properties`` would make of them (a
+    dict of strings to strings, integers, booleans or ``None``): the common case, and
+    worth the shortcut on a lookup that takes microseconds."""
+    if type(properties) is not dict:
+        return False
+    for key, value in properties.items():
+        if type(key) is not str or type(value) not in _PLAIN:
+            return False
+    return True

@@ -11,8 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from posthog_otel import _otel
 from posthog_otel._client.connection import Connection
@@ -24,10 +23,9 @@ __all__ = ["Evaluation", "RemoteFlags"]
 Properties = Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class Evaluation:
+class Evaluation(NamedTuple):
     """One flag read: the flag (or ``None``), where the answer came from (``local`` for
-    local evaluation), and why it is missing."""
+    local evaluation), and why it is missing. (A named tuple: one is made per lookup.)"""
 
     flag: FeatureFlag | None
     source: Source

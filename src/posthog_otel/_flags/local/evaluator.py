@@ -64,6 +64,7 @@ class LocalFlags:
         compiler = FilterCompiler(definitions.cohorts, definitions.property_matching_version)
         self.definitions = definitions
         self.flags = {k: CompiledFlag(raw, compiler) for k, raw in definitions.flags.items()}
+        self._no_groups = Groups(definitions.group_type_mapping, {}, {})
 
     def subject(
         self,
@@ -77,13 +78,14 @@ class LocalFlags:
         person = person_properties or {}
         if "distinct_id" not in person:
             person = {**person, "distinct_id": distinct_id}
-        by_group: dict[str, Mapping[str, Any]] = {}
-        if groups:
-            given = group_properties or {}
-            for name, key in groups.items():
-                by_group[name] = {"$group_key": key, **(given.get(name) or {})}
+        if not groups:
+            return Subject(distinct_id, person, self._no_groups, device_id)
+        given = group_properties or {}
+        by_group = {
+            name: {"$group_key": key, **(given.get(name) or {})} for name, key in groups.items()
+        }
         mapping = self.definitions.group_type_mapping
-        return Subject(distinct_id, person, Groups(mapping, groups or {}, by_group), device_id)
+        return Subject(distinct_id, person, Groups(mapping, groups, by_group), device_id)
 
     def decide(
         self, key: str, subject: Subject, *, server_side: bool = False

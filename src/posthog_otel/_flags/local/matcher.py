@@ -64,6 +64,7 @@ class Groups(NamedTuple):
 
 
 NO_GROUPS = Groups({}, {}, {})
+_NO_MATCH_DECISION = Decision(False, NO_CONDITION_MATCH)
 
 
 class _MalformedError(Exception):
@@ -71,10 +72,23 @@ class _MalformedError(Exception):
 
 
 class _Condition:
-    __slots__ = ("group_index", "own_group", "tests", "threshold", "variant")
+    __slots__ = (
+        "decisions",
+        "group_index",
+        "out_of_bound",
+        "own_group",
+        "tests",
+        "threshold",
+        "variant",
+    )
 
     def __init__(
-        self, raw: Any, compiler: FilterCompiler, aggregation: Any, variants: tuple[str, ...]
+        self,
+        raw: Any,
+        index: int,
+        compiler: FilterCompiler,
+        aggregation: Any,
+        variants: tuple[str, ...],
     ) -> None:
         if not isinstance(raw, Mapping):
             raise _MalformedError("a condition must be an object")
@@ -89,12 +103,18 @@ class _Condition:
         own = raw.get("aggregation_group_type_index", aggregation)
         self.own_group = own != aggregation
         self.group_index = None if own is None else str(own)
+        # Every answer this condition can give, made once: a lookup allocates none.
+        self.decisions: dict[str | None, Decision] = {}
+        self.out_of_bound = Decision(False, OUT_OF_ROLLOUT_BOUND, index)
+        for name in (None, *variants):
+            self.decisions[name] = Decision(name or True, CONDITION_MATCH, index)
 
     def subject(
         self, values: Mapping[str, Any], bucketing: Any, groups: Groups
     ) -> tuple[Mapping[str, Any], Any] | None:
-        """The properties and bucketing value this condition reads; ``None`` to skip it."""
-        if not self.own_group or self.group_index is None:
+        """The properties and bucketing value this condition, which targets a group of its
+        own, reads; ``None`` to skip it."""
+        if self.group_index is None:
             return values, bucketing
         name = groups.mapping.get(self.group_index)
         if not name or name not in groups.keys:
@@ -171,7 +191,7 @@ class CompiledFlag:
         if not isinstance(conditions, list):
             raise _MalformedError("filters.groups must be a list")
         self.conditions = tuple(
-            _Condition(c, compiler, self.aggregation, names) for c in conditions
+            _Condition(c, i, compiler, self.aggregation, names) for i, c in enumerate(conditions)
         )
         payloads = filters.get("payloads") or {}
         self.payloads = {str(k): decode_payload(v) for k, v in dict(payloads).items()}
@@ -205,30 +225,31 @@ class CompiledFlag:
             if everyone or holdout_hash(bucketing) <= share:
                 return Decision(name, HOLDOUT)
         reason: str | None = None
-        out_of_bound: int | None = None
-        for index, condition in enumerate(self.conditions):
+        out_of_bound: Decision | None = None
+        for condition in self.conditions:
+            reads, who = values, bucketing
             try:
-                subject = condition.subject(values, bucketing, groups)
-                if subject is None:
-                    continue
-                result = condition.test(self.key, subject[0], subject[1], scope)
+                if condition.own_group:
+                    subject = condition.subject(values, bucketing, groups)
+                    if subject is None:
+                        continue
+                    reads, who = subject
+                result = condition.test(self.key, reads, who, scope)
             except NeedsServerError:
                 raise
             except InconclusiveError as exc:
                 reason = first_reason(reason, exc.reason)
                 continue
             if result == _MATCH:
-                variant = condition.variant or self._variant(subject[1])
-                return Decision(variant or True, CONDITION_MATCH, index)
+                variant = condition.variant or self._variant(who)
+                return condition.decisions[variant]
             if result == _OUT_OF_BOUND:
-                out_of_bound = index
+                out_of_bound = condition.out_of_bound
                 if self.early_exit:
                     break
         if reason is not None:
             raise InconclusiveError(reason, f"no condition of flag {self.key!r} could be decided")
-        if out_of_bound is not None:
-            return Decision(False, OUT_OF_ROLLOUT_BOUND, out_of_bound)
-        return Decision(False, NO_CONDITION_MATCH)
+        return out_of_bound or _NO_MATCH_DECISION
 
     def _enrolled(self, values: Mapping[str, Any], scope: Scope) -> Decision:
         if self.aggregation is not None:

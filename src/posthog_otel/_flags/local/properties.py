@@ -122,7 +122,7 @@ def _exact(wanted: Any, matching_version: int) -> Test:
         return lambda v: _checked(v) and _truthy(v) == truth
     items = wanted if isinstance(wanted, list) else [wanted]
     choices = frozenset(json_text(item, UNSUPPORTED_DEFINITION).lower() for item in items)
-    return lambda v: json_text(v, MISSING_CONTEXT).lower() in choices
+    return lambda v: (v if type(v) is str else json_text(v, MISSING_CONTEXT)).lower() in choices
 
 
 def _checked(value: Any) -> bool:
@@ -154,7 +154,12 @@ def _text_test(op: str, value: Any) -> Test:
     needle = json_text(value, UNSUPPORTED_DEFINITION).translate(_ASCII_LOWER)
     negate = op.startswith("not_")
     found = _FOUND[op.removeprefix("not_")]
-    return lambda v: found(json_text(v, MISSING_CONTEXT).translate(_ASCII_LOWER), needle) != negate
+
+    def test(v: Any) -> bool:
+        text = v if type(v) is str else json_text(v, MISSING_CONTEXT)
+        return found(text.translate(_ASCII_LOWER) if not text.islower() else text, needle) != negate
+
+    return test
 
 
 _FOUND: dict[str, Callable[[str, str], bool]] = {

@@ -12,6 +12,7 @@ version is inconclusive, and so is a property that is not one.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -73,7 +74,7 @@ def compile_test(op: str, value: Any) -> Callable[[Any], bool]:
 
 def _property_version(value: Any) -> Version:
     try:
-        return parse_version(value)
+        return _parsed(value) if type(value) is str else parse_version(value)
     except ValueError:
         raise InconclusiveError(MISSING_CONTEXT, f"{value!r} is not a version") from None
 
@@ -87,6 +88,13 @@ def parse_version(value: Any) -> Version:
     minor = parts[1] if len(parts) > 1 else ""
     patch = parts[2] if len(parts) > 2 else ""
     return (_part(parts[0]), _part(minor) if minor else 0, _part(patch) if patch else 0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> Version:
+    """Versions repeat from user to user: each string is parsed once (errors are not
+    cached, so an invalid one is parsed again, and fails again)."""
+    return parse_version(text)
 
 
 def _wildcard(value: Any) -> tuple[Version, Version]:
