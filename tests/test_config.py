@@ -181,7 +181,9 @@ def test_the_secret_key_comes_from_either_variable_and_is_never_shown():
     older = ClientConfig.from_env({"POSTHOG_API_KEY": KEY, "POSTHOG_PERSONAL_API_KEY": "phx_old"})
     assert older.secret_key == "phx_old"
     both = {"POSTHOG_API_KEY": KEY, "POSTHOG_PERSONAL_API_KEY": "phx_old"}
-    assert ClientConfig.from_env({**both, "POSTHOG_SECRET_KEY": " phs_new "}).secret_key == "phs_new"
+    assert (
+        ClientConfig.from_env({**both, "POSTHOG_SECRET_KEY": " phs_new "}).secret_key == "phs_new"
+    )
     assert ClientConfig.from_env({"POSTHOG_API_KEY": KEY}).secret_key is None
     config = ClientConfig(api_key=KEY, secret_key="phs_hidden_Secret")
     client = PostHogClient(KEY, secret_key="phs_hidden_Secret")

@@ -12,9 +12,8 @@ With a secret key, flags are decided in process (local evaluation): the project'
 flag definitions are polled in the background (``_flags.local``), and PostHog is
 asked only for a flag the definitions cannot decide for this user.
 
-A flag read again in the same span with the same value adds no second span
-event: spans keep at most 128 events, and a flag checked in a loop must not push
-out the span's own.
+The parts: ``local.source`` (local answers), ``remote`` (PostHog's, through the
+cache), ``observe`` (what a read leaves on the trace and in exposure events).
 """
 
 from __future__ import annotations
@@ -47,7 +46,8 @@ Checked = tuple[dict[str, str] | None, Properties | None, Mapping[str, Propertie
 
 
 class PostHogFlagProvider:
-    """Feature flags for request handling: cached, coalesced, never raising on outages.
+    """Feature flags for request handling: decided locally with a secret key, else cached
+    and coalesced; never raising on outages.
 
     Args:
         client: the ``PostHogClient`` to ask (not closed by us). Without one, a
