@@ -35,7 +35,7 @@ from posthog_otel._flags.local.predicate import (
     never_decided,
 )
 
-__all__ = ["OPERATORS", "compile_property", "json_text"]
+__all__ = ["OPERATORS", "compile_property", "json_text", "number_or_none"]
 
 Test = Callable[[Any], bool]  # the property's value (present) in, match or not out
 
