@@ -197,12 +197,12 @@ class PostHogFlagProvider:
             if found is not None:
                 flags, undecided = found
             if not undecided and found is not None:
-                self._counts.local.add_one()
+                self._counts.local.add()
                 return flags
-            self._counts.inconclusive.add_one()
+            self._counts.inconclusive.add()
             if self._only_local:
                 return flags
-        self._counts.remote.add_one()
+        self._counts.remote.add()
         remote = all_flags(self._remote.lookup(who, *checked))
         if remote is None:
             return flags
@@ -228,7 +228,7 @@ class PostHogFlagProvider:
         lookup: Lookup | None = None
         evaluation = self._local_evaluation(key, who, checked)
         if evaluation is None:
-            self._counts.remote.add_one()
+            self._counts.remote.add()
             lookup = self._remote.lookup(who, *checked)
             evaluation = remote_evaluation(lookup, key)
         answer = lookup.entry.answer if lookup is not None and lookup.entry is not None else None
@@ -325,10 +325,10 @@ class PostHogFlagProvider:
             return None
         found = self._local.lookup(key, who, *checked)
         if isinstance(found, FeatureFlag):
-            self._counts.local.add_one()
+            self._counts.local.add()
             return Evaluation(found, "local")
         if found != FLAG_MISSING:
-            self._counts.inconclusive.add_one()
+            self._counts.inconclusive.add()
         if not self._only_local:
             return None
         if found == NOT_LOADED:

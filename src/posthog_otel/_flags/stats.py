@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from posthog_otel import _forksafe
 from posthog_otel._pipeline.stats import Counter
 
 __all__ = ["FlagCounters", "FlagStats"]
@@ -31,11 +32,19 @@ class FlagStats:
 
 
 class FlagCounters:
-    """The provider's counters; bumped from any thread without a lock."""
+    """The provider's counters, for any thread; a forked child counts on from the
+    parent's numbers with fresh locks."""
 
-    __slots__ = ("inconclusive", "local", "remote")
+    __slots__ = ("__weakref__", "inconclusive", "local", "remote")
 
     def __init__(self) -> None:
         self.local = Counter()
         self.remote = Counter()
         self.inconclusive = Counter()
+        _forksafe.register(self)
+
+    def _after_fork(self) -> None:
+        for name in ("local", "remote", "inconclusive"):
+            fresh = Counter()
+            fresh.add(getattr(self, name).value)
+            setattr(self, name, fresh)
