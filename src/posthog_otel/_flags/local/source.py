@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from posthog_otel import _otel
+from posthog_otel import _forksafe, _otel
 from posthog_otel._flags.local.definitions import FlagDefinitions
 from posthog_otel._flags.local.evaluator import Decision, LocalFlags, Subject, Undecided
 from posthog_otel._flags.local.matcher import (
@@ -83,7 +83,11 @@ class LocalSource:
         self._only_local = only_local
         self._warned = False
         self._warned_lock = threading.Lock()
+        _forksafe.register(self)
         self.poller.start()
+
+    def _after_fork(self) -> None:
+        self._warned_lock = threading.Lock()
 
     def lookup(
         self,
@@ -124,10 +128,12 @@ class LocalSource:
         return _split(flags, subject)
 
     def _not_loaded(self) -> None:
+        if self._warned:  # the common case, without the lock
+            return
         with self._warned_lock:
-            if self._warned:
-                return
-            self._warned = True
+            first, self._warned = not self._warned, True
+        if not first:
+            return
         then = "returning defaults (only_local)" if self._only_local else "asking PostHog"
         logger.warning(
             "posthog-otel: feature flag definitions are not loaded yet; %s until they are. "
