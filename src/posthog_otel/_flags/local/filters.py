@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,8 +34,7 @@ __all__ = ["FilterCompiler", "dependency_matches"]
 logger = logging.getLogger(__name__)
 
 _COHORT_OPERATORS = ("exact", "in", "not_in")
-_warned: set[tuple[str, str]] = set()
-_warned_lock = threading.Lock()
+_warned: set[tuple[str, str]] = set()  # no lock: at worst a race warns twice
 
 
 class FilterCompiler:
@@ -176,10 +174,9 @@ def dependency_matches(expected: Any, actual: FlagValue) -> bool:
 
 
 def _warn_once(key: str, problem: str) -> None:
-    with _warned_lock:
-        if (key, problem) in _warned:
-            return
-        _warned.add((key, problem))
+    if (key, problem) in _warned:
+        return
+    _warned.add((key, problem))
     logger.warning(
         "posthog-otel: a flag dependency on %r is malformed (%s); it never matches. "
         "Fix the condition in PostHog.",
