@@ -34,6 +34,7 @@ def server(devserver: DevServer) -> Iterator[DevServer]:
     devserver.clear()
     devserver.set_flags(None)
     devserver.api_key = None
+    devserver.secret_key = None
     yield devserver
     devserver.faults.clear()
 

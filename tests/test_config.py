@@ -118,6 +118,7 @@ def test_from_env_reads_every_variable(tmp_path):
         "POSTHOG_FLAGS_PATH": "/flags/?v=2",
         "POSTHOG_FLAGS_TIMEOUT": "1",
         "POSTHOG_CA_BUNDLE": str(ca),
+        "POSTHOG_SECRET_KEY": "phs_project_secret",
     }
     assert set(env) == set(ENV_VARIABLES.values())
     config = ClientConfig.from_env(env)
@@ -128,6 +129,7 @@ def test_from_env_reads_every_variable(tmp_path):
     assert dict(config.headers) == {"X-Team": "growth", "X-Note": "a b"}
     assert (config.flags_path, config.flags_timeout) == ("/flags/?v=2", 1.0)
     assert config.ca_bundle == str(ca)
+    assert config.secret_key == "phs_project_secret"
 
 
 def test_arguments_beat_environment_and_none_does_not():
@@ -173,3 +175,20 @@ def test_client_from_env(monkeypatch):
     client = PostHogClient.from_env(timeout=1.0)
     assert client.host == "http://127.0.0.1:9"
     client.close()
+
+
+def test_the_secret_key_comes_from_either_variable_and_is_never_shown():
+    older = ClientConfig.from_env({"POSTHOG_API_KEY": KEY, "POSTHOG_PERSONAL_API_KEY": "phx_old"})
+    assert older.secret_key == "phx_old"
+    both = {"POSTHOG_API_KEY": KEY, "POSTHOG_PERSONAL_API_KEY": "phx_old"}
+    assert (
+        ClientConfig.from_env({**both, "POSTHOG_SECRET_KEY": " phs_new "}).secret_key == "phs_new"
+    )
+    assert ClientConfig.from_env({"POSTHOG_API_KEY": KEY}).secret_key is None
+    config = ClientConfig(api_key=KEY, secret_key="phs_hidden_Secret")
+    client = PostHogClient(KEY, secret_key="phs_hidden_Secret")
+    assert "phs_hidden_Secret" not in repr(config) + repr(client)
+    client.close()
+    with pytest.raises(ConfigurationError, match="secret_key") as refused:
+        ClientConfig(api_key=KEY, secret_key="  ")
+    assert "phs" not in str(refused.value)

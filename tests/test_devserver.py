@@ -15,7 +15,8 @@ import pytest
 
 from posthog_otel.devserver import DevServer
 from posthog_otel.devserver._capture import parse_time
-from posthog_otel.devserver._rules import evaluate, load_rules
+from posthog_otel.devserver._definitions import load_flags
+from posthog_otel.devserver._rules import load_rules
 
 
 def request(server, method, path, body=None, headers=None):
@@ -244,26 +245,26 @@ def test_flag_keys_to_evaluate_limits_the_answer(server):
     assert list(request(server, "POST", "/flags/?v=2", body)[1]["flags"]) == ["on"]
 
 
+def evaluate(key, distinct_id, groups=None):
+    """What the devserver answers for one flag (through its definitions)."""
+    local = load_flags(FLAGS).local
+    return local.decide(key, local.subject(distinct_id, groups=groups), server_side=True)
+
+
 def test_rollout_and_variants_follow_the_percentages():
-    rules = load_rules(FLAGS)
     users = [f"user-{i}" for i in range(2000)]
-    on = sum(evaluate(rules["thirty"], u, {}).enabled for u in users)
+    on = sum(evaluate("thirty", u).value for u in users)
     assert 0.26 * 2000 < on < 0.34 * 2000
-    variants = [evaluate(rules["split"], u, {}).variant for u in users]
+    variants = [evaluate("split", u).value for u in users]
     assert 0.45 * 2000 < variants.count("test") < 0.55 * 2000
-    result = next(
-        evaluate(rules["split"], u, {})
-        for u in users
-        if evaluate(rules["split"], u, {}).variant == "test"
-    )
-    assert result.payload == {"price": 9}
-    assert evaluate(rules["thirty"], "same", {}) == evaluate(rules["thirty"], "same", {})
+    assert set(variants) == {"control", "test"}
+    assert load_flags(FLAGS).local.flags["split"].payload("test") == {"price": 9}
+    assert evaluate("thirty", "same") == evaluate("thirty", "same")
 
 
 def test_group_flags_need_the_group():
-    rule = load_rules(FLAGS)["org"]
-    assert evaluate(rule, "u", {}).code == "no_group_type"
-    assert evaluate(rule, "u", {"company": "acme"}).enabled is True
+    assert evaluate("org", "u").code == "no_group_type"
+    assert evaluate("org", "u", {"company": "acme"}).value is True
 
 
 @pytest.mark.parametrize(

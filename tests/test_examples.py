@@ -58,6 +58,22 @@ def test_feature_flags_example():
     assert "flag requests to PostHog: 3" in out  # the repeat came from the cache
 
 
+def test_local_flags_example():
+    out = run("local_flags.py")
+    lines = {line.split()[0]: line for line in out.splitlines()[1:6]}
+    assert out.startswith("definitions loaded: True")
+    for user in ("ana", "dev"):  # plan pro or team: the first condition, and a variant
+        assert lines[user].split()[1] in ("one-click", "classic"), lines[user]
+        assert "Evaluated locally: matched condition set 1" in lines[user]
+    one_click = [line for line in lines.values() if line.split()[1] == "one-click"]
+    assert all("payload={'button': 'Buy now'}" in line for line in one_click)
+    assert lines["cleo"].split()[1] == "False" and "locally: no condition" in lines["cleo"]
+    assert "locally" not in lines["eve"]  # no plan given: PostHog decided
+    assert "lookups decided locally: 4, asked of PostHog: 1" in out
+    assert "flag requests to PostHog: 1" in out
+    assert "definition requests: 1" in out
+
+
 def test_openfeature_example():
     out = run("openfeature_provider.py")
     lines = {line[:20].strip(): line[20:] for line in out.splitlines()}

@@ -356,7 +356,12 @@ def test_a_lookup_in_a_span_logs_nothing_at_warning(flags_server, make_provider,
 def test_a_forked_child_never_inherits_a_held_lock(flags_server, make_provider):
     flags = make_provider()
     assert flags.is_enabled("beta", "parent")
-    held = [flags._reported._seen._lock, flags._cache._lock, flags._client._flag_events._seen._lock]
+    held = [
+        flags._observer._reported._seen._lock,
+        flags._observer._lock,
+        flags._remote._cache._lock,
+        flags._client._flag_events._seen._lock,
+    ]
     for lock in held:  # as if another thread were inside them at the moment of fork
         lock.acquire()
     pid = os.fork()

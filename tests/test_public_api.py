@@ -10,6 +10,8 @@ def test_all_is_pinned():
             "ConfigurationError",
             "Event",
             "FeatureFlag",
+            "FlagDefinitions",
+            "FlagStats",
             "FlagsResponse",
             "PipelineStats",
             "PostHogClient",

@@ -43,9 +43,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     dev.add_argument(
         "--db", default=None, help="SQLite file to keep events in (default: in memory)"
     )
-    dev.add_argument("--flags", default=None, help="JSON file of feature flag rules")
+    dev.add_argument(
+        "--flags",
+        default=None,
+        help="JSON file of feature flag rules, or PostHog's flag definitions JSON",
+    )
     dev.add_argument(
         "--api-key", default=None, help="accept only this project API key (default: any)"
+    )
+    dev.add_argument(
+        "--secret-key",
+        default=None,
+        help="serve flag definitions only for this secret key (default: any phs_ or phx_ key)",
     )
     dev.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
@@ -87,13 +96,23 @@ def _devserver(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
-        server = DevServer(args.host, args.port, flags=args.flags, db=args.db, api_key=args.api_key)
+        server = DevServer(
+            args.host,
+            args.port,
+            flags=args.flags,
+            db=args.db,
+            api_key=args.api_key,
+            secret_key=args.secret_key,
+        )
         server.start()
     except (OSError, ValueError) as exc:
         print(f"posthog-otel devserver: {exc}", file=sys.stderr)
         return 1
     print(f"posthog-otel devserver listening on {server.url}  (open it to see events)")
-    print(f"  export POSTHOG_HOST={server.url} POSTHOG_API_KEY=phc_dev", flush=True)
+    print(
+        f"  export POSTHOG_HOST={server.url} POSTHOG_API_KEY=phc_dev POSTHOG_SECRET_KEY=phs_dev",
+        flush=True,
+    )
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
     return 0

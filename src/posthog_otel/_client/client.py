@@ -24,6 +24,7 @@ from posthog_otel._client.config import (
 from posthog_otel._client.connection import Connection, Response
 from posthog_otel._client.events import Event, iso_utc, now_iso, parse_timestamp
 from posthog_otel._flags.exposure import ExposureLog, flag_called_properties
+from posthog_otel._flags.local.definitions import FlagDefinitions
 from posthog_otel._flags.values import FeatureFlag, FlagsResponse
 from posthog_otel._json import dumps
 from posthog_otel.errors import PostHogError
@@ -54,12 +55,16 @@ class PostHogClient:
         flags_timeout: the timeout for flag requests; it also bounds how long a flag
             lookup waits for a fetch another thread started.
         ca_bundle: a PEM file of CA certificates to trust instead of the system's.
+        secret_key: a project secret API key (``phs_...``) or a personal API key
+            (``phx_...``), for flag definitions (local evaluation). Sent only to
+            ``host``, as ``Authorization: Bearer``; never logged or shown.
 
     ``PostHogClient.from_env()`` reads the same settings from ``POSTHOG_API_KEY``,
     ``POSTHOG_HOST``, ``POSTHOG_TIMEOUT``, ``POSTHOG_RETRIES``,
     ``POSTHOG_RETRY_DELAY``, ``POSTHOG_ENABLED_CAPTURE``, ``POSTHOG_GZIP``,
     ``POSTHOG_HEADERS`` (``name=value,...``), ``POSTHOG_FLAGS_PATH``,
-    ``POSTHOG_FLAGS_TIMEOUT`` and ``POSTHOG_CA_BUNDLE``.
+    ``POSTHOG_FLAGS_TIMEOUT``, ``POSTHOG_CA_BUNDLE`` and ``POSTHOG_SECRET_KEY`` (or
+    ``POSTHOG_PERSONAL_API_KEY``).
     """
 
     def __init__(
@@ -76,6 +81,7 @@ class PostHogClient:
         flags_path: str = DEFAULT_FLAGS_PATH,
         flags_timeout: float = 3.0,
         ca_bundle: str | None = None,
+        secret_key: str | None = None,
     ) -> None:
         config = ClientConfig(
             api_key=api_key,
@@ -89,6 +95,7 @@ class PostHogClient:
             flags_path=flags_path,
             flags_timeout=flags_timeout,
             ca_bundle=ca_bundle,
+            secret_key=secret_key,
         )
         self._init(config)
 
@@ -230,6 +237,15 @@ class PostHogClient:
         if send_feature_flag_event and self._config.enabled_capture:
             self._report_flag_called(name, flag, answer, distinct_id, groups)
         return flag
+
+    def flag_definitions(self, etag: str | None = None) -> FlagDefinitions | None:
+        """The project's flag definitions (flags, group types, cohorts), for local
+        evaluation; ``None`` when they are unchanged since ``etag`` (HTTP 304).
+
+        Needs ``secret_key`` (``ConfigurationError`` without it); raises ``APIError``
+        (401: the key is wrong; 402: over the flags quota) or ``TransportError``.
+        """
+        return self._connection.flag_definitions(etag)
 
     def _report_flag_called(
         self,

@@ -2,7 +2,7 @@
 
 Precedence, as in OpenTelemetry's exporters: explicit argument > environment
 variable > default. A bad value raises ``ConfigurationError`` naming the setting
-(or the variable it came from); the API key itself never appears in a message.
+(or the variable it came from); neither key ever appears in a message or a repr.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class ClientConfig:
     flags_path: str = DEFAULT_FLAGS_PATH
     flags_timeout: float = 3.0
     ca_bundle: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.api_key, str) or not self.api_key.strip():
@@ -58,11 +59,19 @@ class ClientConfig:
         object.__setattr__(self, "headers", MappingProxyType(check_headers(self.headers)))
         if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
             raise ConfigurationError("ca_bundle", f"no such file: {self.ca_bundle!r}")
+        if self.secret_key is not None:
+            if not isinstance(self.secret_key, str) or not self.secret_key.strip():
+                raise ConfigurationError(
+                    "secret_key", "must be a non-empty project secret API key or personal API key"
+                )
+            object.__setattr__(self, "secret_key", self.secret_key.strip())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientConfig:
         """Build settings from ``POSTHOG_*`` variables; non-``None`` overrides win."""
         env = os.environ if environ is None else environ
+        if not env.get("POSTHOG_SECRET_KEY", "").strip():  # PostHog's SDKs' older name
+            env = {**env, "POSTHOG_SECRET_KEY": env.get("POSTHOG_PERSONAL_API_KEY", "")}
         values: dict[str, Any] = {}
         for name, (variable, parse) in _ENV.items():
             raw = env.get(variable, "").strip()
@@ -183,5 +192,6 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "flags_path": ("POSTHOG_FLAGS_PATH", _keep),
     "flags_timeout": ("POSTHOG_FLAGS_TIMEOUT", parse_seconds),
     "ca_bundle": ("POSTHOG_CA_BUNDLE", _keep),
+    "secret_key": ("POSTHOG_SECRET_KEY", _keep),
 }
 ENV_VARIABLES: Mapping[str, str] = MappingProxyType({k: v for k, (v, _) in _ENV.items()})

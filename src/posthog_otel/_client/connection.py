@@ -12,17 +12,20 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from posthog_otel._client.batch import MAX_BATCH_BYTES, OpenBatch, SealedBatch, batch_head, batches
 from posthog_otel._client.config import ClientConfig
 from posthog_otel._client.events import check_distinct_id, check_groups, check_properties
 from posthog_otel._client.retry import RetryPolicy, send_with_retries
 from posthog_otel._client.transport import HTTPResult, Transport
+from posthog_otel._flags.local.definitions import FlagDefinitions, parse_definitions
 from posthog_otel._flags.values import FlagsResponse, parse_flags_response
 from posthog_otel._json import dumps, loads
-from posthog_otel.errors import APIError, PostHogError
+from posthog_otel.errors import APIError, ConfigurationError, PostHogError
 
 BATCH_PATH = "/batch/"
+DEFINITIONS_PATHS = ("/flags/definitions", "/api/feature_flag/local_evaluation/")
 REDACTED = "[redacted]"
 MAX_ECHO = 300  # characters of a server's text kept in an error message or a log line
 MAX_ERROR_JSON = 4096  # bytes: a longer error answer is kept as short text, not parsed
@@ -50,6 +53,7 @@ class Connection:
         self.closed = threading.Event()
         self._head = batch_head(config.api_key)
         self._secrets = _secrets(config)
+        self._definitions_path = DEFINITIONS_PATHS[0]
 
     def close(self) -> None:
         """Stop retries in progress and release pooled connections."""
@@ -178,6 +182,50 @@ class Connection:
             problem = _echo(f"unreadable flags answer: {type(exc).__name__}: {exc}", self._secrets)
             raise APIError(response.status, problem, url_path="flags") from exc
 
+    def flag_definitions(
+        self, etag: str | None = None, *, retry: bool = True, secret_key: str | None = None
+    ) -> FlagDefinitions | None:
+        """The project's flag definitions, or ``None`` when they are unchanged since
+        ``etag`` (HTTP 304). Needs a secret key (``secret_key``, else the configured
+        one), sent only to the configured host. Older PostHog (404 on
+        ``/flags/definitions``) is asked at its older route."""
+        secret = secret_key or self.config.secret_key
+        if secret is None:
+            raise ConfigurationError(
+                "secret_key", "flag definitions need a project secret API key (POSTHOG_SECRET_KEY)"
+            )
+        if self.closed.is_set():
+            raise PostHogError("the client is closed")
+        headers = {"Authorization": f"Bearer {secret}", "Accept": "application/json"}
+        if etag:
+            headers["If-None-Match"] = etag
+        query = f"?token={quote(self.config.api_key, safe='')}&send_cohorts"
+        policy = self.policy if retry else RetryPolicy(retries=0)
+
+        def get(path: str) -> HTTPResult:
+            return send_with_retries(
+                lambda t: self._transport.get(
+                    path + query, timeout=t, stop=self.closed, headers=headers
+                ),
+                policy,
+                timeout=self.config.timeout,
+                stop=self.closed,
+            )
+
+        path = self._definitions_path
+        result = get(path)
+        if result.status == 404 and path != DEFINITIONS_PATHS[-1]:
+            path = self._definitions_path = DEFINITIONS_PATHS[-1]  # and from now on
+            result = get(path)
+        if result.status == 304:
+            return None
+        response = self.checked(result, path)
+        try:
+            return parse_definitions(response.body, response.headers.get("etag"))
+        except ValueError as exc:
+            problem = _echo(f"unreadable flag definitions: {exc}", self._secrets)
+            raise APIError(response.status, problem, url_path=path) from exc
+
     def _parse_body(self, result: HTTPResult) -> Any:
         """The answer's JSON with our secrets removed; an error answer that is not small
         JSON is kept as a short text. ``None`` for a 2xx answer we cannot read."""
@@ -197,9 +245,10 @@ class Connection:
 
 
 def _secrets(config: ClientConfig) -> tuple[str, ...]:
-    """What must never be echoed: the API key, and custom header values (tokens, often)."""
+    """What must never be echoed: the keys, and custom header values (tokens, often)."""
     values = [v for v in config.headers.values() if len(v) >= 8]
-    return tuple(sorted({config.api_key, *values}, key=len, reverse=True))
+    keys = [k for k in (config.api_key, config.secret_key) if k]
+    return tuple(sorted({*keys, *values}, key=len, reverse=True))
 
 
 def _echo(text: str, secrets: tuple[str, ...], size: str = "") -> str:

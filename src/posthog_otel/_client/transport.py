@@ -63,7 +63,8 @@ class NoAnswerError(TransportError):
 
 
 class Transport:
-    """POSTs to one base URL through a keep-alive pool; TLS verified, proxies honoured."""
+    """POSTs (and GETs) to one base URL through a keep-alive pool; TLS verified, proxies
+    honoured."""
 
     def __init__(
         self,
@@ -115,17 +116,49 @@ class Transport:
                 logger.debug("retrying %s once on another connection: %s", path, exc)
                 return self._send(url, data, request_headers, cutoff)
 
+    def get(
+        self,
+        path: str,
+        *,
+        timeout: float,
+        stop: threading.Event | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HTTPResult:
+        """Send one GET (no body) and read the whole answer within ``timeout`` seconds,
+        as ``post`` does. It never follows a redirect either, so ``headers`` (which may
+        carry a secret key) only ever go to the configured host."""
+        if stop is not None and stop.is_set():
+            raise NoAnswerError(f"request to {path} not sent: stopping", retryable=False)
+        request_headers = {k: v for k, v in self._headers.items() if k != "Content-Type"}
+        request_headers.update(headers or {})
+        url = self._base_url + path
+        with WATCHDOG.watch(time.monotonic() + timeout, stop) as cutoff:
+            try:
+                return self._send(url, None, request_headers, cutoff, method="GET")
+            except _StaleConnectionError as exc:
+                # A poll every 30 s often finds its keep-alive connection closed.
+                where = urlsplit(url).path  # the query holds the project key
+                logger.debug("retrying GET %s once on another connection: %s", where, exc)
+                return self._send(url, None, request_headers, cutoff, method="GET")
+
     def close(self) -> None:
         with self._lock:
             self._pool.clear()
 
-    def _send(self, url: str, body: bytes, headers: dict[str, str], cutoff: Cutoff) -> HTTPResult:
+    def _send(
+        self,
+        url: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        cutoff: Cutoff,
+        method: str = "POST",
+    ) -> HTTPResult:
         attempt = _Attempt(cutoff)
         left = max(cutoff.deadline - time.monotonic(), 0.001)
         _current.attempt = attempt
         try:
             response = self._pool.request(
-                "POST",
+                method,
                 url,
                 body=body,
                 headers=headers,

@@ -26,7 +26,8 @@ from posthog_otel.errors import APIError, PostHogError
 
 logger = logging.getLogger(__name__)
 
-Source = Literal["fresh", "cached", "stale", "unavailable"]
+# Where an answer came from; "local" is local evaluation, which does not use this cache.
+Source = Literal["fresh", "cached", "stale", "unavailable", "local"]
 MAX_BACKOFF = 30.0
 # A 429 asking for a day must not turn flags off for a day: Retry-After is capped.
 MAX_RETRY_AFTER = 300.0

@@ -61,7 +61,11 @@ class ExposureLog:
 
 
 def flag_called_properties(
-    name: str, flag: FeatureFlag | None, answer: FlagsResponse | None = None, error: str = ""
+    name: str,
+    flag: FeatureFlag | None,
+    answer: FlagsResponse | None = None,
+    error: str = "",
+    locally_evaluated: bool = False,
 ) -> dict[str, Any]:
     """The properties of a ``$feature_flag_called`` event, as PostHog's SDKs send them."""
     value = None if flag is None else flag.enabled
@@ -69,7 +73,7 @@ def flag_called_properties(
         "$feature_flag": name,
         "$feature_flag_response": value,
         f"$feature/{name}": value,
-        "locally_evaluated": False,
+        "locally_evaluated": locally_evaluated,
     }
     if flag is not None:
         optional = {

@@ -8,55 +8,46 @@ PostHog is down. Every evaluation inside a recording span adds a
 span or its children carry ``$feature/<key>``. ``$feature_flag_called`` goes out
 once per user, flag, value and groups, through a background queue.
 
-A flag read again in the same span with the same value adds no second span
-event: spans keep at most 128 events, and a flag checked in a loop must not push
-out the span's own.
+With a secret key, flags are decided in process (local evaluation): the project's
+flag definitions are polled in the background (``_flags.local``), and PostHog is
+asked only for a flag the definitions cannot decide for this user.
+
+The parts: ``local.source`` (local answers), ``remote`` (PostHog's, through the
+cache), ``observe`` (what a read leaves on the trace and in exposure events).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import baggage, trace
 
-from posthog_otel import _forksafe, _otel
+from posthog_otel import _otel
 from posthog_otel._client.client import PostHogClient, client_from, connection_of
 from posthog_otel._client.events import check_distinct_id, check_groups, check_properties
-from posthog_otel._flags.cache import FlagCache, Lookup, Source
-from posthog_otel._flags.exposure import ExposureLog, flag_called_properties
-from posthog_otel._flags.values import FeatureFlag, FlagsResponse
-from posthog_otel._mapping.captured import captured_event
+from posthog_otel._flags.cache import FlagCache, Lookup
+from posthog_otel._flags.local.poller import DefinitionsStatus, Listener
+from posthog_otel._flags.local.source import FLAG_MISSING, NOT_LOADED, local_source
+from posthog_otel._flags.observe import FlagObserver
+from posthog_otel._flags.remote import Evaluation, RemoteFlags, all_flags
+from posthog_otel._flags.remote import evaluation as remote_evaluation
+from posthog_otel._flags.stats import FlagCounters, FlagStats
+from posthog_otel._flags.values import FeatureFlag
 from posthog_otel._mapping.convention import DISTINCT_ID, USER_ID_KEYS
-from posthog_otel._pipeline import pipeline, signals
-from posthog_otel._pipeline.delivery import Delivery
-from posthog_otel._pipeline.pipeline import Pipeline
+from posthog_otel._pipeline import signals
 from posthog_otel._pipeline.processor import PostHogSpanProcessor, pipeline_of
-from posthog_otel._pipeline.stats import Stats
-from posthog_otel._pipeline.worker import BatchWorker
 
-__all__ = ["PostHogFlagProvider"]
+__all__ = ["Evaluation", "PostHogFlagProvider"]
 
 Properties = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """One flag read: the flag (or ``None``), where the answer came from, and why not."""
-
-    flag: FeatureFlag | None
-    source: Source
-    error: str | None = None
+Checked = tuple[dict[str, str] | None, Properties | None, Mapping[str, Properties] | None]
 
 
 class PostHogFlagProvider:
-    """Feature flags for request handling: cached, coalesced, never raising on outages.
+    """Feature flags for request handling: decided locally with a secret key, else cached
+    and coalesced; never raising on outages.
 
     Args:
         client: the ``PostHogClient`` to ask (not closed by us). Without one, a
@@ -70,6 +61,14 @@ class PostHogFlagProvider:
             without one, the provider keeps a queue of its own.
         stale_grace: seconds past ``cache_ttl`` an answer may still be served
             (marked stale) while PostHog cannot be reached.
+        secret_key: a project secret API key (``phs_...``) or personal API key
+            (``phx_...``) for local evaluation; by default the client's
+            (``POSTHOG_SECRET_KEY``).
+        local_evaluation: decide flags in process from polled definitions; ``None``
+            means on when a secret key is configured.
+        poll_interval: seconds between polls of the definitions (jittered by 10%).
+        only_local: never ask PostHog for single flags: a flag local evaluation
+            cannot decide is ``None`` (``default`` for ``is_enabled``).
         clock: a monotonic clock, for tests.
     """
 
@@ -84,15 +83,25 @@ class PostHogFlagProvider:
         send_feature_flag_events: bool = True,
         processor: PostHogSpanProcessor | None = None,
         stale_grace: float = 300.0,
+        secret_key: str | None = None,
+        local_evaluation: bool | None = None,
+        poll_interval: float = 30.0,
+        only_local: bool = False,
         clock: Callable[[], float] = time.monotonic,
         **client_options: Any,
     ) -> None:
-        self._sigterm = signals.settings(None, None)
+        sigterm = signals.settings(None, None)
+        if client is None and secret_key is not None:
+            client_options["secret_key"] = secret_key
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
         self._connection = connection_of(self._client)
-        self._shared = pipeline_of(processor) if processor is not None else None
-        self._send_events = send_feature_flag_events
-        self._cache = FlagCache(
+        self._only_local = only_local
+        self._counts = FlagCounters()
+        shared = pipeline_of(processor) if processor is not None else None
+        self._observer = FlagObserver(
+            self._connection, shared, send_events=send_feature_flag_events, sigterm=sigterm
+        )
+        cache = FlagCache(
             ttl=cache_ttl,
             size=cache_size,
             grace=stale_grace,
@@ -100,22 +109,16 @@ class PostHogFlagProvider:
             # A lookup waits no longer than a fetch of its own would take: flags_timeout.
             wait_timeout=self._connection.config.flags_timeout,
         )
-        self._reported = ExposureLog()
-        # Per live span, the flags already recorded on it: one span event per flag and
-        # value, so a flag read in a loop cannot crowd out the span's other events.
-        self._on_spans: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
-        self._on_spans_lock = threading.Lock()
-        self._own: Pipeline | None = None
-        self._worker_lock = threading.Lock()
+        self._remote = RemoteFlags(self._connection, cache)
         self._closed = False
-        _forksafe.register(self)
+        # Last: it starts the poller thread, once every argument is known to be good.
+        self._local = local_source(
+            self._connection, secret_key, local_evaluation, poll_interval, only_local
+        )
 
     def __repr__(self) -> str:
-        return f"PostHogFlagProvider(client={self._client!r})"
-
-    def _after_fork(self) -> None:
-        self._worker_lock = threading.Lock()
-        self._on_spans_lock = threading.Lock()
+        local = ", local_evaluation=True" if self._local is not None else ""
+        return f"PostHogFlagProvider(client={self._client!r}{local})"
 
     # -- reading flags ---------------------------------------------------------------
 
@@ -183,15 +186,30 @@ class PostHogFlagProvider:
         person_properties: Properties | None = None,
         group_properties: Mapping[str, Properties] | None = None,
     ) -> dict[str, FeatureFlag]:
-        """Every flag for this user (no span events or ``$feature_flag_called``)."""
+        """Every flag for this user (no span events or ``$feature_flag_called``). With
+        local evaluation, PostHog is asked only when some flag could not be decided."""
         who = self._who(distinct_id)
-        lookup = self._lookup(who, groups, person_properties, group_properties)
-        if lookup.entry is None:
-            return {}
-        flags = dict(lookup.entry.answer.flags)
-        if lookup.source == "stale":
-            flags = {k: _stale(f) for k, f in flags.items()}
-        return flags
+        checked = self._checked(groups, person_properties, group_properties)
+        flags: dict[str, FeatureFlag] = {}
+        undecided: list[str] | None = None
+        if self._local is not None:
+            found = self._local.lookup_all(who, *checked)
+            if found is not None:
+                flags, undecided = found
+            if not undecided and found is not None:
+                self._counts.local.add()
+                return flags
+            self._counts.inconclusive.add()
+            if self._only_local:
+                return flags
+        self._counts.remote.add()
+        remote = all_flags(self._remote.lookup(who, *checked))
+        if remote is None:
+            return flags
+        if undecided is None:
+            return remote
+        wanted = set(undecided) | (remote.keys() - flags.keys())  # and flags we lack
+        return {**flags, **{k: f for k, f in remote.items() if k in wanted}}
 
     def evaluate(
         self,
@@ -206,30 +224,63 @@ class PostHogFlagProvider:
         if not isinstance(key, str) or not key:
             raise ValueError("flag key must be a non-empty string")
         who = self._who(distinct_id)
-        lookup = self._lookup(who, groups, person_properties, group_properties)
-        evaluation = _evaluation(lookup, key)
-        self._observe(key, evaluation, who, groups, lookup)
+        checked = self._checked(groups, person_properties, group_properties)
+        lookup: Lookup | None = None
+        evaluation = self._local_evaluation(key, who, checked)
+        if evaluation is None:
+            self._counts.remote.add()
+            lookup = self._remote.lookup(who, *checked)
+            evaluation = remote_evaluation(lookup, key)
+        answer = lookup.entry.answer if lookup is not None and lookup.entry is not None else None
+        flag, source, error = evaluation.flag, evaluation.source, evaluation.error
+        self._observer.observe(key, flag, source, error, who, checked[0], answer)
         return evaluation
+
+    def stats(self) -> FlagStats:
+        """How many lookups were decided locally, asked of PostHog, or undecided."""
+        status = self._local.poller.status() if self._local is not None else None
+        return FlagStats(
+            local=self._counts.local.value,
+            remote=self._counts.remote.value,
+            inconclusive=self._counts.inconclusive.value,
+            definitions_loaded=status is not None and status.loaded,
+            definition_polls=status.polls if status is not None else 0,
+        )
+
+    # -- local evaluation ------------------------------------------------------------------
+
+    def load_definitions(self, timeout: float = 10.0) -> bool:
+        """Wait up to ``timeout`` seconds for the flag definitions (for scripts and tests;
+        servers need not: lookups ask PostHog until they load). ``True`` once loaded;
+        ``False`` if they did not load in time, or local evaluation is off."""
+        return self._local is not None and self._local.poller.wait_loaded(timeout)
+
+    def definitions_status(self) -> DefinitionsStatus | None:
+        """Where local evaluation stands (loaded, failing since when); ``None`` if off."""
+        return self._local.poller.status() if self._local is not None else None
+
+    def on_definitions_change(self, listener: Listener) -> None:
+        """Call ``listener(event)`` when definitions load, change (``event.changed`` holds
+        the flag keys), are cleared, or start or stop failing. It runs on the polling
+        thread and must not block. For the OpenFeature lifecycle events."""
+        if self._local is None:
+            raise ValueError("local evaluation is off: there are no definitions to watch")
+        self._local.poller.subscribe(listener)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Deliver the ``$feature_flag_called`` events queued so far."""
-        if self._shared is not None:
-            return self._shared.flush(timeout)
-        return self._own.flush(timeout) if self._own is not None else True
+        return self._observer.flush(timeout)
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Deliver queued events, then release what we own. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        with self._worker_lock:
-            own, self._own = self._own, None
-        if own is not None:
-            own.shutdown(timeout)
-        elif self._shared is not None:
-            self._shared.flush(timeout)
+        if self._local is not None:
+            self._local.stop()
+        self._observer.shutdown(timeout)
         if self._owns_client:
             self._client.close()
 
@@ -255,135 +306,46 @@ class PostHogFlagProvider:
             "wrap the request in identify(user_id)"
         )
 
-    def _lookup(
+    def _checked(
         self,
-        who: str,
         groups: Mapping[str, str] | None,
         person_properties: Properties | None,
         group_properties: Mapping[str, Properties] | None,
-    ) -> Lookup:
-        groups = check_groups(groups) if groups else None
-        if person_properties:
+    ) -> Checked:
+        """The arguments, checked, and in the JSON form PostHog would see them in."""
+        if person_properties and not _plain(person_properties):
             person_properties = check_properties(person_properties, "person_properties")
         if group_properties:
             group_properties = check_properties(group_properties, "group_properties")
-        key = (who, _canonical(groups), _canonical(person_properties), _canonical(group_properties))
+        return (check_groups(groups) if groups else None), person_properties, group_properties
 
-        def fetch() -> FlagsResponse:
-            with _otel.suppressed():
-                return self._connection.fetch_flags(
-                    who, groups, group_properties, person_properties, retry=False
-                )
-
-        return self._cache.lookup(key, fetch)
-
-    def _observe(
-        self,
-        key: str,
-        evaluation: Evaluation,
-        who: str,
-        groups: Mapping[str, str] | None,
-        lookup: Lookup,
-    ) -> None:
-        flag = evaluation.flag
-        value = None if flag is None else flag.enabled
-        span = trace.get_current_span()
-        if span.is_recording() and self._first_on_span(span, key, value):
-            span.add_event("feature_flag.evaluation", _span_event(key, evaluation, who))
-            shared = self._shared or pipeline.active()
-            if shared is not None and flag is not None:
-                shared.flag_evaluated(span, key, value)
-        if not self._send_events or not self._client.enabled_capture:
-            return
-        if not self._reported.first(who, key, value, groups):
-            return
-        answer = lookup.entry.answer if lookup.entry is not None else None
-        properties = flag_called_properties(key, flag, answer, evaluation.error or "")
-        if groups:
-            properties["$groups"] = dict(groups)
-        event = captured_event("$feature_flag_called", properties, who, span.get_span_context())
-        target = self._shared or self._own_pipeline()
-        if target is not None:
-            target.put(event)
-
-    def _first_on_span(self, span: Any, key: str, value: Any) -> bool:
-        with self._on_spans_lock:
-            recorded = self._on_spans.setdefault(span, {})
-            if key in recorded and recorded[key] == value:
-                return False
-            recorded[key] = value
-            return True
-
-    def _own_pipeline(self) -> Pipeline | None:
-        """A queue of our own for exposure events, started on first use; none after
-        ``shutdown()`` (the event is not sent, and nothing is restarted)."""
-        with self._worker_lock:
-            if self._own is None and not self._closed:
-                stats = Stats()
-                worker = BatchWorker(
-                    Delivery(self._connection, stats), stats, name="posthog-otel-flags"
-                )
-                self._own = Pipeline(worker, stats)
-                on_sigterm, timeout = self._sigterm
-                if on_sigterm:
-                    signals.install(timeout)
-            return self._own
+    def _local_evaluation(self, key: str, who: str, checked: Checked) -> Evaluation | None:
+        """The flag from local evaluation; ``None`` to ask PostHog instead."""
+        if self._local is None:
+            return None
+        found = self._local.lookup(key, who, *checked)
+        if isinstance(found, FeatureFlag):
+            self._counts.local.add()
+            return Evaluation(found, "local")
+        if found != FLAG_MISSING:
+            self._counts.inconclusive.add()
+        if not self._only_local:
+            return None
+        if found == NOT_LOADED:
+            return Evaluation(None, "unavailable", NOT_LOADED)
+        return Evaluation(None, "local", found)
 
 
-def _evaluation(lookup: Lookup, key: str) -> Evaluation:
-    entry = lookup.entry
-    if entry is None:
-        return Evaluation(None, "unavailable", lookup.error or "flag service unavailable")
-    answer = entry.answer
-    flag = answer.flags.get(key)
-    if flag is not None:
-        stale = lookup.source == "stale"
-        return Evaluation(_stale(flag) if stale else flag, lookup.source, lookup.error)
-    if answer.quota_limited:
-        return Evaluation(None, lookup.source, "quota_limited")
-    if answer.errors_while_computing_flags:
-        # PostHog says some flags may be missing: a missing key is an error, not "off".
-        earlier = entry.previous.answer.flags.get(key) if entry.previous is not None else None
-        if earlier is not None:
-            return Evaluation(_stale(earlier), "stale", "errors_while_computing_flags")
-        return Evaluation(None, "unavailable", "errors_while_computing_flags")
-    return Evaluation(None, lookup.source, "flag_missing")
+_PLAIN = frozenset({str, int, bool, type(None)})
 
 
-def _stale(flag: FeatureFlag) -> FeatureFlag:
-    return dataclasses.replace(flag, reason=f"stale: {flag.reason or 'cached answer'}")
-
-
-def _span_event(key: str, evaluation: Evaluation, who: str) -> dict[str, Any]:
-    """A ``feature_flag.evaluation`` span event, in the current semantic convention names."""
-    attributes: dict[str, Any] = {
-        "feature_flag.key": key,
-        "feature_flag.provider.name": "posthog",
-        "feature_flag.context.id": who,
-        "feature_flag.result.reason": _reason(evaluation),
-    }
-    flag = evaluation.flag
-    if flag is None:
-        attributes["error.type"] = evaluation.error or "flag_missing"
-    elif flag.variant is not None:
-        attributes["feature_flag.result.variant"] = flag.variant
-    else:
-        attributes["feature_flag.result.value"] = bool(flag.enabled)
-    if flag is not None and flag.version is not None:
-        attributes["feature_flag.version"] = str(flag.version)
-    return attributes
-
-
-def _reason(evaluation: Evaluation) -> str:
-    if evaluation.flag is None:
-        return "error"
-    if evaluation.source in ("cached", "stale"):
-        return evaluation.source
-    return "targeting_match" if evaluation.flag.enabled else "disabled"
-
-
-def _canonical(value: Mapping[str, Any] | None) -> str | None:
-    """A hashable, order-independent form of groups and properties for the cache key."""
-    if not value:
-        return None
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+def _plain(properties: Any) -> bool:
+    """Whether ``properties`` are already what ``check_properties`` would make of them (a
+    dict of strings to strings, integers, booleans or ``None``): the common case, and
+    worth the shortcut on a lookup that takes microseconds."""
+    if type(properties) is not dict:
+        return False
+    for key, value in properties.items():
+        if type(key) is not str or type(value) not in _PLAIN:
+            return False
+    return True

@@ -5,7 +5,8 @@ forms (``/batch/``, ``/capture/``, ``/e/``, ``/i/v0/e/``, the AI lane
 ``/i/v0/ai/batch/``, capture v1 ``/i/v1/analytics/events``), flags (``/flags/``,
 ``/decide/``), a flag's remote config payload, and OTLP data (checked and recorded,
 not stored). It validates every request before storing any of it, keeps events in
-SQLite, answers flags from a small rules file, and lists what it stored at
+SQLite, answers flags from a small rules file or PostHog's own definitions JSON (which
+it also serves for local evaluation, at ``/flags/definitions``), and lists what it stored at
 ``GET /api/events`` and what it received at ``GET /api/requests``. Its page at
 ``/`` shows events as they arrive, and a trace's events across services::
 
@@ -30,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from posthog_otel.devserver._api import page
+from posthog_otel.devserver._definitions import ServedFlags, load_flags
 from posthog_otel.devserver._faults import Faults
 from posthog_otel.devserver._handler import Handler
 from posthog_otel.devserver._requests import RecordedRequest, RequestLog
-from posthog_otel.devserver._rules import FlagRule, load_rules
 from posthog_otel.devserver._store import EventStore
 
 __all__ = ["DevServer", "RecordedRequest"]
@@ -85,9 +86,12 @@ class DevServer:
     Args:
         host: the address to listen on; loopback by default.
         port: the port; 0 picks a free one (see ``url`` once started).
-        flags: flag rules, as a mapping or the path of a JSON file (see ``_rules``).
+        flags: flag rules (see ``_rules``) or PostHog's flag definitions JSON, as a
+            mapping or the path of a JSON file.
         db: an SQLite file to keep events in; in memory by default.
         api_key: accept only this project key (any non-empty key by default).
+        secret_key: serve flag definitions only for this secret key (by default, for
+            any key starting ``phs_`` or ``phx_``).
         max_request_bytes: refuse larger bodies with 413, like a proxy with a body
             limit in front of PostHog (PostHog's own limits by default).
         read_timeout: seconds a connection may stay silent (mid-body: answered 408;
@@ -104,6 +108,7 @@ class DevServer:
         api_key: str | None = None,
         max_request_bytes: int | None = None,
         read_timeout: float = 30.0,
+        secret_key: str | None = None,
     ) -> None:
         if read_timeout <= 0:
             raise ValueError("read_timeout must be positive")
@@ -112,7 +117,8 @@ class DevServer:
         self.api_key = api_key
         self.max_request_bytes = max_request_bytes
         self.read_timeout = read_timeout
-        self.rules: dict[str, FlagRule] = load_rules(flags)
+        self.secret_key = secret_key
+        self.flags: ServedFlags = load_flags(flags)
         self.store = EventStore(str(db) if db is not None else None)
         self.requests = RequestLog()
         self.faults = Faults()
@@ -196,7 +202,8 @@ class DevServer:
         self.faults.clear()
 
     def set_flags(self, flags: Mapping[str, Any] | str | Path | None) -> None:
-        self.rules = load_rules(flags)
+        """Serve these flags from now on (rules or definitions; a new ETag)."""
+        self.flags = load_flags(flags)
 
     def viewer_html(self) -> str:
         """The event viewer page served at ``/``."""

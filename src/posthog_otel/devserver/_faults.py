@@ -47,10 +47,13 @@ class Faults:
         body: Any = None,
         paths: tuple[str, ...] | str | None = None,
         after: int = 0,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
-        """Answer ``status`` (with ``Retry-After`` and a JSON ``body`` if given), once
-        ``after`` matching requests have gone through normally."""
-        headers = {} if retry_after is None else {"Retry-After": _seconds_text(retry_after)}
+        """Answer ``status`` (with ``Retry-After``, a JSON ``body`` and ``headers`` if
+        given), once ``after`` matching requests have gone through normally."""
+        headers = dict(headers or {})
+        if retry_after is not None:
+            headers["Retry-After"] = _seconds_text(retry_after)
         fault = Fault("respond", times, _paths(paths), status, body, headers, after=after)
         self._arm(fault)
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
 from posthog_otel.devserver._capture import legacy_events, v1_answer, v1_events
-from posthog_otel.devserver._rules import flags_response
+from posthog_otel.devserver._definitions import flags_response, remote_config_payload
 from posthog_otel.devserver._wire import Answer, RejectError, Request, not_found, parse_json
 
 if TYPE_CHECKING:
@@ -64,8 +63,6 @@ def flags(app: DevServer, request: Request) -> Answer:
         or distinct_id == ""
     ):
         raise RejectError(400, "missing_distinct_id", "distinct_id is required", attr="distinct_id")
-    groups = body.get("groups")
-    groups = groups if isinstance(groups, dict) else {}
     keys = body.get("flag_keys_to_evaluate")
     keys = [str(k) for k in keys] if isinstance(keys, list) else None
     try:
@@ -74,9 +71,8 @@ def flags(app: DevServer, request: Request) -> Answer:
         version = 0
     decide = request.path.rstrip("/").endswith("/decide")
     answer = flags_response(
-        app.rules,
-        str(distinct_id),
-        groups,
+        app.flags,
+        body,
         keys,
         detailed=version >= (4 if decide else 2),
         typed=not decide and version >= 4,
@@ -95,10 +91,10 @@ def remote_config(app: DevServer, request: Request) -> Answer:
     if token is not None:
         check_key(app, token)
     key = unquote(request.params[1])
-    rule = app.rules.get(key)
-    if rule is None:
-        raise not_found(f"no flag {key[:200]!r}")
-    return Answer(200, None if rule.payload is None else json.dumps(rule.payload))
+    try:
+        return Answer(200, remote_config_payload(app.flags, key))
+    except KeyError:
+        raise not_found(f"no flag {key[:200]!r}") from None
 
 
 def otlp(app: DevServer, request: Request) -> Answer:

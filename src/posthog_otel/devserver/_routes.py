@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from posthog_otel.devserver import _api, _posthog
+from posthog_otel.devserver import _api, _definitions, _posthog
 from posthog_otel.devserver._wire import Answer, Request
 
 if TYPE_CHECKING:
@@ -51,6 +51,10 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/i/v1/analytics/events", _posthog.capture_v1, BATCH_LIMIT),
     # Flags, remote evaluation and a remote config flag's payload.
     Route("POST", "/(?:flags|decide)", _posthog.flags, cors=True),
+    # Flag definitions for local evaluation (server SDKs, with a secret key).
+    Route(
+        "GET", "/(?:flags/definitions|api/feature_flag/local_evaluation)", _definitions.definitions
+    ),
     Route(
         "GET",
         "/api/(?:projects|environments)/([^/]+)/feature_flags/([^/]+)/remote_config",

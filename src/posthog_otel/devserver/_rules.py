@@ -1,4 +1,4 @@
-"""The devserver's feature flags: a small rules file, evaluated with PostHog's hash.
+"""The devserver's small flag rules format, turned into PostHog's flag definitions.
 
 A flags file maps each flag key to a rule::
 
@@ -15,19 +15,18 @@ A flags file maps each flag key to a rule::
 Rule fields: ``enabled`` (default true), ``rollout_percentage`` (0-100, default
 100), ``variants`` (name to percentage, summing to 100), ``payload`` (for the
 flag) or ``payloads`` (per variant), ``group_type`` (roll out by that group's
-key instead of the person), and optionally ``id`` and ``version``.
+key instead of the person), and optionally ``id`` and ``version``. For anything
+more (properties, cohorts, dependencies), the flags file can be PostHog's own
+definitions JSON instead (see ``_definitions``).
 """
 
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from posthog_otel._flags.hashing import rollout_hash
 
 _RULE_FIELDS = {
     "enabled",
@@ -52,16 +51,6 @@ class FlagRule:
     payloads: Mapping[str, Any] = field(default_factory=dict)
     group_type: str | None = None
     version: int = 1
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    enabled: bool
-    variant: str | None
-    payload: Any
-    code: str
-    description: str
-    condition_index: int | None
 
 
 def load_rules(source: Mapping[str, Any] | str | Path | None) -> dict[str, FlagRule]:
@@ -132,78 +121,35 @@ def _int(key: str, name: str, value: Any) -> int:
     return value
 
 
-def evaluate(rule: FlagRule, distinct_id: str, groups: Mapping[str, Any]) -> Evaluation:
-    """What PostHog's flag service would answer for one rule and one user."""
-    if not rule.enabled:
-        return Evaluation(False, None, None, "no_condition_match", "Flag is off", None)
-    subject = distinct_id
-    if rule.group_type is not None:
-        if rule.group_type not in groups:
-            return Evaluation(
-                False, None, None, "no_group_type", f"No {rule.group_type} group given", None
-            )
-        subject = str(groups[rule.group_type])
-    if rollout_hash(rule.key, subject) > rule.rollout_percentage / 100:
-        return Evaluation(
-            False, None, None, "out_of_rollout_bound", "Out of rollout bound, condition set 1", 0
+def rules_definitions(rules: Mapping[str, FlagRule]) -> dict[str, Any]:
+    """The rules as PostHog's flag definitions: one condition each, rolled out by
+    ``rollout_percentage``, on persons or on the rule's group type."""
+    group_types = sorted({r.group_type for r in rules.values() if r.group_type is not None})
+    index = {name: i for i, name in enumerate(group_types)}
+    flags = []
+    for rule in rules.values():
+        filters: dict[str, Any] = {
+            "groups": [{"properties": [], "rollout_percentage": rule.rollout_percentage}]
+        }
+        if rule.variants:
+            variants = [{"key": name, "rollout_percentage": pct} for name, pct in rule.variants]
+            filters["multivariate"] = {"variants": variants}
+        payloads = {name: json.dumps(payload) for name, payload in rule.payloads.items()}
+        if rule.payload is not None:
+            payloads["true"] = json.dumps(rule.payload)
+        if payloads:
+            filters["payloads"] = payloads
+        if rule.group_type is not None:
+            filters["aggregation_group_type_index"] = index[rule.group_type]
+        flags.append(
+            {
+                "id": rule.id,
+                "key": rule.key,
+                "version": rule.version,
+                "active": rule.enabled,
+                "ensure_experience_continuity": False,
+                "filters": filters,
+            }
         )
-    variant = _pick_variant(rule, subject)
-    payload = rule.payloads.get(variant) if variant is not None else rule.payload
-    return Evaluation(True, variant, payload, "condition_match", "Matched condition set 1", 0)
-
-
-def _pick_variant(rule: FlagRule, subject: str) -> str | None:
-    if not rule.variants:
-        return None
-    value = rollout_hash(rule.key, subject, salt="variant")
-    low = 0.0
-    for name, pct in rule.variants:
-        high = low + pct / 100
-        if low <= value < high:
-            return name
-        low = high
-    return rule.variants[-1][0]
-
-
-def flags_response(
-    rules: Mapping[str, FlagRule],
-    distinct_id: str,
-    groups: Mapping[str, Any],
-    keys: Iterable[str] | None,
-    *,
-    detailed: bool,
-    typed: bool = False,
-) -> dict[str, Any]:
-    """The body of a ``/decide`` or ``/flags`` answer, in the detailed or legacy shape;
-    ``typed`` adds each flag's ``value`` (its variant, else whether it is on), as
-    ``/flags?v=4`` does."""
-    wanted = [k for k in (rules if keys is None else keys) if k in rules]
-    results = {key: evaluate(rules[key], distinct_id, groups) for key in wanted}
-    if not detailed:
-        return {
-            "featureFlags": {k: r.variant or r.enabled for k, r in results.items()},
-            "featureFlagPayloads": {
-                k: json.dumps(r.payload) for k, r in results.items() if r.payload is not None
-            },
-            "errorsWhileComputingFlags": False,
-        }
-    flags: dict[str, dict[str, Any]] = {}
-    for key, r in results.items():
-        flags[key] = {
-            "key": key,
-            "enabled": r.enabled,
-            "variant": r.variant,
-            "reason": {
-                "code": r.code,
-                "condition_index": r.condition_index,
-                "description": r.description,
-            },
-            "metadata": {
-                "id": rules[key].id,
-                "version": rules[key].version,
-                "payload": None if r.payload is None else json.dumps(r.payload),
-            },
-        }
-        if typed:
-            flags[key]["value"] = r.variant or r.enabled
-    return {"flags": flags, "errorsWhileComputingFlags": False, "requestId": str(uuid.uuid4())}
+    mapping = {str(i): name for name, i in index.items()}
+    return {"flags": flags, "group_type_mapping": mapping, "cohorts": {}}

@@ -1,0 +1,255 @@
+"""Local flag evaluation: µs per lookup and per ``get_flags`` over 50 flags, side by side
+with PostHog's Python SDK evaluating the same definitions locally, and the requests
+both make: none per lookup, one per poll (a 304 while nothing changes).
+
+Both poll the devserver (in its own process) for the definitions; lookups then stay
+in process. The flag looked up has 3 conditions of 3 person properties each.
+
+    python benchmarks/local_flags.py [--lookups 10000] [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+from collections.abc import Callable
+
+from _common import devserver, request_counts, table
+
+from posthog_otel import PostHogClient, PostHogFlagProvider
+
+SECRET = "phs_bench"
+USERS = [f"user-{i}" for i in range(100)]
+PROPS = {"plan": "team", "country": "DE", "age": 45, "email": "ana@acme.com", "version": "1.3.0"}
+
+
+def prop(key: str, operator: str, value: object) -> dict[str, object]:
+    return {"key": key, "type": "person", "operator": operator, "value": value}
+
+
+CHECKOUT = {
+    "id": 1,
+    "key": "checkout",
+    "version": 1,
+    "active": True,
+    "filters": {
+        "groups": [
+            {
+                "properties": [
+                    prop("plan", "exact", ["enterprise"]),
+                    prop("country", "exact", "US"),
+                    prop("age", "gt", 30),
+                ],
+                "rollout_percentage": 100,
+            },
+            {
+                "properties": [
+                    prop("email", "icontains", "@example.com"),
+                    prop("plan", "is_not", "free"),
+                    prop("age", "lt", 60),
+                ],
+                "rollout_percentage": 100,
+            },
+            {
+                "properties": [
+                    prop("version", "semver_gte", "1.2.0"),
+                    prop("country", "is_set", "is_set"),
+                    prop("email", "regex", "@acme\\.com$"),
+                ],
+                "rollout_percentage": 50,
+            },
+        ],
+        "multivariate": {
+            "variants": [
+                {"key": "control", "rollout_percentage": 50},
+                {"key": "one-click", "rollout_percentage": 50},
+            ]
+        },
+    },
+}
+
+
+def definitions() -> dict[str, object]:
+    """The checkout flag and 49 others: rollouts, a few properties each, some variants."""
+    flags = [CHECKOUT]
+    for i in range(49):
+        conditions = [
+            {"properties": [prop("plan", "exact", ["team", "pro"])], "rollout_percentage": 30 + i},
+            {"properties": [prop("age", "gte", 18 + i)], "rollout_percentage": 100},
+        ]
+        filters: dict[str, object] = {"groups": conditions[: 1 + i % 2]}
+        if i % 3 == 0:
+            filters["multivariate"] = {
+                "variants": [
+                    {"key": "a", "rollout_percentage": 50},
+                    {"key": "b", "rollout_percentage": 50},
+                ]
+            }
+        flags.append(
+            {"id": i + 2, "key": f"flag-{i}", "version": 1, "active": True, "filters": filters}
+        )
+    return {"flags": flags, "group_type_mapping": {}, "cohorts": {}}
+
+
+def per_call(fn: Callable[[int], object], calls: int, rounds: int) -> float:
+    """Median µs per call over ``rounds`` rounds."""
+    results = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for i in range(calls):
+            fn(i)
+        results.append((time.perf_counter() - start) / calls * 1e6)
+    return statistics.median(results)
+
+
+def lookups(url: str) -> int:
+    counts = request_counts(url)
+    return sum(
+        n
+        for path, n in counts.items()
+        if path.startswith(("/decide", "/flags")) and "definitions" not in path
+    )
+
+
+def polls(url: str) -> int:
+    return sum(
+        n
+        for path, n in request_counts(url).items()
+        if "definitions" in path or "local_evaluation" in path
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lookups", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+
+    import warnings
+
+    import posthog
+
+    logging.getLogger("posthog").setLevel(logging.CRITICAL)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    rows = []
+    with devserver(definitions()) as url:
+        client = PostHogClient("phc_bench", url, secret_key=SECRET)
+        ours = PostHogFlagProvider(client, send_feature_flag_events=False)
+        ours_events = PostHogFlagProvider(client)
+        peer = posthog.Client("phc_bench", host=url, secret_key="phx_bench", poll_interval=30)
+        assert ours.load_definitions(10)
+        assert ours_events.load_definitions(10)
+        peer.load_feature_flags()
+
+        def ours_lookup(i: int) -> object:
+            return ours.get_flag("checkout", USERS[i % 100], person_properties=PROPS)
+
+        def ours_lookup_events(i: int) -> object:
+            return ours_events.get_flag("checkout", USERS[i % 100], person_properties=PROPS)
+
+        def peer_lookup(i: int, events: bool = False) -> object:
+            return peer.get_feature_flag_result(
+                "checkout",
+                USERS[i % 100],
+                person_properties=PROPS,
+                only_evaluate_locally=True,
+                send_feature_flag_events=events,
+            )
+
+        for i in range(100):  # the same answers, and warm caches on both sides
+            got, want = ours_lookup(i), peer_lookup(i)
+            assert (got.enabled if got else None) == (want.get_value() if want else None), i
+        ours_us = per_call(ours_lookup, args.lookups, args.rounds)
+        peer_us = per_call(peer_lookup, args.lookups, args.rounds)
+        ours_ev = per_call(ours_lookup_events, args.lookups, args.rounds)
+        peer_ev = per_call(lambda i: peer_lookup(i, True), args.lookups, args.rounds)
+
+        def ours_all(i: int) -> object:
+            return ours.get_flags(USERS[i % 100], person_properties=PROPS)
+
+        def peer_all(i: int) -> object:
+            return peer.get_all_flags(
+                USERS[i % 100], person_properties=PROPS, only_evaluate_locally=True
+            )
+
+        assert len(ours_all(0)) == len(peer_all(0)) == 50
+        ours_all_us = per_call(ours_all, args.lookups // 10, args.rounds)
+        peer_all_us = per_call(peer_all, args.lookups // 10, args.rounds)
+
+        before_lookups, before_polls = lookups(url), polls(url)
+        start = time.perf_counter()
+        for i in range(args.lookups):
+            ours_lookup(i)
+        ours_wall = time.perf_counter() - start
+        ours_requests = lookups(url) - before_lookups
+        ours_polls = polls(url) - before_polls
+        before_lookups = lookups(url)
+        for i in range(args.lookups):
+            peer_lookup(i)
+        peer_requests = lookups(url) - before_lookups
+
+        fast = PostHogFlagProvider(client, poll_interval=0.5, send_feature_flag_events=False)
+        before_polls = polls(url)
+        assert fast.load_definitions(10)
+        time.sleep(5.0)  # an idle process, five seconds: what polling alone costs
+        idle_polls = polls(url) - before_polls
+        fast.shutdown()
+        ours.shutdown()
+        ours_events.shutdown()
+        peer.shutdown()
+        client.close()
+
+    rows.append(
+        [
+            "local lookup, 3 conditions x 3 properties",
+            f"{ours_us:.2f}",
+            f"{peer_us:.2f}",
+            f"{peer_us / ours_us:.1f}x",
+        ]
+    )
+    rows.append(
+        [
+            "the same, with $feature_flag_called on",
+            f"{ours_ev:.2f}",
+            f"{peer_ev:.2f}",
+            f"{peer_ev / ours_ev:.1f}x",
+        ]
+    )
+    rows.append(
+        [
+            "get_flags over 50 flags (per call)",
+            f"{ours_all_us:.1f}",
+            f"{peer_all_us:.1f}",
+            f"{peer_all_us / ours_all_us:.1f}x",
+        ]
+    )
+    print(table(["µs, median of rounds", "ours", "posthog-python", "ours faster by"], rows))
+    print()
+    print(
+        table(
+            ["requests", "ours", "posthog-python"],
+            [
+                [
+                    f"flag requests during {args.lookups:,} lookups",
+                    f"{ours_requests:,}",
+                    f"{peer_requests:,}",
+                ],
+                [
+                    f"definition polls during them ({ours_wall:.2f} s; poll_interval 30 s)",
+                    f"{ours_polls}",
+                    "",
+                ],
+                [
+                    "definition polls by an idle process in 5 s, poll_interval 0.5 s",
+                    f"{idle_polls}",
+                    "",
+                ],
+            ],
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""A condition's filters by type: properties, cohorts, and other flags' values.
+
+- ``cohort``: the cohort's property groups (AND/OR, nested, entries negated), which
+  may name other cohorts and flags. A cohort the definitions do not hold (a static
+  one) needs the server: the flag is asked of PostHog.
+- ``flag``: flag dependencies. ``dependency_chain`` lists the flags to evaluate first,
+  ending with the one named; an empty chain means the server found a cycle
+  (undecided). The filter matches when that flag's value is the expected one: a
+  variant matches its own name, and ``true`` matches any variant. A filter shaped
+  wrongly (another operator, no key or value) never matches, with one warning.
+- anything else: a property filter (``properties``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from posthog_otel._flags.local.predicate import (
+    UNSUPPORTED_DEFINITION,
+    FlagValue,
+    InconclusiveError,
+    NeedsServerError,
+    Predicate,
+    Scope,
+    first_reason,
+    never_decided,
+)
+from posthog_otel._flags.local.properties import compile_property
+
+__all__ = ["FilterCompiler", "dependency_matches"]
+
+logger = logging.getLogger(__name__)
+
+_COHORT_OPERATORS = ("exact", "in", "not_in")
+_warned: set[tuple[str, str]] = set()  # no lock: at worst a race warns twice
+
+
+class FilterCompiler:
+    """Compiles the filters of one definitions document; each cohort is compiled once."""
+
+    def __init__(self, cohorts: Mapping[str, Any], matching_version: int) -> None:
+        self._cohorts = cohorts
+        self._version = matching_version
+        self._groups: dict[str, Predicate] = {}
+        self._compiling: set[str] = set()
+
+    def compile(self, prop: Any) -> Predicate:
+        if not isinstance(prop, Mapping):
+            return never_decided(UNSUPPORTED_DEFINITION, "a filter must be an object")
+        kind = prop.get("type")
+        if kind == "cohort":
+            return self._cohort(prop)
+        if kind == "flag":
+            return _dependency(prop)
+        return compile_property(prop, self._version)
+
+    # -- cohorts -------------------------------------------------------------------------
+
+    def _cohort(self, prop: Mapping[str, Any]) -> Predicate:
+        cohort_id = str(prop.get("value"))
+        op = prop.get("operator") or "exact"
+        if cohort_id not in self._cohorts:
+            return _static_cohort(cohort_id, negated=op == "not_in")
+        if op not in _COHORT_OPERATORS:
+            return never_decided(UNSUPPORTED_DEFINITION, f"cohort operator {op!r}")
+        members = self._cohort_group(cohort_id)
+        if op == "not_in":
+            return lambda values, scope: not members(values, scope)
+        return members
+
+    def _cohort_group(self, cohort_id: str) -> Predicate:
+        found = self._groups.get(cohort_id)
+        if found is None:
+            if cohort_id in self._compiling:
+                return never_decided(UNSUPPORTED_DEFINITION, f"cohort {cohort_id} names itself")
+            self._compiling.add(cohort_id)
+            try:
+                found = self._group(self._cohorts[cohort_id])
+            finally:
+                self._compiling.discard(cohort_id)
+            self._groups[cohort_id] = found
+        return found
+
+    def _group(self, group: Any) -> Predicate:
+        """An AND/OR property group: nested groups, and filters that may be negated."""
+        if isinstance(group, Mapping) and not group:
+            return lambda values, scope: True
+        if not isinstance(group, Mapping) or group.get("type") not in ("AND", "OR"):
+            return _malformed("a cohort group must be an object of type AND or OR")
+        if not isinstance(group.get("values"), list):
+            return _malformed("a cohort group's values must be a list")
+        every: bool = group["type"] == "AND"
+        entries: list[tuple[Predicate, bool]] = []
+        for entry in group["values"]:
+            if not isinstance(entry, Mapping):
+                entries.append((_malformed("a cohort group entry must be an object"), False))
+            elif not entry or "values" in entry or entry.get("type") in ("AND", "OR"):
+                entries.append((self._group(entry), False))
+            else:
+                entries.append((self.compile(entry), bool(entry.get("negation", False))))
+        if not entries:
+            return lambda values, scope: True
+
+        def group_matches(values: Mapping[str, Any], scope: Scope) -> bool:
+            decisive = False
+            reason: str | None = None
+            for test, negated in entries:  # every entry: a later one may need the server
+                try:
+                    if (test(values, scope) != negated) != every:
+                        decisive = True
+                except NeedsServerError:
+                    raise
+                except InconclusiveError as exc:
+                    reason = first_reason(reason, exc.reason)
+            if decisive:
+                return not every
+            if reason is not None:
+                raise InconclusiveError(reason, "a cohort's filters could not be decided")
+            return every
+
+        return group_matches
+
+
+def _static_cohort(cohort_id: str, *, negated: bool) -> Predicate:
+    def predicate(values: Mapping[str, Any], scope: Scope) -> bool:
+        if scope.server_side:  # nobody is in a cohort the server does not know
+            return negated
+        raise NeedsServerError(
+            UNSUPPORTED_DEFINITION, f"cohort {cohort_id} is not in the definitions (static?)"
+        )
+
+    return predicate
+
+
+def _malformed(problem: str) -> Predicate:
+    def predicate(values: Mapping[str, Any], scope: Scope) -> bool:
+        raise NeedsServerError(UNSUPPORTED_DEFINITION, problem)
+
+    return predicate
+
+
+# -- flag dependencies ----------------------------------------------------------------------
+
+
+def _dependency(prop: Mapping[str, Any]) -> Predicate:
+    key = prop.get("key")
+    expected = prop.get("value")
+    if prop.get("operator", "exact") != "flag_evaluates_to" or not key or expected is None:
+        _warn_once(str(key), "the operator must be flag_evaluates_to, with a key and a value")
+        return lambda values, scope: False
+    chain = prop.get("dependency_chain")
+    if not isinstance(chain, list):
+        return never_decided(UNSUPPORTED_DEFINITION, f"dependency on {key!r} without a chain")
+    if not chain:
+        return never_decided(UNSUPPORTED_DEFINITION, f"circular dependency on {key!r}")
+    order = tuple(chain)
+    name = str(key)
+
+    def predicate(values: Mapping[str, Any], scope: Scope) -> bool:
+        return dependency_matches(expected, scope.dependency(order, name, values))
+
+    return predicate
+
+
+def dependency_matches(expected: Any, actual: FlagValue) -> bool:
+    """Whether a flag's value is the one a dependency filter expects."""
+    if isinstance(actual, str) and actual:
+        if isinstance(expected, bool):
+            return bool(expected)  # any variant is "on"
+        return isinstance(expected, str) and actual == str(expected)  # case-sensitive
+    return isinstance(actual, bool) and isinstance(expected, bool) and actual == expected
+
+
+def _warn_once(key: str, problem: str) -> None:
+    if (key, problem) in _warned:
+        return
+    _warned.add((key, problem))
+    logger.warning(
+        "posthog-otel: a flag dependency on %r is malformed (%s); it never matches. "
+        "Fix the condition in PostHog.",
+        key,
+        problem,
+    )
