@@ -11,7 +11,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["caller_cost.py", "e2e.py", "flags.py", "local_flags.py", "logs.py", "serialisation.py"]
+SCRIPTS = [
+    "caller_cost.py",
+    "e2e.py",
+    "flags.py",
+    "local_flags.py",
+    "logs.py",
+    "serialisation.py",
+    "genai.py",
+]
 
 
 def main() -> int:

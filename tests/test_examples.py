@@ -155,3 +155,18 @@ def test_quickstart_sends_to_a_real_project_when_configured(server):
     assert f"Sending to your PostHog project at {server.url}" in out
     assert "Activity page" in out
     assert len(server.events()) == 9
+
+
+def test_llm_analytics_example():
+    out = run("llm_analytics.py")
+    rows = [line.split() for line in out.splitlines() if line.startswith("$ai_generation")]
+    assert [row[:3] for row in rows] == [
+        ["$ai_generation", "user-42", "gpt-4o-mini-0613"],
+        ["$ai_generation", "user-7", "gpt-4o-mini-0613"],
+    ]
+    assert all(row[3] == "tokens=11->8" and row[4].startswith("latency=") for row in rows)
+    assert "'content': 'A gift for someone who likes chess'}]" in out
+    assert (
+        "output: [{'role': 'assistant', 'content': 'echo: A gift for someone who likes climbing'}]"
+        in out
+    )

@@ -55,14 +55,19 @@ def test_every_python_block_runs_in_order(server):
     server.set_flags(ROOT / "examples" / "flags.json")
     env = {**os.environ, "POSTHOG_API_KEY": API_KEY, "POSTHOG_HOST": server.url}
     program = "\n\n".join(blocks("python"))
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    sys.path.insert(0, str(ROOT / "examples"))
+    from fake_openai import FakeOpenAI  # the LLM analytics block's model
+
+    with FakeOpenAI() as model:
+        env.update(OPENAI_BASE_URL=model.base_url, OPENAI_API_KEY="sk-readme")
+        result = subprocess.run(
+            [sys.executable, "-c", program],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert result.returncode == 0, result.stderr
     assert re.search(r"sent \d+, dropped \{\}", result.stdout)
     names = {e["event"] for e in server.events()}
@@ -72,6 +77,9 @@ def test_every_python_block_runs_in_order(server):
     coupon = server.events("coupon_applied")[0]
     assert coupon["distinct_id"] == "user-42"
     assert coupon["properties"]["discount"] == {"percent": 10}
+    (generation,) = server.events("$ai_generation")
+    assert generation["distinct_id"] == "user-42"
+    assert generation["properties"]["$ai_model"] == "gpt-4o-mini-0613"
 
 
 def start(command: str, env: dict[str, str]) -> subprocess.Popen[str]:

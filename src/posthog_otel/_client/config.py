@@ -139,6 +139,18 @@ def check_headers(headers: object) -> dict[str, str]:
     return checked
 
 
+def bool_from_env(variable: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
+    """A true/false switch from the environment (``true``/``false``, ``1``/``0``, ...);
+    unset or empty gives ``default``, anything else raises ``ConfigurationError``."""
+    raw = (os.environ if environ is None else environ).get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        return parse_bool(raw)
+    except ValueError as exc:
+        raise ConfigurationError(variable, str(exc)) from None
+
+
 def parse_bool(raw: str) -> bool:
     """``true``/``false`` in the spellings environment variables use (``1``, ``yes``, ``on``...)."""
     lowered = raw.lower()

@@ -6,5 +6,6 @@
 - ``logs``: a log record to its event (and ``$exception``)
 - ``web``: web properties from server spans, credentials redacted in URLs
 - ``exceptions``: traceback text to ``$exception_list``
+- ``genai``, ``genai_content``: GenAI spans to LLM analytics events; their messages
 - ``captured``: events made in code (``capture()`` without a span, flag exposures)
 """

@@ -15,6 +15,7 @@ from posthog_otel import _otel
 from posthog_otel._mapping import tags
 from posthog_otel._mapping.convention import FLAG_EVALUATION, TAG, event_uuid, note_flag_evaluation
 from posthog_otel._mapping.exceptions import escaped_from, exception_properties
+from posthog_otel._mapping.genai import genai_event, is_genai
 from posthog_otel._mapping.tags import InvalidTagError, MappingOptions
 from posthog_otel._mapping.web import web_properties
 
@@ -32,11 +33,14 @@ def has_tagged_events(events: Iterable[Any], capture_exceptions: bool) -> bool:
     return False
 
 
-def is_tagged(span: Any, capture_exceptions: bool) -> bool:
+def is_tagged(span: Any, capture_exceptions: bool, llm_analytics: bool = False) -> bool:
     """Whether the span will make at least one event (the exporter's check; the
-    processor inlines the first half of it on its hot path)."""
-    return TAG in _otel.attributes_of(span) or has_tagged_events(
-        _otel.events_of(span), capture_exceptions
+    processor inlines it on its hot path)."""
+    attrs = _otel.attributes_of(span)
+    return (
+        TAG in attrs
+        or (llm_analytics and is_genai(attrs))
+        or has_tagged_events(_otel.events_of(span), capture_exceptions)
     )
 
 
@@ -119,6 +123,27 @@ class SpanMapper:
                         own_people=False,
                     ),
                 )
+        if self._options.llm_analytics and is_genai(attrs):
+            name, props, start = genai_event(span, attrs, own, self._options.privacy_mode)
+            tags.add_event(
+                out,
+                problems,
+                partial(
+                    self._events.build,
+                    {**reserved, TAG: name},
+                    extras,
+                    props,
+                    context,
+                    flags,
+                    identity=identity,
+                    groups=groups,
+                    session=session,
+                    timestamp=start,
+                    uuid=event_uuid(trace_hex, span_hex, ":ai"),
+                    personless_id=trace_hex,
+                    own_people=False,
+                ),
+            )
         if TAG in attrs:
             own["$otel_span_kind"] = _KIND_NAMES.get(span.kind, "internal")
             status = span.status

@@ -56,6 +56,8 @@ class MappingOptions:
     capture_exceptions: bool = False
     include_resource_attributes: bool = False
     denylist: re.Pattern[str] | None = None
+    llm_analytics: bool = True  # GenAI spans become $ai_* events (see ``genai``)
+    privacy_mode: bool = False  # ... without prompts, outputs, tool arguments and results
 
 
 class EventBuilder:

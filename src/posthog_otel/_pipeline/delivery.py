@@ -51,12 +51,16 @@ class Delivery:
         attribute_denylist: Iterable[str] | re.Pattern[str] | None,
         before_send: BeforeSend | None,
         max_batch_size: int,
+        llm_analytics: bool = True,
+        privacy_mode: bool = False,
     ) -> Delivery:
         """The delivery behind a span or log processor or exporter, from their options."""
         options = MappingOptions(
             capture_exceptions=capture_exceptions,
             include_resource_attributes=include_resource_attributes,
             denylist=denylist_pattern(attribute_denylist),
+            llm_analytics=llm_analytics,
+            privacy_mode=privacy_mode,
         )
         return cls(
             connection, stats, SpanMapper(options), before_send, max_batch_size, LogMapper(options)

@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from posthog_otel import _otel
 from posthog_otel._client.client import PostHogClient, client_from, connection_of
+from posthog_otel._client.config import bool_from_env
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST
 from posthog_otel._mapping.spans import is_tagged
 from posthog_otel._pipeline.delivery import BeforeSend, Delivery
@@ -47,7 +48,8 @@ class PostHogSpanExporter(SpanExporter):
         export_timeout: seconds allowed per ``export()`` call, retries included.
         attach_processor: when an SDK ``TracerProvider`` is the global one, attach
             a ``PostHogSpanProcessor`` to it (see the module docstring); ``False``
-            keeps this a plain exporter.
+            keeps this a plain exporter. A plain exporter never sees spans start,
+            so its LLM analytics events are not nested (each GenAI span is top level).
     """
 
     def __init__(
@@ -63,8 +65,12 @@ class PostHogSpanExporter(SpanExporter):
         max_batch_size: int = 1000,
         export_timeout: float = 30.0,
         attach_processor: bool = True,
+        llm_analytics: bool | None = None,
+        privacy_mode: bool = False,
         **client_options: Any,
     ) -> None:
+        if llm_analytics is None:
+            llm_analytics = bool_from_env("POSTHOG_LLM_ANALYTICS", True)
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
         options: dict[str, Any] = {
             "capture_exceptions": capture_exceptions,
@@ -72,6 +78,8 @@ class PostHogSpanExporter(SpanExporter):
             "attribute_denylist": attribute_denylist,
             "before_send": before_send,
             "max_batch_size": max_batch_size,
+            "llm_analytics": llm_analytics,
+            "privacy_mode": privacy_mode,
         }
         self._attached: PostHogSpanProcessor | None = None
         self._taken: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -86,6 +94,7 @@ class PostHogSpanExporter(SpanExporter):
         self._delivery = Delivery.for_spans(connection_of(self._client), self._stats, **options)
         self._export_timeout = export_timeout
         self._capture_exceptions = capture_exceptions
+        self._llm_analytics = llm_analytics
         self._stop = threading.Event()
 
     def __repr__(self) -> str:
@@ -96,7 +105,9 @@ class PostHogSpanExporter(SpanExporter):
         if self._attached is not None:
             spans = [span for span in spans if span not in self._taken]
         if self._stop.is_set():
-            lost = sum(is_tagged(span, self._capture_exceptions) for span in spans)
+            lost = sum(
+                is_tagged(span, self._capture_exceptions, self._llm_analytics) for span in spans
+            )
             self._stats.drop("closed", lost)
             return SpanExportResult.FAILURE
         try:

@@ -38,6 +38,8 @@ def build_pipeline(
     flush_interval: float,
     export_timeout: float,
     sigterm: tuple[bool, float],
+    llm_analytics: bool = True,
+    privacy_mode: bool = False,
 ) -> Pipeline:
     """A pipeline sending through ``client``, from a processor's options; it takes charge
     of SIGTERM as ``sigterm`` (``signals.settings``) says, when capture is on."""
@@ -50,6 +52,8 @@ def build_pipeline(
         attribute_denylist=attribute_denylist,
         before_send=before_send,
         max_batch_size=max_batch_size,
+        llm_analytics=llm_analytics,
+        privacy_mode=privacy_mode,
     )
     worker = BatchWorker(
         delivery,

@@ -1,9 +1,11 @@
-"""``PostHogSpanProcessor``: the recommended way in. Tagged spans become PostHog events.
+"""``PostHogSpanProcessor``: the recommended way in. Tagged spans become PostHog events,
+and GenAI spans LLM analytics events.
 
 ``on_start`` copies the user's identity onto a new span from its parent or from
-baggage (only when there is one). ``on_end`` returns at once for a span that has
-no tags; a tagged span is handed to a background worker, which does the mapping,
-encoding and sending away from the application's thread. No hook ever raises.
+baggage (only when there is one), and under a GenAI span the nearest one's id, so
+LLM analytics can nest. ``on_end`` returns at once for a span that has no tags and
+is not a GenAI span; the others are handed to a background worker, which does the
+mapping, encoding and sending away from the application's thread. No hook ever raises.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from posthog_otel import _otel
 from posthog_otel._client.client import PostHogClient, client_from
+from posthog_otel._client.config import bool_from_env
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, TAG
+from posthog_otel._mapping.genai import AI_PARENT, LLM_REQUEST_TYPE, OPERATION, parent_for_children
 from posthog_otel._mapping.spans import has_tagged_events
 from posthog_otel._pipeline import signals
 from posthog_otel._pipeline.delivery import BeforeSend
@@ -60,6 +64,12 @@ class PostHogSpanProcessor(SpanProcessor):
             (default on).
         sigterm_timeout: seconds that delivery may take; ``None`` reads
             ``POSTHOG_SIGTERM_TIMEOUT`` (default 5).
+        llm_analytics: turn GenAI spans (``gen_ai.operation.name``, or Traceloop's
+            ``llm.request.type``) into ``$ai_generation``, ``$ai_embedding``,
+            ``$ai_span`` and ``$ai_trace`` events, no tag needed; ``None`` reads
+            ``POSTHOG_LLM_ANALYTICS`` (default on).
+        privacy_mode: send those events without prompts, outputs, tool arguments
+            and results (``$ai_input``, ``$ai_output_choices``, ``$ai_*_state``).
     """
 
     def __init__(
@@ -79,11 +89,16 @@ class PostHogSpanProcessor(SpanProcessor):
         export_timeout: float = 30.0,
         flush_on_sigterm: bool | None = None,
         sigterm_timeout: float | None = None,
+        llm_analytics: bool | None = None,
+        privacy_mode: bool = False,
         **client_options: Any,
     ) -> None:
         sigterm = signals.settings(flush_on_sigterm, sigterm_timeout)
+        if llm_analytics is None:
+            llm_analytics = bool_from_env("POSTHOG_LLM_ANALYTICS", True)
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
         self._capture_exceptions = capture_exceptions
+        self._llm_analytics = llm_analytics
         self._shut_down = False
         self._pipeline = build_pipeline(
             self._client,
@@ -98,6 +113,8 @@ class PostHogSpanProcessor(SpanProcessor):
             flush_interval=flush_interval,
             export_timeout=export_timeout,
             sigterm=sigterm,
+            llm_analytics=llm_analytics,
+            privacy_mode=privacy_mode,
         )
         self._span_flags = self._pipeline.span_flags
         self._roots = self._pipeline.roots
@@ -128,7 +145,14 @@ class PostHogSpanProcessor(SpanProcessor):
                         span.get_span_context().span_id,
                         parent.get_span_context().span_id,
                     )
-                identity = _otel.attributes_of(parent).get(DISTINCT_ID)
+                parent_attrs = _otel.attributes_of(parent)
+                identity = parent_attrs.get(DISTINCT_ID)
+                if self._llm_analytics and (
+                    OPERATION in parent_attrs
+                    or AI_PARENT in parent_attrs
+                    or LLM_REQUEST_TYPE in parent_attrs
+                ):  # under a GenAI span: note the nearest one, for the trace tree
+                    self._note_genai_parent(span, parent, parent_attrs)
             if identity is None:
                 carried = _otel.baggage_of(ctx)
                 if not carried:
@@ -152,13 +176,23 @@ class PostHogSpanProcessor(SpanProcessor):
             local_parent = span.parent
             if local_parent is None or local_parent.is_remote:
                 self._roots.ended(span)
-            if TAG in attrs or (events and has_tagged_events(events, self._capture_exceptions)):
+            if (
+                TAG in attrs
+                or (events and has_tagged_events(events, self._capture_exceptions))
+                or (self._llm_analytics and (OPERATION in attrs or LLM_REQUEST_TYPE in attrs))
+            ):
                 self._put((span, dict(inherited)) if inherited else span)
                 taken = self._pipeline.taken
                 if taken is not None:
                     taken.add(span)
         except Exception:  # a hook must never raise into the application
             logger.debug("posthog-otel on_end failed", exc_info=True)
+
+    def _note_genai_parent(self, span: Span, parent: Any, parent_attrs: Any) -> None:
+        ctx = parent.get_span_context()
+        value = parent_for_children(parent_attrs, ctx.span_id, ctx.trace_id)
+        if value is not None and AI_PARENT not in _otel.attributes_of(span):
+            span.set_attribute(AI_PARENT, value)
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -1,0 +1,278 @@
+"""GenAI spans to PostHog's LLM analytics events. Pure: no I/O.
+
+A span is a GenAI span when it has ``gen_ai.operation.name`` (OpenTelemetry's GenAI
+conventions) or Traceloop's ``llm.request.type``; it needs no tag. Its event:
+
+- ``$ai_generation`` for ``chat``, ``text_completion``, ``generate_content`` (and
+  Traceloop's ``completion``), ``$ai_embedding`` for ``embeddings``;
+- otherwise ``$ai_span`` inside another GenAI span, and ``$ai_trace`` when it is the
+  outermost one (an agent invocation).
+
+Nesting comes from ``posthog.ai.parent_id``, which the span processor writes on every
+span started under a GenAI span (``parent_for_children``): the nearest GenAI
+ancestor's span id, or the trace id when that ancestor is the ``$ai_trace`` itself,
+as PostHog's trace tree expects. Property names follow PostHog's LLM analytics
+schema; messages are converted in ``genai_content``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
+
+from posthog_otel import _otel
+from posthog_otel._mapping.genai_content import (
+    bounded,
+    finish_reason,
+    input_messages,
+    output_messages,
+    parse_json,
+    tool_definitions,
+    without_finish_reasons,
+)
+
+OPERATION = "gen_ai.operation.name"
+LLM_REQUEST_TYPE = "llm.request.type"
+AI_PARENT = "posthog.ai.parent_id"
+
+_GENERATIONS = frozenset({"chat", "text_completion", "generate_content", "completion"})
+_EMBEDDINGS = frozenset({"embeddings", "embedding"})
+# Read here (or content, which privacy mode must not leak): never passed on as is.
+_NAMESPACES = ("gen_ai.", "llm.", "traceloop.", "input.", "output.")
+_MAPPED = frozenset(
+    {"error.type", "server.address", "server.port", "http.response.status_code", "http.status_code"}
+)
+_TRACELOOP_PROPERTIES = "traceloop.association.properties."
+_STATUS_IN_MESSAGE = re.compile(r"Error code: (\d{3})\b")  # OpenAI's and Anthropic's SDKs
+
+# property -> the attributes that give it, the first present winning
+_PROPERTIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("$ai_model", ("gen_ai.response.model", "gen_ai.request.model", "llm.response.model")),
+    ("$ai_provider", ("gen_ai.provider.name", "gen_ai.system")),
+    ("$ai_input_tokens", ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")),
+    ("$ai_output_tokens", ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")),
+    (
+        "$ai_cache_read_input_tokens",
+        ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens"),
+    ),
+    (
+        "$ai_cache_creation_input_tokens",
+        ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens"),
+    ),
+    ("$ai_reasoning_tokens", ("gen_ai.usage.reasoning.output_tokens",)),
+    ("$ai_session_id", ("gen_ai.conversation.id",)),
+    ("$ai_response_id", ("gen_ai.response.id",)),
+    ("$ai_stream", ("gen_ai.request.stream", "llm.is_streaming")),
+    ("$ai_time_to_first_token", ("gen_ai.response.time_to_first_chunk",)),
+    ("$ai_temperature", ("gen_ai.request.temperature",)),
+    ("$ai_max_tokens", ("gen_ai.request.max_tokens", "llm.request.max_tokens")),
+    ("$ai_http_status", ("http.response.status_code", "http.status_code")),
+    (
+        "$ai_stop_reason",
+        (
+            "gen_ai.response.finish_reasons",
+            "llm.response.finish_reason",
+            "llm.response.stop_reason",
+        ),
+    ),
+)
+# $ai_model_parameters entry -> the attributes that give it
+_PARAMETERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("temperature", ("gen_ai.request.temperature",)),
+    ("max_tokens", ("gen_ai.request.max_tokens", "llm.request.max_tokens")),
+    ("top_p", ("gen_ai.request.top_p",)),
+    ("top_k", ("gen_ai.request.top_k", "llm.top_k")),
+    ("frequency_penalty", ("gen_ai.request.frequency_penalty", "llm.frequency_penalty")),
+    ("presence_penalty", ("gen_ai.request.presence_penalty", "llm.presence_penalty")),
+    ("seed", ("gen_ai.request.seed", "gen_ai.openai.request.seed")),
+    ("stop", ("gen_ai.request.stop_sequences", "llm.chat.stop_sequences")),
+    ("n", ("gen_ai.request.choice.count",)),
+    ("stream", ("gen_ai.request.stream", "llm.is_streaming")),
+)
+# attribute -> where it goes: (True for a property, False for a parameter, name, rank);
+# one pass over a span's attributes fills both.
+_SOURCES: dict[str, list[tuple[bool, str, int]]] = {}
+for _is_property, _table in ((True, _PROPERTIES), (False, _PARAMETERS)):
+    for _name, _keys in _table:
+        for _rank, _key in enumerate(_keys):
+            _SOURCES.setdefault(_key, []).append((_is_property, _name, _rank))
+_INDEXED = ("gen_ai.prompt.", "gen_ai.completion.", "llm.request.functions.")
+
+
+def is_genai(attrs: Mapping[str, Any]) -> bool:
+    """Whether a span with these attributes becomes an LLM analytics event."""
+    return OPERATION in attrs or LLM_REQUEST_TYPE in attrs
+
+
+def parent_for_children(attrs: Mapping[str, Any], span_id: int, trace_id: int) -> str | None:
+    """``posthog.ai.parent_id`` for spans started under a span with these attributes:
+    ``None`` outside GenAI spans (the caller checks ``is_genai`` or the key first)."""
+    if is_genai(attrs):
+        if AI_PARENT not in attrs and event_name(attrs) == "$ai_trace":
+            return "%032x" % trace_id  # noqa: UP031 - as the mapping formats ids
+        return "%016x" % span_id  # noqa: UP031
+    inherited = attrs.get(AI_PARENT)
+    return inherited if isinstance(inherited, str) else None
+
+
+def event_name(attrs: Mapping[str, Any]) -> str:
+    operation = attrs.get(OPERATION) or attrs.get(LLM_REQUEST_TYPE)
+    if operation in _GENERATIONS:
+        return "$ai_generation"
+    if operation in _EMBEDDINGS:
+        return "$ai_embedding"
+    return "$ai_span" if attrs.get(AI_PARENT) else "$ai_trace"
+
+
+def genai_event(
+    span: ReadableSpan, attrs: Mapping[str, Any], plain: Mapping[str, Any], privacy_mode: bool
+) -> tuple[str, dict[str, Any], int]:
+    """The event name, its LLM analytics properties, and its time (the span's start, so
+    a trace's events sort in call order). ``plain`` is the span's sendable attributes."""
+    ctx = span.context
+    trace_hex = "%032x" % ctx.trace_id if ctx else "0" * 32  # noqa: UP031
+    name = event_name(attrs)
+    props: dict[str, Any] = {
+        "$ai_trace_id": trace_hex,
+        "$ai_span_id": "%016x" % ctx.span_id if ctx else "0" * 16,  # noqa: UP031
+        "$ai_span_name": span.name,
+    }
+    if name != "$ai_trace":
+        parent = attrs.get(AI_PARENT)
+        props["$ai_parent_id"] = parent if isinstance(parent, str) and parent else trace_hex
+    parameters, indexed = _scan(attrs, props)
+    if span.start_time and span.end_time:
+        props["$ai_latency"] = (span.end_time - span.start_time) / 1e9
+    _error(span, attrs, props)
+    base_url = _base_url(attrs)
+    if base_url:
+        props["$ai_base_url"] = base_url
+    events = _otel.events_of(span)
+    if name in ("$ai_generation", "$ai_embedding"):
+        if parameters:
+            props["$ai_model_parameters"] = parameters
+        tools = tool_definitions(attrs, indexed=indexed)
+        if tools:
+            props["$ai_tools"] = bounded(tools)
+        _messages(attrs, events, props, privacy_mode, indexed, name == "$ai_generation")
+    elif not privacy_mode:
+        _states(attrs, events, props, indexed)
+    for key, value in plain.items():
+        if key.startswith(_TRACELOOP_PROPERTIES):
+            props[key[len(_TRACELOOP_PROPERTIES) :]] = value
+        elif not key.startswith(_NAMESPACES) and key not in _MAPPED:
+            props[key] = value
+    return name, props, span.start_time or span.end_time or time.time_ns()
+
+
+def _scan(attrs: Mapping[str, Any], props: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """One pass over the attributes: the mapped properties (into ``props``), the model
+    parameters, and whether any indexed (Traceloop) attributes are present."""
+    parameters: dict[str, Any] = {}
+    ranks: dict[tuple[bool, str], int] = {}
+    indexed = False
+    for key, value in attrs.items():
+        targets = _SOURCES.get(key)
+        if targets is None:
+            indexed = indexed or key.startswith(_INDEXED)
+            continue
+        if isinstance(value, tuple):
+            value = list(value)
+        for is_property, name, rank in targets:
+            if ranks.get((is_property, name), 99) > rank:
+                ranks[is_property, name] = rank
+                (props if is_property else parameters)[name] = value
+    reason = props.get("$ai_stop_reason")
+    if isinstance(reason, list):  # gen_ai.response.finish_reasons: one per choice
+        if reason and isinstance(reason[0], str):
+            props["$ai_stop_reason"] = reason[0]
+        else:
+            del props["$ai_stop_reason"]
+    return parameters, indexed
+
+
+def _messages(
+    attrs: Mapping[str, Any],
+    events: Any,
+    props: dict[str, Any],
+    privacy_mode: bool,
+    indexed: bool,
+    has_output: bool,
+) -> None:
+    """A model call's messages, and the stop reason when only they carry it."""
+    outputs = output_messages(attrs, events, indexed=indexed) if has_output else None
+    if "$ai_stop_reason" not in props:
+        reason = finish_reason(outputs)
+        if reason:
+            props["$ai_stop_reason"] = reason
+    if privacy_mode:
+        return
+    inputs = input_messages(attrs, events, indexed=indexed)
+    if inputs is not None:
+        props["$ai_input"] = bounded(inputs)
+    if outputs is not None:
+        props["$ai_output_choices"] = bounded(without_finish_reasons(outputs))
+
+
+def _states(attrs: Mapping[str, Any], events: Any, props: dict[str, Any], indexed: bool) -> None:
+    """What an agent or tool span took in and gave back."""
+    given = attrs.get("gen_ai.tool.call.arguments")
+    if given is not None:
+        given = parse_json(given, any_json=True)
+    else:
+        given = input_messages(attrs, events, indexed=indexed)
+    result = attrs.get("gen_ai.tool.call.result")
+    if result is not None:
+        result = parse_json(result, any_json=True)
+    else:
+        result = output_messages(attrs, events, indexed=indexed)
+    if given is not None:
+        props["$ai_input_state"] = bounded(given)
+    if result is not None:
+        props["$ai_output_state"] = bounded(result)
+
+
+def _error(span: ReadableSpan, attrs: Mapping[str, Any], props: dict[str, Any]) -> None:
+    """``$ai_is_error`` and ``$ai_error`` from the status, ``error.type``, the last exception."""
+    status = span.status
+    error_type = attrs.get("error.type")
+    if status.status_code is not StatusCode.ERROR and error_type is None:
+        return
+    props["$ai_is_error"] = True
+    message = status.description
+    if not message:
+        for event in reversed(_otel.events_of(span) or ()):
+            if event.name == "exception":
+                eattrs = _otel.attributes_of(event)
+                message = f"{eattrs.get('exception.type')}: {eattrs.get('exception.message')}"
+                break
+    props["$ai_error"] = message or str(error_type)
+    match = _STATUS_IN_MESSAGE.match(message or "")
+    if match and "$ai_http_status" not in props:
+        props["$ai_http_status"] = int(match.group(1))
+
+
+def _base_url(attrs: Mapping[str, Any]) -> str | None:
+    """Traceloop's recorded base URL, else one from ``server.address`` and ``server.port``
+    (the scheme a guess: https on 443 or no port, the OpenAI instrumentation's habit)."""
+    explicit = attrs.get("gen_ai.openai.api_base")
+    if isinstance(explicit, str) and explicit:
+        return explicit
+    host = attrs.get("server.address")
+    if not isinstance(host, str) or not host:
+        return None
+    port = attrs.get("server.port")
+    return f"https://{host}" if port in (None, 443) else f"http://{host}:{port}"
+
+
+def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None:
+            return list(value) if isinstance(value, tuple) else value
+    return None
