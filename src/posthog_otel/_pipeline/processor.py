@@ -1,7 +1,7 @@
 """``PostHogSpanProcessor``: the recommended way in. Tagged spans become PostHog events.
 
-``on_start`` copies the user's identity onto a new span from its parent or from
-baggage (only when there is one). ``on_end`` returns at once for a span that has
+``on_start`` copies the user's identity and session onto a new span from its parent
+or from baggage (only when there is one). ``on_end`` returns at once for a span that has
 no tags; a tagged span is handed to a background worker, which does the mapping,
 encoding and sending away from the application's thread. No hook ever raises.
 """
@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from posthog_otel import _otel
 from posthog_otel._client.client import PostHogClient, client_from
-from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, TAG
+from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, SESSION_ID, TAG
 from posthog_otel._mapping.spans import has_tagged_events
 from posthog_otel._pipeline import signals
 from posthog_otel._pipeline.delivery import BeforeSend
@@ -121,25 +121,31 @@ class PostHogSpanProcessor(SpanProcessor):
                 self._roots.started(span)  # where identify() can name the user later
             ctx = parent_context if parent_context is not None else _otel.current_context()
             parent = _otel.span_of(ctx)
-            identity = None
+            identity = session = None
             if parent is not None:
                 if self._flags_live:  # a flag was evaluated on some live span
                     self._span_flags.started(
                         span.get_span_context().span_id,
                         parent.get_span_context().span_id,
                     )
-                identity = _otel.attributes_of(parent).get(DISTINCT_ID)
-            if identity is None:
+                inherited = _otel.attributes_of(parent)
+                if inherited:
+                    identity = inherited.get(DISTINCT_ID)
+                    session = inherited.get(SESSION_ID)
+            if identity is None or session is None:
                 carried = _otel.baggage_of(ctx)
-                if not carried:
-                    return
-                identity = carried.get(DISTINCT_ID)
-            if (
-                isinstance(identity, str)
-                and identity
-                and DISTINCT_ID not in _otel.attributes_of(span)
-            ):
+                if carried:
+                    if identity is None:
+                        identity = carried.get(DISTINCT_ID)
+                    if session is None:
+                        session = carried.get(SESSION_ID)
+            if identity is None and session is None:
+                return
+            own = _otel.attributes_of(span)
+            if isinstance(identity, str) and identity and DISTINCT_ID not in own:
                 span.set_attribute(DISTINCT_ID, identity)
+            if isinstance(session, str) and session and SESSION_ID not in own:
+                span.set_attribute(SESSION_ID, session)
         except Exception:  # a hook must never raise into the application
             logger.debug("posthog-otel on_start failed", exc_info=True)
 
