@@ -223,6 +223,25 @@ def test_every_event_of_the_request_carries_the_browsers_person_and_session(
     client.close()
 
 
+def test_a_session_named_in_capture_properties_is_kept(server, make_pipeline):
+    tracer, processor = make_pipeline()
+    token = attach(W3C_AND_POSTHOG.extract(BROWSER))
+    try:
+        with tracer.start_as_current_span("GET /cart"):
+            capture("on_the_span", {"$session_id": "mine"})
+        capture("without_a_span", {"$session_id": "mine"})
+        capture("from_the_header")
+    finally:
+        detach(token)
+    assert processor.force_flush(10_000)
+    sessions = {e["event"]: e["properties"]["$session_id"] for e in server.wait_for_events(3)}
+    assert sessions == {
+        "on_the_span": "mine",
+        "without_a_span": "mine",
+        "from_the_header": "0190f3-session",
+    }
+
+
 # -- identify() and the headers ----------------------------------------------------------
 
 
