@@ -7,10 +7,12 @@ them, exporting to the test devserver.
     stopped = service.stop(signal.SIGTERM)          # -> Stopped(returncode, output)
 
 Each app serves ``GET /items/<n>``, which tags its instrumented server span with
-``posthog.event = item_viewed`` and ``item = n``, and, when ``DOWNSTREAM_URL`` is set,
-calls the same path and query there with ``requests`` (one trace across two services).
-Pass ``env`` to add or override variables (``OTEL_SEMCONV_STABILITY_OPT_IN``,
-``OTEL_BSP_SCHEDULE_DELAY``, ``DOWNSTREAM_URL``, ...). The ``services`` fixture in
+``posthog.event = item_viewed`` and ``item = n`` (inside ``identify(user)`` with
+``?user=``, adding ``capture(name)`` with ``?capture=name``), and, when
+``DOWNSTREAM_URL`` is set, calls the same path and query there with ``requests`` (one
+trace across two services). Pass ``env`` to add or override variables
+(``OTEL_SEMCONV_STABILITY_OPT_IN``, ``OTEL_BSP_SCHEDULE_DELAY``, ``DOWNSTREAM_URL``,
+``OTEL_PROPAGATORS``; ``APP_PROPAGATORS`` to set propagators in code, ...). The ``services`` fixture in
 conftest stops whatever a test left running.
 """
 

@@ -19,6 +19,7 @@ def test_all_is_pinned():
             "PostHogFlagProvider",
             "PostHogLogExporter",
             "PostHogLogProcessor",
+            "PostHogPropagator",
             "PostHogSpanExporter",
             "PostHogSpanProcessor",
             "Response",

@@ -100,13 +100,16 @@ def test_every_shell_block_runs(unused_port):
     # The README's port, swapped for a free one: another run may be using 8010.
     port = str(unused_port)
 
-    def block(marker: str, *, without: str = "") -> str:
-        (found,) = [b for b in blocks("sh")[1:] if marker in b and not (without and without in b)]
+    def block(marker: str, *, without: tuple[str, ...] = ()) -> str:
+        (found,) = [b for b in blocks("sh")[1:] if marker in b and not any(w in b for w in without)]
         return commands(found)[0].replace(".venv/bin/", BIN + "/").replace("8010", port)
 
     logs = block("OTEL_LOGS_EXPORTER=posthog")
+    replay = block("OTEL_PROPAGATORS=")
     devserver, tail = block("devserver"), block(" tail ")
-    auto = block("opentelemetry-instrument", without="OTEL_LOGS_EXPORTER=posthog")
+    auto = block(
+        "opentelemetry-instrument", without=("OTEL_LOGS_EXPORTER=posthog", "OTEL_PROPAGATORS=")
+    )
     env = {**os.environ, "PATH": BIN + os.pathsep + os.environ["PATH"]}
     server = start(devserver, env)
     watcher = None
@@ -133,6 +136,23 @@ def test_every_shell_block_runs(unused_port):
         with urllib.request.urlopen(events, timeout=10) as response:
             logged = json.loads(response.read())
         assert sorted(e["distinct_id"] for e in logged) == ["user-7", "user-8"]
+        result = subprocess.run(
+            ["bash", "-c", replay],
+            cwd=ROOT,
+            env=auto_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        session = result.stdout.split("belong to session ")[1].strip()
+        linked_url = f"http://127.0.0.1:{port}/api/events?q={session}"
+        with urllib.request.urlopen(linked_url, timeout=10) as response:
+            linked = json.loads(response.read())
+        assert sorted(e["event"] for e in linked) == ["cart_updated", "item_added"]
+        assert {(e["distinct_id"], e["properties"]["$session_id"]) for e in linked} == {
+            ("anon-01932c5e", session)
+        }
     finally:
         for process in (watcher, server):
             if process is not None:

@@ -15,6 +15,7 @@ from posthog_otel._pipeline.context import capture, identify
 from posthog_otel._pipeline.exporter import PostHogSpanExporter
 from posthog_otel._pipeline.logs import PostHogLogExporter, PostHogLogProcessor
 from posthog_otel._pipeline.processor import PostHogSpanProcessor
+from posthog_otel._pipeline.propagator import PostHogPropagator
 from posthog_otel._pipeline.stats import PipelineStats
 from posthog_otel._version import __version__
 from posthog_otel.errors import APIError, ConfigurationError, PostHogError, TransportError
@@ -33,6 +34,7 @@ __all__ = [
     "PostHogFlagProvider",
     "PostHogLogExporter",
     "PostHogLogProcessor",
+    "PostHogPropagator",
     "PostHogSpanExporter",
     "PostHogSpanProcessor",
     "Response",

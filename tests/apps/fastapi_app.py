@@ -20,5 +20,6 @@ def view_item(item: int, request: Request) -> dict[str, int]:
         span = trace.get_current_span()
         span.set_attribute("posthog.event", "item_viewed")
         span.set_attribute("item", item)
+        telemetry.also_capture(request.query_params.get("capture"), item)
         telemetry.downstream(request.url.path, request.url.query)
     return {"item": item}

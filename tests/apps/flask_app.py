@@ -20,6 +20,7 @@ def view_item(item: int) -> dict[str, int]:
         span = trace.get_current_span()
         span.set_attribute("posthog.event", "item_viewed")
         span.set_attribute("item", item)
+        telemetry.also_capture(request.args.get("capture"), item)
         telemetry.downstream(request.path, request.query_string.decode())
     return {"item": item}
 

@@ -4,6 +4,10 @@
 exports through ``OTEL_TRACES_EXPORTER=posthog``. ``processor``: the app adds our
 ``PostHogSpanProcessor`` to the provider, the one ``opentelemetry-instrument`` made if
 it runs under it, else its own.
+
+``APP_PROPAGATORS`` (``tracecontext,baggage,posthog``, or any of them): the app sets
+that composite propagator in code with ``set_global_textmap``, as the README shows,
+rather than through ``OTEL_PROPAGATORS``, which the SDK reads by itself.
 """
 
 from __future__ import annotations
@@ -12,22 +16,35 @@ import os
 from contextlib import AbstractContextManager, nullcontext
 
 from opentelemetry import trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
+from opentelemetry.propagate import set_global_textmap
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from posthog_otel import PostHogSpanProcessor, identify
+from posthog_otel import PostHogPropagator, PostHogSpanProcessor, capture, identify
+
+PROPAGATORS = {
+    "tracecontext": TraceContextTextMapPropagator,
+    "baggage": W3CBaggagePropagator,
+    "posthog": PostHogPropagator,
+}
 
 
 def set_up() -> None:
-    """Add our processor if asked, and instrument outgoing ``requests`` calls (a no-op
-    under ``opentelemetry-instrument``, which already did)."""
+    """Add our processor and set the propagators if asked, and instrument outgoing
+    ``requests`` calls (a no-op under ``opentelemetry-instrument``, which already did)."""
     if os.environ.get("APP_TELEMETRY", "exporter") == "processor":
         provider = trace.get_tracer_provider()
         if not isinstance(provider, TracerProvider):
             provider = TracerProvider(resource=Resource.create())  # reads OTEL_SERVICE_NAME
             trace.set_tracer_provider(provider)
         provider.add_span_processor(PostHogSpanProcessor())
+    names = os.environ.get("APP_PROPAGATORS")
+    if names:
+        set_global_textmap(CompositePropagator([PROPAGATORS[n]() for n in names.split(",")]))
     RequestsInstrumentor().instrument()
 
 
@@ -35,6 +52,13 @@ def as_user(user: str | None) -> AbstractContextManager[None]:
     """``identify(user)`` when the request names one (``?user=``), after the server span
     started, as a handler would once it knows who is calling."""
     return identify(user) if user else nullcontext()
+
+
+def also_capture(event: str | None, item: int) -> None:
+    """``capture(event)`` when the request names one (``?capture=``): a span event on
+    the server span, as a handler records what happened inside a request."""
+    if event:
+        capture(event, {"item": item})
 
 
 def downstream(path: str, query: str) -> None:

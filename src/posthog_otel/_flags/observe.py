@@ -23,6 +23,7 @@ from posthog_otel._flags.exposure import ExposureLog, flag_called_properties
 from posthog_otel._flags.values import FeatureFlag, FlagsResponse
 from posthog_otel._mapping.captured import captured_event
 from posthog_otel._pipeline import pipeline, signals
+from posthog_otel._pipeline.context import session_of
 from posthog_otel._pipeline.delivery import Delivery
 from posthog_otel._pipeline.pipeline import Pipeline
 from posthog_otel._pipeline.stats import Stats
@@ -81,7 +82,10 @@ class FlagObserver:
         properties = flag_called_properties(key, flag, answer, error or "", local)
         if groups:
             properties["$groups"] = dict(groups)
-        event = captured_event("$feature_flag_called", properties, who, span.get_span_context())
+        session = session_of(span)
+        event = captured_event(
+            "$feature_flag_called", properties, who, span.get_span_context(), session
+        )
         target = self._shared or self._own_pipeline()
         if target is not None:
             target.put(event)

@@ -16,10 +16,13 @@ def captured_event(
     props: dict[str, Any],
     distinct_id: str | None,
     span_context: trace.SpanContext,
+    session_id: str | None = None,
 ) -> dict[str, Any]:
-    """An event in PostHog's shape: ``$lib``, the trace it happened in, and a personless
-    id when nobody is known."""
+    """An event in PostHog's shape: ``$lib``, the trace it happened in, the session
+    (``$session_id``), and a personless id when nobody is known."""
     properties = {**props, "$lib": LIB, "$lib_version": __version__}
+    if session_id:
+        properties["$session_id"] = session_id
     trace_hex = None
     if span_context.is_valid:
         trace_hex = trace.format_trace_id(span_context.trace_id)

@@ -41,6 +41,7 @@ class LogItem:
         distinct_id: ``posthog.distinct_id`` from the baggage it was emitted in.
         span_attributes: the attributes of the span it was emitted in, copied then.
         flags: flag values known on that span (``$feature/<key>``).
+        session_id: ``posthog.session_id`` from the baggage it was emitted in.
     """
 
     record: Any
@@ -48,6 +49,7 @@ class LogItem:
     distinct_id: str | None = None
     span_attributes: Mapping[str, Any] | None = None
     flags: Mapping[str, Any] | None = None
+    session_id: str | None = None
 
 
 def is_tagged_record(attrs: Mapping[str, Any], capture_exceptions: bool) -> bool:
@@ -86,7 +88,11 @@ class LogMapper:
         groups = tags.groups(span_reserved) if span_extras & tags.GROUP else {}
         if extras & tags.GROUP:
             groups = {**groups, **tags.groups(reserved)}
-        session = tags.session(reserved, attrs) or tags.session(span_reserved, span_attrs)
+        session = (  # as for identity: the record's own, its baggage's, its span's
+            tags.session(reserved, attrs)
+            or item.session_id
+            or tags.session(span_reserved, span_attrs)
+        )
         context = self._context(holder, record)
         trace_hex = context.get("$trace_id")
         timestamp = record.timestamp or record.observed_timestamp

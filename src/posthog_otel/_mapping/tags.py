@@ -148,7 +148,7 @@ class EventBuilder:
             properties[f"$feature/{key}"] = value
         if groups:
             properties["$groups"] = dict(groups)
-        if session:
+        if session and "$session_id" not in properties:  # a property of its own wins
             properties["$session_id"] = session
         if identity is None:
             identity = personless_id

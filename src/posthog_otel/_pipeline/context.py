@@ -10,16 +10,22 @@ from enum import Enum
 from typing import Any
 
 from opentelemetry import baggage, trace
-from opentelemetry.context import attach, detach
+from opentelemetry.context import attach, detach, get_current
 
 from posthog_otel import _otel
 from posthog_otel._client.events import check_distinct_id, check_event_name, check_properties
 from posthog_otel._json import dumps
 from posthog_otel._mapping.captured import captured_event
-from posthog_otel._mapping.convention import DISTINCT_ID, PROPERTIES, RESERVED_PREFIX, TAG
+from posthog_otel._mapping.convention import (
+    DISTINCT_ID,
+    PROPERTIES,
+    RESERVED_PREFIX,
+    SESSION_ID,
+    TAG,
+)
 from posthog_otel._pipeline import pipeline
 
-__all__ = ["capture", "identify"]
+__all__ = ["capture", "identify", "session_of"]
 
 logger = logging.getLogger(__name__)
 _warned = threading.Event()
@@ -38,7 +44,8 @@ def capture(
     recording span (no tracer provider, or the trace was sampled out) the event
     goes straight to the most recently started ``PostHogSpanProcessor``: product
     analytics are not sampled away with traces. The user is ``distinct_id``, or
-    the one ``identify()`` put in baggage, or the span's.
+    the one in baggage (``identify()``'s, or the request's PostHog header), or the
+    span's; the session is baggage's, unless ``properties`` name a ``$session_id``.
 
     Raises ``TypeError``/``ValueError`` for a bad name, id or property value, and
     ``ValueError`` for a property named ``posthog.*`` (those keys are reserved).
@@ -54,11 +61,11 @@ def capture(
     if distinct_id is not None:
         check_distinct_id(distinct_id)
     else:
-        carried = baggage.get_baggage(DISTINCT_ID)
-        distinct_id = carried if isinstance(carried, str) and carried else None
+        distinct_id = _carried(DISTINCT_ID)
+    session_id = None if "$session_id" in props else _carried(SESSION_ID)
     span = trace.get_current_span()
     if span.is_recording():
-        span.add_event(name, _as_attributes(name, props, distinct_id))
+        span.add_event(name, _as_attributes(name, props, distinct_id, session_id))
         return
     active = pipeline.active()
     if active is None:
@@ -70,31 +77,43 @@ def capture(
                 name,
             )
         return
-    active.put(captured_event(name, props, distinct_id, span.get_span_context()))
+    active.put(captured_event(name, props, distinct_id, span.get_span_context(), session_id))
 
 
 @contextmanager
-def identify(distinct_id: str) -> Iterator[None]:
-    """Attribute everything inside to ``distinct_id``: the span you are in, the request
-    it belongs to, the spans started here, and the services you call.
+def identify(distinct_id: str, session_id: str | None = None) -> Iterator[None]:
+    """Attribute everything inside to ``distinct_id`` (and ``session_id``, if given):
+    the span you are in, the request it belongs to, the spans started here, and the
+    services you call.
 
-    On entry the id is written on the current span and on its local root (the span
-    that began this trace in this process: a request's server span) unless they carry
-    one already, so an event tagged on them afterwards is the user's. It also travels
-    in W3C baggage (``posthog.distinct_id``): spans started inside inherit it, and
-    instrumented HTTP clients carry it to other services. Baggage is visible to every
-    service and in outgoing headers: use an identifier, never anything secret.
+    On entry the ids are written on the current span and on its local root (the span
+    that began this trace in this process: a request's server span), so an event
+    tagged on them afterwards is the user's. They replace what the request brought
+    in (the PostHog headers, or baggage from upstream) but not a value your code set
+    on the span itself. They also travel in W3C baggage (``posthog.distinct_id``,
+    ``posthog.session_id``): spans started inside inherit them, and instrumented HTTP
+    clients carry them to other services. Baggage is visible to every service and in
+    outgoing headers: use identifiers, never anything secret.
+
+    Raises ``TypeError``/``ValueError`` for an id that is not a non-empty string.
     """
-    check_distinct_id(distinct_id)
-    _name_current_spans(distinct_id)
-    token = attach(baggage.set_baggage(DISTINCT_ID, distinct_id))
+    named = {DISTINCT_ID: check_distinct_id(distinct_id)}
+    if session_id is not None:
+        named[SESSION_ID] = check_distinct_id(session_id, "session_id")
+    ctx = get_current()
+    _name_current_spans(named, baggage.get_all(ctx))
+    for key, value in named.items():
+        ctx = baggage.set_baggage(key, value, ctx)
+    token = attach(ctx)
     try:
         yield
     finally:
         detach(token)
 
 
-def _name_current_spans(distinct_id: str) -> None:
+def _name_current_spans(named: Mapping[str, str], carried: Mapping[str, object]) -> None:
+    """Write ``named`` on the current span and its local root, over a value that came
+    with the request (the one in baggage now) but never over one set in code."""
     span = trace.get_current_span()
     if not span.is_recording():
         return
@@ -105,11 +124,31 @@ def _name_current_spans(distinct_id: str) -> None:
         if root is not None and root is not span and root.is_recording():
             targets.append(root)
     for target in targets:
-        if DISTINCT_ID not in _otel.attributes_of(target):
-            target.set_attribute(DISTINCT_ID, distinct_id)
+        attrs = _otel.attributes_of(target)
+        for key, value in named.items():
+            present = attrs.get(key)
+            if present is None or (present != value and present == carried.get(key)):
+                target.set_attribute(key, value)
 
 
-def _as_attributes(name: str, props: Mapping[str, Any], distinct_id: str | None) -> dict[str, Any]:
+def session_of(span: trace.Span) -> str | None:
+    """The session an event made now belongs to: the span's ``posthog.session_id`` if it
+    is recording, else the current baggage's (``identify()``, or PostHog's headers)."""
+    session = _otel.attributes_of(span).get(SESSION_ID) if span.is_recording() else None
+    if isinstance(session, str) and session:
+        return session
+    return _carried(SESSION_ID)
+
+
+def _carried(key: str) -> str | None:
+    """A ``posthog.*`` baggage entry of the current context, if it is a usable string."""
+    value = baggage.get_baggage(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _as_attributes(
+    name: str, props: Mapping[str, Any], distinct_id: str | None, session_id: str | None
+) -> dict[str, Any]:
     attributes: dict[str, Any] = {TAG: name}
     nested: dict[str, Any] = {}
     for key, value in props.items():
@@ -121,6 +160,8 @@ def _as_attributes(name: str, props: Mapping[str, Any], distinct_id: str | None)
         attributes[PROPERTIES] = dumps(nested).decode()
     if distinct_id is not None:
         attributes[DISTINCT_ID] = distinct_id
+    if session_id is not None:
+        attributes[SESSION_ID] = session_id
     return attributes
 
 

@@ -1,10 +1,10 @@
 """``PostHogLogProcessor`` and ``PostHogLogExporter``: tagged log records become events.
 
 The processor is the recommended way in: it runs when a record is emitted, so it
-reads the context the record was emitted in (the baggage ``identify()`` set, the
-current span and the flags evaluated in it) and queues only tagged records (and
-exceptions, if asked), handing them to the same worker as spans. ``on_emit``
-returns at once for a record with no tag. No hook ever raises.
+reads the context the record was emitted in (the baggage ``identify()`` or the
+PostHog headers set, the current span and the flags evaluated in it) and queues
+only tagged records (and exceptions, if asked), handing them to the same worker as
+spans. ``on_emit`` returns at once for a record with no tag. No hook ever raises.
 
 The exporter is the SDK's ``LogRecordExporter`` for ``OTEL_LOGS_EXPORTER=posthog``
 (the ``posthog`` entry point in ``opentelemetry_logs_exporter``, built with no
@@ -31,6 +31,7 @@ from posthog_otel._mapping.convention import (
     DEFAULT_DENYLIST,
     DISTINCT_ID,
     FLAG_EVALUATION,
+    SESSION_ID,
     TAG,
     note_flag_evaluation,
 )
@@ -297,15 +298,18 @@ def _ignore(log_record: Any) -> None:
 def _item(
     log_record: Any, ctx: Context | None, exceptions: bool, span_flags: SpanFlags | None
 ) -> LogItem:
-    """The record with what its context knows: baggage's ``posthog.distinct_id``, the
-    current span's attributes (copied now, as the span lives on) and its flags."""
+    """The record with what its context knows: baggage's ``posthog.distinct_id`` and
+    ``posthog.session_id``, the current span's attributes (copied now, as the span
+    lives on) and its flags."""
     if not ctx:
         return LogItem(log_record, exceptions)
-    carried = _otel.baggage_of(ctx).get(DISTINCT_ID)
-    distinct_id = carried if isinstance(carried, str) and carried else None
+    carried = _otel.baggage_of(ctx)
+    distinct_id, session_id = carried.get(DISTINCT_ID), carried.get(SESSION_ID)
+    distinct_id = distinct_id if isinstance(distinct_id, str) and distinct_id else None
+    session_id = session_id if isinstance(session_id, str) and session_id else None
     span = _otel.span_of(ctx)
     if not isinstance(span, ReadableSpan):  # none, or not ours to read (a remote parent)
-        return LogItem(log_record, exceptions, distinct_id)
+        return LogItem(log_record, exceptions, distinct_id, session_id=session_id)
     attrs = _otel.attributes_of(span)
     flags: dict[str, Any] = {}
     if span_flags is not None and span_flags.live:
@@ -316,4 +320,5 @@ def _item(
     for event in tuple(_otel.events_of(span)):
         if event.name == FLAG_EVALUATION:
             note_flag_evaluation(_otel.attributes_of(event), flags)
-    return LogItem(log_record, exceptions, distinct_id, dict(attrs) if attrs else None, flags)
+    span_attrs = dict(attrs) if attrs else None
+    return LogItem(log_record, exceptions, distinct_id, span_attrs, flags, session_id)

@@ -1,9 +1,9 @@
 """``PostHogSpanProcessor``: the recommended way in. Tagged spans become PostHog events,
 and GenAI spans LLM analytics events.
 
-``on_start`` copies the user's identity onto a new span from its parent or from
-baggage (only when there is one), and under a GenAI span the nearest one's id, so
-LLM analytics can nest. ``on_end`` returns at once for a span that has no tags and
+``on_start`` copies the user's identity and session onto a new span from its parent
+or from baggage (only when there is one), and under a GenAI span the nearest one's id,
+so LLM analytics can nest. ``on_end`` returns at once for a span that has no tags and
 is not a GenAI span; the others are handed to a background worker, which does the
 mapping, encoding and sending away from the application's thread. No hook ever raises.
 """
@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from posthog_otel import _otel
 from posthog_otel._client.client import PostHogClient, client_from
 from posthog_otel._client.config import bool_from_env
-from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, TAG
+from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, SESSION_ID, TAG
 from posthog_otel._mapping.genai import AI_PARENT, LLM_REQUEST_TYPE, OPERATION, parent_for_children
 from posthog_otel._mapping.spans import has_tagged_events
 from posthog_otel._pipeline import signals
@@ -138,7 +138,7 @@ class PostHogSpanProcessor(SpanProcessor):
                 self._roots.started(span)  # where identify() can name the user later
             ctx = parent_context if parent_context is not None else _otel.current_context()
             parent = _otel.span_of(ctx)
-            identity = None
+            identity = session = None
             if parent is not None:
                 if self._flags_live:  # a flag was evaluated on some live span
                     self._span_flags.started(
@@ -146,24 +146,29 @@ class PostHogSpanProcessor(SpanProcessor):
                         parent.get_span_context().span_id,
                     )
                 parent_attrs = _otel.attributes_of(parent)
-                identity = parent_attrs.get(DISTINCT_ID)
-                if self._llm_analytics and (
-                    OPERATION in parent_attrs
-                    or AI_PARENT in parent_attrs
-                    or LLM_REQUEST_TYPE in parent_attrs
-                ):  # under a GenAI span: note the nearest one, for the trace tree
-                    self._note_genai_parent(span, parent, parent_attrs)
-            if identity is None:
+                if parent_attrs:
+                    identity = parent_attrs.get(DISTINCT_ID)
+                    session = parent_attrs.get(SESSION_ID)
+                    if self._llm_analytics and (
+                        OPERATION in parent_attrs
+                        or AI_PARENT in parent_attrs
+                        or LLM_REQUEST_TYPE in parent_attrs
+                    ):  # under a GenAI span: note the nearest one, for the trace tree
+                        self._note_genai_parent(span, parent, parent_attrs)
+            if identity is None or session is None:
                 carried = _otel.baggage_of(ctx)
-                if not carried:
-                    return
-                identity = carried.get(DISTINCT_ID)
-            if (
-                isinstance(identity, str)
-                and identity
-                and DISTINCT_ID not in _otel.attributes_of(span)
-            ):
+                if carried:
+                    if identity is None:
+                        identity = carried.get(DISTINCT_ID)
+                    if session is None:
+                        session = carried.get(SESSION_ID)
+            if identity is None and session is None:
+                return
+            own = _otel.attributes_of(span)
+            if isinstance(identity, str) and identity and DISTINCT_ID not in own:
                 span.set_attribute(DISTINCT_ID, identity)
+            if isinstance(session, str) and session and SESSION_ID not in own:
+                span.set_attribute(SESSION_ID, session)
         except Exception:  # a hook must never raise into the application
             logger.debug("posthog-otel on_start failed", exc_info=True)
 
