@@ -82,25 +82,32 @@ def test_identify_names_the_span_already_started_and_its_request(server, make_pi
     assert users == {"request_seen": "user-5", "handled": "user-5", "kept_its_own": "admin"}
 
 
-def test_two_live_roots_of_one_trace_are_not_guessed_between():
-    from posthog_otel._pipeline.roots import LocalRoots
+def test_concurrent_requests_of_one_trace_each_name_their_own_root(server, make_pipeline):
+    import threading
 
-    class FakeSpan:
-        def __init__(self, trace_id):
-            self.trace_id = trace_id
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-        def get_span_context(self):
-            return self
+    tracer, processor = make_pipeline()
+    remote = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(1))
+    parent = trace.set_span_in_context(NonRecordingSpan(remote))
+    both_started = threading.Barrier(2)
 
-    roots, first, second = LocalRoots(), FakeSpan(1), FakeSpan(1)
-    roots.started(first)
-    assert roots.root_of(1) is first
-    roots.started(second)
-    assert roots.root_of(1) is None  # two concurrent requests of one trace: ambiguous
-    roots.ended(first)
-    assert roots.root_of(1) is second
-    roots.ended(second)
-    assert roots.root_of(1) is None
+    def request(user: str) -> None:
+        with tracer.start_as_current_span("GET /", context=parent) as root:
+            root.set_attribute("posthog.event", f"request_of_{user}")
+            both_started.wait(5)  # both roots of trace 0xabc live at once
+            with tracer.start_as_current_span("handler"), identify(user):
+                pass
+
+    threads = [threading.Thread(target=request, args=(u,)) for u in ("ann", "bob")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert processor.force_flush(5000)
+    users = {e["event"]: e["distinct_id"] for e in server.events()}
+    assert users == {"request_of_ann": "ann", "request_of_bob": "bob"}
 
 
 @pytest.mark.parametrize("key", ["posthog.distinct_id", "posthog.event", "posthog.set.plan"])

@@ -24,6 +24,7 @@ from posthog_otel._mapping.convention import (
     TAG,
 )
 from posthog_otel._pipeline import pipeline
+from posthog_otel._pipeline.roots import root_of
 
 __all__ = ["capture", "identify", "session_of"]
 
@@ -118,11 +119,9 @@ def _name_current_spans(named: Mapping[str, str], carried: Mapping[str, object])
     if not span.is_recording():
         return
     targets = [span]
-    active = pipeline.active()
-    if active is not None:
-        root = active.roots.root_of(span.get_span_context().trace_id)
-        if root is not None and root is not span and root.is_recording():
-            targets.append(root)
+    root = root_of(span)
+    if root is not None and root is not span:
+        targets.append(root)
     for target in targets:
         attrs = _otel.attributes_of(target)
         for key, value in named.items():

@@ -1,5 +1,5 @@
 """What span processors share with the rest of the package: one queue, its counters,
-the flags known on live spans, and the live local root spans.
+and the flags known on live spans.
 
 The package-internal face of a ``PostHogSpanProcessor`` (reached with
 ``pipeline_of(processor)``): ``capture()`` without a span and the flag provider
@@ -18,7 +18,6 @@ from typing import Any
 from posthog_otel._client.client import PostHogClient, connection_of
 from posthog_otel._pipeline import signals
 from posthog_otel._pipeline.delivery import BeforeSend, Delivery, Item
-from posthog_otel._pipeline.roots import LocalRoots
 from posthog_otel._pipeline.spanflags import SpanFlags
 from posthog_otel._pipeline.stats import PipelineStats, Stats
 from posthog_otel._pipeline.worker import BatchWorker
@@ -78,7 +77,6 @@ class Pipeline:
         self.worker = worker
         self.stats = stats
         self.span_flags = SpanFlags()
-        self.roots = LocalRoots()
         # Tagged spans the processor took, for an exporter attached to the same provider
         # (it must not send them again); None when no exporter asked.
         self.taken: weakref.WeakSet[Any] | None = None

@@ -27,6 +27,7 @@ from posthog_otel._mapping.spans import has_tagged_events
 from posthog_otel._pipeline import signals
 from posthog_otel._pipeline.delivery import BeforeSend
 from posthog_otel._pipeline.pipeline import Pipeline, activate, build_pipeline
+from posthog_otel._pipeline.roots import note_root
 from posthog_otel._pipeline.stats import PipelineStats
 from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES
 
@@ -117,7 +118,6 @@ class PostHogSpanProcessor(SpanProcessor):
             privacy_mode=privacy_mode,
         )
         self._span_flags = self._pipeline.span_flags
-        self._roots = self._pipeline.roots
         self._flags_live = self._span_flags.live  # read on every span start and end
         self._seen = self._pipeline.stats.spans_seen.add
         self._put = self._pipeline.worker.put
@@ -135,7 +135,7 @@ class PostHogSpanProcessor(SpanProcessor):
         try:
             local_parent = span.parent
             if local_parent is None or local_parent.is_remote:
-                self._roots.started(span)  # where identify() can name the user later
+                note_root(span)  # where identify() can name the user later
             ctx = parent_context if parent_context is not None else _otel.current_context()
             parent = _otel.span_of(ctx)
             identity = session = None
@@ -178,9 +178,6 @@ class PostHogSpanProcessor(SpanProcessor):
             attrs = _otel.attributes_of(span)
             events = _otel.events_of(span)
             inherited = self._span_flags.ended(span.context.span_id) if self._flags_live else None
-            local_parent = span.parent
-            if local_parent is None or local_parent.is_remote:
-                self._roots.ended(span)
             if (
                 TAG in attrs
                 or (events and has_tagged_events(events, self._capture_exceptions))

@@ -1,52 +1,32 @@
-"""The spans that began each trace in this process: where ``identify()`` names the user.
+"""The span that began the current request in this process: where ``identify()`` names
+the user.
 
 A request's instrumented server span starts before any handler runs, so the user a
-handler identifies must be written onto that span afterwards. The processor records
-each live *local root* (a span with no parent in this process) by trace id; when one
-trace has several live local roots at once (two concurrent requests of one trace),
-none is chosen: attributing to the wrong one would be worse than not at all.
+handler identifies must be written onto that span afterwards. When a *local root*
+starts (a span with no parent in this process), the processor notes it in a context
+variable. Each request runs in a context of its own (its thread's, or its asyncio
+task's), so this costs one ``ContextVar.set`` per request, nothing at span end, and
+two concurrent requests of one trace never see each other's root. A note left over
+from an earlier request in the same thread is recognised as stale and ignored.
 """
 
 from __future__ import annotations
 
-import threading
+from contextvars import ContextVar
 from typing import Any
 
-from posthog_otel import _forksafe
-
-_MAX_TRACES = 50_000  # roots that never end must not grow this forever
+_local_root: ContextVar[Any] = ContextVar("posthog_otel_local_root", default=None)
 
 
-class LocalRoots:
-    """Live local root spans by trace id."""
+def note_root(span: Any) -> None:
+    """``span`` began a trace in this process (called as it starts)."""
+    _local_root.set(span)
 
-    def __init__(self) -> None:
-        self._roots: dict[int, list[Any]] = {}
-        self._lock = threading.Lock()
-        _forksafe.register(self)
 
-    def started(self, span: Any) -> None:
-        trace_id = span.get_span_context().trace_id
-        with self._lock:
-            if len(self._roots) >= _MAX_TRACES:
-                self._roots.clear()
-            self._roots.setdefault(trace_id, []).append(span)
-
-    def ended(self, span: Any) -> None:
-        trace_id = span.get_span_context().trace_id
-        with self._lock:
-            spans = self._roots.get(trace_id)
-            if spans is not None and span in spans:
-                spans.remove(span)
-                if not spans:
-                    del self._roots[trace_id]
-
-    def root_of(self, trace_id: int) -> Any:
-        """The one live local root of this trace, or ``None`` (none, or several)."""
-        with self._lock:
-            spans = self._roots.get(trace_id)
-            return spans[0] if spans is not None and len(spans) == 1 else None
-
-    def _after_fork(self) -> None:
-        self._lock = threading.Lock()
-        self._roots = {}
+def root_of(span: Any) -> Any:
+    """The live local root of ``span``'s request, or ``None``."""
+    root = _local_root.get()
+    if root is None or root is span:
+        return root
+    same_trace = root.get_span_context().trace_id == span.get_span_context().trace_id
+    return root if same_trace and root.is_recording() else None
