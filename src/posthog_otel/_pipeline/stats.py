@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -48,6 +49,44 @@ class Counter:
     @property
     def value(self) -> int:
         return self._value
+
+
+class ThreadCounter:
+    """A counter for the hooks every span and record passes through: each thread adds to
+    a cell of its own, so no lock is shared on the hot path (and no update is lost on
+    free-threaded Python). Reading sums the cells; a finished thread's cell is folded
+    into the total, so a server that starts a thread per request keeps few cells."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._cells: list[tuple[weakref.ref[threading.Thread], list[int]]] = []
+        self._folded = 0
+
+    def add(self, n: int = 1) -> None:
+        try:
+            self._local.cell[0] += n
+        except AttributeError:
+            self._local.cell = self._new_cell(n)
+
+    def _new_cell(self, n: int) -> list[int]:
+        cell = [n]
+        with self._lock:
+            live = []
+            for thread, counted in self._cells:
+                alive = thread()
+                if alive is not None and alive.is_alive():
+                    live.append((thread, counted))
+                else:
+                    self._folded += counted[0]
+            live.append((weakref.ref(threading.current_thread()), cell))
+            self._cells = live
+        return cell
+
+    @property
+    def value(self) -> int:
+        with self._lock:
+            return self._folded + sum(counted[0] for _, counted in self._cells)
 
 
 @dataclass(frozen=True)
@@ -101,8 +140,8 @@ class Stats:
         self._reset()
 
     def _reset(self) -> None:
-        self.spans_seen = Counter()
-        self.logs_seen = Counter()
+        self.spans_seen = ThreadCounter()
+        self.logs_seen = ThreadCounter()
         self.events_queued = Counter()
         self._lock = threading.Lock()
         self._sent = 0
