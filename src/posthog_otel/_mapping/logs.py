@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from posthog_otel import _otel
@@ -100,47 +99,47 @@ class LogMapper:
         out: list[dict[str, Any]] = []
         if TAG in attrs:
             uuid = str(uuid7())
-            tags.add_event(
-                out,
-                problems,
-                partial(
-                    self._events.build,
-                    reserved,
-                    extras,
-                    props,
-                    context,
-                    flags,
-                    identity=who,
-                    groups=groups,
-                    session=session,
-                    timestamp=timestamp,
-                    uuid=uuid,
-                    personless_id=trace_hex or uuid,
-                ),
-            )
+            try:
+                out.append(
+                    self._events.build(
+                        reserved,
+                        extras,
+                        props,
+                        context,
+                        flags,
+                        identity=who,
+                        groups=groups,
+                        session=session,
+                        timestamp=timestamp,
+                        uuid=uuid,
+                        personless_id=trace_hex or uuid,
+                    )
+                )
+            except tags.InvalidTagError as exc:
+                tags.lose(problems, exc)
         if wants_exception:
             uuid = str(uuid7())
             details = {k: v for k, v in props.items() if not k.startswith("exception.")}
             details.update(exception_properties(attrs, False, _level(record.severity_number)))
-            tags.add_event(
-                out,
-                problems,
-                partial(
-                    self._events.build,
-                    {TAG: "$exception"},
-                    0,
-                    details,
-                    context,
-                    flags,
-                    identity=who,
-                    groups=groups,
-                    session=session,
-                    timestamp=timestamp,
-                    uuid=uuid,
-                    personless_id=trace_hex or uuid,
-                    own_people=False,
-                ),
-            )
+            try:
+                out.append(
+                    self._events.build(
+                        {TAG: "$exception"},
+                        0,
+                        details,
+                        context,
+                        flags,
+                        identity=who,
+                        groups=groups,
+                        session=session,
+                        timestamp=timestamp,
+                        uuid=uuid,
+                        personless_id=trace_hex or uuid,
+                        own_people=False,
+                    )
+                )
+            except tags.InvalidTagError as exc:
+                tags.lose(problems, exc)
         return out
 
     def _context(self, holder: Any, record: Any) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from functools import partial
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -21,8 +20,9 @@ from posthog_otel._mapping.web import web_properties
 
 __all__ = ["InvalidTagError", "MappingOptions", "SpanMapper", "has_tagged_events", "is_tagged"]
 
-_KIND_NAMES = {kind: kind.name.lower() for kind in SpanKind}
-_STATUS_NAMES = {code: code.name.lower() for code in StatusCode}
+# By member identity: hashing an Enum member runs Python code, an id() does not.
+_KIND_NAMES = {id(kind): kind.name.lower() for kind in SpanKind}
+_STATUS_NAMES = {id(code): code.name.lower() for code in StatusCode}
 
 
 def has_tagged_events(events: Iterable[Any], capture_exceptions: bool) -> bool:
@@ -84,94 +84,94 @@ class SpanMapper:
                 props, ereserved, eextras = self._events.split(eattrs)
                 event_identity = tags.identity_or_error((ereserved, reserved), (eattrs, attrs))
                 egroups = {**groups, **tags.groups(ereserved)} if eextras & tags.GROUP else groups
-                tags.add_event(
-                    out,
-                    problems,
-                    partial(
-                        self._events.build,
-                        ereserved,
-                        eextras,
-                        props,
-                        context,
-                        flags,
-                        identity=event_identity,
-                        groups=egroups,
-                        session=tags.session(ereserved, eattrs) or session,
-                        timestamp=event.timestamp,
-                        uuid=event_uuid(trace_hex, span_hex, f":{index}"),
-                        personless_id=trace_hex,
-                    ),
-                )
+                try:
+                    out.append(
+                        self._events.build(
+                            ereserved,
+                            eextras,
+                            props,
+                            context,
+                            flags,
+                            identity=event_identity,
+                            groups=egroups,
+                            session=tags.session(ereserved, eattrs) or session,
+                            timestamp=event.timestamp,
+                            uuid=event_uuid(trace_hex, span_hex, f":{index}"),
+                            personless_id=trace_hex,
+                        )
+                    )
+                except InvalidTagError as exc:
+                    tags.lose(problems, exc)
             if name == "exception" and self._options.capture_exceptions:
                 escaped = escaped_from(span, eattrs, last=index == len(events) - 1)
-                tags.add_event(
-                    out,
-                    problems,
-                    partial(
-                        self._events.build,
-                        {TAG: "$exception"},
-                        0,
-                        exception_properties(eattrs, escaped),
+                try:
+                    out.append(
+                        self._events.build(
+                            {TAG: "$exception"},
+                            0,
+                            exception_properties(eattrs, escaped),
+                            context,
+                            flags,
+                            identity=identity,
+                            groups=groups,
+                            session=session,
+                            timestamp=event.timestamp,
+                            uuid=event_uuid(trace_hex, span_hex, f":{index}:exception"),
+                            personless_id=trace_hex,
+                            own_people=False,
+                        )
+                    )
+                except InvalidTagError as exc:
+                    tags.lose(problems, exc)
+        if self._options.llm_analytics and is_genai(attrs):
+            name, props, start = genai_event(span, attrs, own, self._options.privacy_mode)
+            try:
+                out.append(
+                    self._events.build(
+                        {**reserved, TAG: name},
+                        extras,
+                        props,
                         context,
                         flags,
                         identity=identity,
                         groups=groups,
                         session=session,
-                        timestamp=event.timestamp,
-                        uuid=event_uuid(trace_hex, span_hex, f":{index}:exception"),
+                        timestamp=start,
+                        uuid=event_uuid(trace_hex, span_hex, ":ai"),
                         personless_id=trace_hex,
                         own_people=False,
-                    ),
+                    )
                 )
-        if self._options.llm_analytics and is_genai(attrs):
-            name, props, start = genai_event(span, attrs, own, self._options.privacy_mode)
-            tags.add_event(
-                out,
-                problems,
-                partial(
-                    self._events.build,
-                    {**reserved, TAG: name},
-                    extras,
-                    props,
-                    context,
-                    flags,
-                    identity=identity,
-                    groups=groups,
-                    session=session,
-                    timestamp=start,
-                    uuid=event_uuid(trace_hex, span_hex, ":ai"),
-                    personless_id=trace_hex,
-                    own_people=False,
-                ),
-            )
+            except InvalidTagError as exc:
+                tags.lose(problems, exc)
         if TAG in attrs:
-            own["$otel_span_kind"] = _KIND_NAMES.get(span.kind, "internal")
+            own["$otel_span_kind"] = _KIND_NAMES.get(id(span.kind), "internal")
             status = span.status
-            own["$otel_status"] = _STATUS_NAMES[status.status_code]
+            own["$otel_status"] = _STATUS_NAMES.get(id(status.status_code), "unset")
             if status.description:
                 own["$otel_status_message"] = status.description
             if span.start_time and span.end_time:
                 own["$otel_duration_ms"] = (span.end_time - span.start_time) / 1e6
             if span.parent is not None:
                 own["$otel_parent_span_id"] = "%016x" % span.parent.span_id  # noqa: UP031
-            tags.add_event(
-                out,
-                problems,
-                partial(
-                    self._events.build,
-                    reserved,
-                    extras,
-                    own,
-                    context,
-                    flags,
-                    identity=identity,
-                    groups=groups,
-                    session=session,
-                    timestamp=span.end_time or time.time_ns(),
-                    uuid=event_uuid(trace_hex, span_hex, ""),
-                    personless_id=trace_hex,
-                ),
-            )
+            try:
+                out.append(
+                    self._events.build(
+                        reserved,
+                        extras,
+                        own,
+                        context,
+                        flags,
+                        identity=identity,
+                        groups=groups,
+                        session=session,
+                        timestamp=span.end_time or time.time_ns(),
+                        uuid=event_uuid(trace_hex, span_hex, ""),
+                        personless_id=trace_hex,
+                    )
+                )
+            except InvalidTagError as exc:
+                tags.lose(problems, exc)
         return out
 
     # -- pieces ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,9 +34,9 @@ __all__ = [
     "EventBuilder",
     "InvalidTagError",
     "MappingOptions",
-    "add_event",
     "groups",
     "identity_or_error",
+    "lose",
     "session",
 ]
 
@@ -213,17 +213,12 @@ class EventBuilder:
         }
 
 
-def add_event(
-    out: list[dict[str, Any]], problems: list[str] | None, build: Callable[[], dict[str, Any]]
-) -> None:
-    """Build one event; an unusable tag loses that event only (when ``problems`` is given,
-    the reason is appended to it; without, ``InvalidTagError`` is raised)."""
-    try:
-        out.append(build())
-    except InvalidTagError as exc:
-        if problems is None:
-            raise
-        problems.append(str(exc))
+def lose(problems: list[str] | None, error: InvalidTagError) -> None:
+    """One event is lost to an unusable tag: its reason joins ``problems`` (without a
+    list, the error is raised)."""
+    if problems is None:
+        raise error
+    problems.append(str(error))
 
 
 def identity_or_error(
