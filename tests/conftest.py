@@ -121,6 +121,20 @@ def json_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     return str(request.param)
 
 
+@pytest.fixture(params=["isal", "zlib"])
+def deflate_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the isal extra's deflate, and again with the standard library's."""
+    import zlib
+
+    import posthog_otel._client.compress as compress
+
+    if request.param == "zlib":
+        monkeypatch.setattr(compress, "_deflate", zlib)
+    elif compress._deflate is zlib:
+        pytest.skip("isal is not installed")
+    return str(request.param)
+
+
 class FakeClock:
     """A monotonic clock the test moves by hand (``clock.now += 5``)."""
 

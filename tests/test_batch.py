@@ -18,6 +18,9 @@ from posthog_otel._client.batch import (
 HEAD = batch_head("phc_k")
 
 
+pytestmark = pytest.mark.usefixtures("deflate_backend")  # each test with isal, then zlib
+
+
 def events_in(batch: SealedBatch) -> list[dict]:
     import gzip
 

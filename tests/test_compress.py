@@ -14,6 +14,9 @@ from posthog_otel._client.compress import GzipWriter, gzip_bytes
 PARTS = [b'{"api_key":"k","batch":[', b",".join(b'{"event":"e%d"}' % i for i in range(3000))]
 
 
+pytestmark = pytest.mark.usefixtures("deflate_backend")  # each test with isal, then zlib
+
+
 def test_whole_bodies():
     joined = b"".join(PARTS)
     assert gzip.decompress(gzip_bytes(joined)) == joined

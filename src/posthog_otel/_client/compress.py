@@ -12,15 +12,23 @@ from __future__ import annotations
 
 import struct
 import zlib
+from types import ModuleType
+
+_deflate: ModuleType
+try:  # the optional "isal" extra: Intel's ISA-L, the same deflate format, ~6x faster here
+    from isal import isal_zlib as _deflate
+except ImportError:
+    _deflate = zlib
 
 LEVEL = 1  # fast: level 1 already shrinks event JSON 5-10x
 _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # gzip, deflate, no name, mtime 0
 
 
 def gzip_bytes(body: bytes) -> bytes:
-    """Gzip a whole body (zlib releases the GIL while it compresses)."""
-    compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, 31)
-    return compressor.compress(body) + compressor.flush()
+    """Gzip a whole body (zlib and ISA-L release the GIL while they compress)."""
+    compressor = _deflate.compressobj(LEVEL, zlib.DEFLATED, 31)
+    compressed: bytes = compressor.compress(body) + compressor.flush()
+    return compressed
 
 
 class GzipWriter:
@@ -29,7 +37,7 @@ class GzipWriter:
     __slots__ = ("_chunks", "_compressor", "_crc", "_size")
 
     def __init__(self) -> None:
-        self._compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
+        self._compressor = _deflate.compressobj(LEVEL, zlib.DEFLATED, -15)
         self._chunks = [_HEADER]
         self._crc = 0
         self._size = 0
@@ -56,7 +64,7 @@ class SealedGzip:
 
     def finish(self, tail: bytes) -> bytes:
         """The complete gzip body with ``tail`` at the end."""
-        compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
+        compressor = _deflate.compressobj(LEVEL, zlib.DEFLATED, -15)
         crc = zlib.crc32(tail, self._crc)
         trailer = struct.pack("<II", crc, (self._size + len(tail)) & 0xFFFFFFFF)
         return b"".join((self.data, compressor.compress(tail), compressor.flush(), trailer))
