@@ -202,12 +202,22 @@ def test_uuids_are_deterministic_and_standard():
     again = [e["uuid"] for e in SpanMapper(MappingOptions()).map_span(span)]
     assert first == again
     assert len(set(first)) == 2
-    assert all(uuid.UUID(u).version == 5 for u in first)
-    trace_hex, span_hex = "a" * 32, "b" * 16
-    namespace = uuid.UUID("6f2a3b5c-8d9e-4f10-a1b2-c3d4e5f60718")
-    assert event_uuid(trace_hex, span_hex, ":3") == str(
-        uuid.uuid5(namespace, trace_hex + span_hex + ":3")
-    )
+    assert all(uuid.UUID(u).version == 8 and uuid.UUID(u).variant == uuid.RFC_4122 for u in first)
+
+
+@pytest.mark.parametrize("trace_id", [0xA3 << 100 | 0x1234, (1 << 128) - 1, 0])
+def test_every_event_of_a_span_gets_its_own_uuid(trace_id):
+    from posthog_otel._mapping.convention import GENAI_EVENT, OWN_EVENT, span_event_position
+
+    trace_hex, span_hex = f"{trace_id:032x}", "b" * 16
+    positions = [OWN_EVENT, GENAI_EVENT] + [
+        span_event_position(i, exception=e) for i in range(128) for e in (False, True)
+    ]
+    uuids = [event_uuid(trace_hex, span_hex, trace_id, p) for p in positions]
+    assert len(set(uuids)) == len(positions)
+    assert all(str(uuid.UUID(u)) == u and uuid.UUID(u).version == 8 for u in uuids)
+    other_span = event_uuid(trace_hex, "c" * 16, trace_id, OWN_EVENT)
+    assert other_span not in uuids
 
 
 def test_denylist_drops_credentials_but_not_lookalikes():

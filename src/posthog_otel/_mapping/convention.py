@@ -8,7 +8,6 @@ sent as a property. See the README's convention table for the contract.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 import time
@@ -40,7 +39,6 @@ DEFAULT_DENYLIST = (
     "private_key",
     "credentials",
 )
-_UUID_NAMESPACE = bytes.fromhex("6f2a3b5c8d9e4f10a1b2c3d4e5f60718")
 
 
 def denylist_pattern(words: Iterable[str] | re.Pattern[str] | None) -> re.Pattern[str] | None:
@@ -58,11 +56,25 @@ def normalise_key(key: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower()
 
 
-def event_uuid(trace_hex: str, span_hex: str, suffix: str) -> str:
-    """Deterministic: ``uuid5(namespace, trace + span + suffix)``, so re-exports dedupe."""
-    name = _UUID_NAMESPACE + (trace_hex + span_hex + suffix).encode()
-    h = hashlib.sha1(name, usedforsecurity=False).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+def event_uuid(trace_hex: str, span_hex: str, trace_id: int, position: int) -> str:
+    """Deterministic, so exporting a span twice gives the same uuids and PostHog keeps one.
+
+    An RFC 9562 version 8 uuid: the span id's bits, then the trace id's low bits with the
+    event's ``position`` in the span mixed in (``SPAN_EVENT``, ...). Spans' ids are random,
+    so these are as unique as random uuids, and cost no hashing."""
+    low = trace_hex[20:] if not position else "%012x" % ((trace_id ^ position) & _LOW_48)
+    variant = _VARIANT[trace_hex[16]]
+    return f"{span_hex[:8]}-{span_hex[8:12]}-8{span_hex[13:16]}-{variant}{trace_hex[17:20]}-{low}"
+
+
+# Positions of a span's events, for event_uuid: its own event, its GenAI event, and
+# for span event i, 2 + 2i (the tagged event) and 3 + 2i (its $exception).
+OWN_EVENT, GENAI_EVENT = 0, 1
+_LOW_48 = (1 << 48) - 1
+
+
+def span_event_position(index: int, *, exception: bool = False) -> int:
+    return 2 + 2 * index + (1 if exception else 0)
 
 
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # RFC 4122 variant bits

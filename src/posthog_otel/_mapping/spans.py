@@ -12,7 +12,15 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from posthog_otel import _otel
 from posthog_otel._mapping import tags
-from posthog_otel._mapping.convention import FLAG_EVALUATION, TAG, event_uuid, note_flag_evaluation
+from posthog_otel._mapping.convention import (
+    FLAG_EVALUATION,
+    GENAI_EVENT,
+    OWN_EVENT,
+    TAG,
+    event_uuid,
+    note_flag_evaluation,
+    span_event_position,
+)
 from posthog_otel._mapping.exceptions import escaped_from, exception_properties
 from posthog_otel._mapping.genai import genai_event, is_genai
 from posthog_otel._mapping.tags import InvalidTagError, MappingOptions
@@ -65,7 +73,8 @@ class SpanMapper:
         """
         attrs = _otel.attributes_of(span)
         ctx = span.context
-        trace_hex = "%032x" % ctx.trace_id if ctx else "0" * 32  # noqa: UP031 - fastest
+        trace_id = ctx.trace_id if ctx else 0
+        trace_hex = "%032x" % trace_id  # noqa: UP031 - fastest
         span_hex = "%016x" % ctx.span_id if ctx else "0" * 16  # noqa: UP031
         own, reserved, extras = self._events.split(attrs)
         context = self._context(span, attrs, trace_hex, span_hex)
@@ -96,7 +105,9 @@ class SpanMapper:
                             groups=egroups,
                             session=tags.session(ereserved, eattrs) or session,
                             timestamp=event.timestamp,
-                            uuid=event_uuid(trace_hex, span_hex, f":{index}"),
+                            uuid=event_uuid(
+                                trace_hex, span_hex, trace_id, span_event_position(index)
+                            ),
                             personless_id=trace_hex,
                         )
                     )
@@ -116,7 +127,12 @@ class SpanMapper:
                             groups=groups,
                             session=session,
                             timestamp=event.timestamp,
-                            uuid=event_uuid(trace_hex, span_hex, f":{index}:exception"),
+                            uuid=event_uuid(
+                                trace_hex,
+                                span_hex,
+                                trace_id,
+                                span_event_position(index, exception=True),
+                            ),
                             personless_id=trace_hex,
                             own_people=False,
                         )
@@ -137,7 +153,7 @@ class SpanMapper:
                         groups=groups,
                         session=session,
                         timestamp=start,
-                        uuid=event_uuid(trace_hex, span_hex, ":ai"),
+                        uuid=event_uuid(trace_hex, span_hex, trace_id, GENAI_EVENT),
                         personless_id=trace_hex,
                         own_people=False,
                     )
@@ -166,7 +182,7 @@ class SpanMapper:
                         groups=groups,
                         session=session,
                         timestamp=span.end_time or time.time_ns(),
-                        uuid=event_uuid(trace_hex, span_hex, ""),
+                        uuid=event_uuid(trace_hex, span_hex, trace_id, OWN_EVENT),
                         personless_id=trace_hex,
                     )
                 )
