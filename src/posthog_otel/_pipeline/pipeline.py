@@ -99,7 +99,8 @@ class Pipeline:
         return self.worker.shutdown(timeout)
 
     def snapshot(self) -> PipelineStats:
-        return self.stats.snapshot(self.worker.queue_size, self.worker.buffered_bytes)
+        worker = self.worker
+        return self.stats.snapshot(worker.queue_size, worker.buffered_bytes, worker.accepted)
 
 
 _active: weakref.ref[Pipeline] | None = None

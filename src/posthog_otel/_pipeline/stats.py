@@ -179,13 +179,17 @@ class Stats:
                 f" ({detail})" if detail else "",
             )
 
-    def snapshot(self, queue_size: int = 0, buffered_bytes: int = 0) -> PipelineStats:
+    def snapshot(
+        self, queue_size: int = 0, buffered_bytes: int = 0, accepted: int = 0
+    ) -> PipelineStats:
+        """The counters now; ``accepted``: items a worker took (it counts them under its own
+        lock, so ``put`` takes one lock, not two)."""
         with self._lock:
             sent, retries, dropped = self._sent, self._retries, dict(self._dropped)
         return PipelineStats(
             spans_seen=self.spans_seen.value,
             logs_seen=self.logs_seen.value,
-            events_queued=self.events_queued.value,
+            events_queued=self.events_queued.value + accepted,
             events_sent=sent,
             retries=retries,
             dropped=MappingProxyType(dropped),

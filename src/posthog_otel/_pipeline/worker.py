@@ -132,7 +132,6 @@ class BatchWorker:
         if refused:
             self._stats.drop(refused)
             return False
-        self._stats.events_queued.add()
         return True
 
     def flush(self, timeout: float) -> bool:
@@ -191,6 +190,11 @@ class BatchWorker:
     def state(self) -> str:
         """``running``, ``draining`` or ``stopped`` (both threads have finished)."""
         return self._state
+
+    @property
+    def accepted(self) -> int:
+        """Items ``put`` accepted: each counts as one queued event until it is mapped."""
+        return self._accepted
 
     @property
     def queue_size(self) -> int:
