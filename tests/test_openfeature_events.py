@@ -211,3 +211,12 @@ def test_shutdown_stops_events_and_what_the_provider_started(make, events, serve
     wait_until(lambda: not any(t.is_alive() for t in started))
     server.set_flags({"flags": [flag("omega")], "group_type_mapping": {}, "cohorts": {}})
     assert events.kinds() == [ProviderEvent.PROVIDER_READY]
+
+
+@pytest.mark.parametrize("option", ["init_timeout", "stale_after"])
+@pytest.mark.parametrize("bad", [-1, "5", True])
+def test_bad_settings_are_refused(make, option, bad):
+    from posthog_otel import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=option):
+        make(**{option: bad})

@@ -77,7 +77,9 @@ class Lifecycle:
             raise GeneralError(why)
 
     def _settle(self, ok: bool) -> bool:
-        """Leave ``initializing``; whether the provider is ready."""
+        """Leave ``initializing``; whether the provider is ready. Definitions that load
+        after this say so with ``PROVIDER_READY`` (were they to load within the moment
+        before OpenFeature reports our failure, that report would come last)."""
         with self._lock:
             status = self._flags.definitions_status()
             ok = ok or (status is not None and status.loaded)  # loaded as the wait ended

@@ -23,6 +23,7 @@ from posthog_otel._flags.openfeature.lifecycle import Lifecycle
 from posthog_otel._flags.openfeature.resolution import Kind, Query, error, query, resolve
 from posthog_otel._flags.provider import PostHogFlagProvider
 from posthog_otel._flags.remote import Evaluation
+from posthog_otel.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from openfeature.flag_evaluation import FlagValueType
@@ -59,7 +60,7 @@ class PostHogProvider(AbstractProvider):
         super().__init__()
         for name, seconds in (("init_timeout", init_timeout), ("stale_after", stale_after)):
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-                raise ValueError(f"{name} must be a number of seconds >= 0")
+                raise ConfigurationError(name, f"must be a number of seconds >= 0, not {seconds!r}")
         self._owns = flags is None
         self._untracked = 0  # tracking events refused for bad arguments
         self._flags = flags if flags is not None else PostHogFlagProvider()
