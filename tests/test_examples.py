@@ -81,9 +81,15 @@ def test_openfeature_example():
     assert "value='bm25'" in lines["search-ranking"] or "value='vector'" in lines["search-ranking"]
     assert "value=250" in lines["upload-limit-mb"]
     assert "value=False" in lines["org-beta (no group)"]
+    assert "value=False" in lines["org-beta (carol)"]
+    assert "reason=DEFAULT" in lines["org-beta (carol)"]  # off for her, not an error
     assert "value=True" in lines["org-beta (acme)"]
     assert "reason=CACHED" in lines["dark-mode again"]
     assert "error=FLAG_NOT_FOUND" in lines["no-such-flag"]
+    assert "reason=TARGETING_MATCH" in lines["async (bob)"]
+    tracked = lines["tracked"]
+    assert "'value': 12.5" in tracked and "'$feature/dark-mode': True" in tracked
+    assert "$feature/search-ranking" in tracked and "org-beta" in tracked  # alice's reads
 
 
 def test_client_example():

@@ -1,6 +1,9 @@
-"""The OpenFeature provider, used through OpenFeature's own client API."""
+"""The OpenFeature provider's reads, through OpenFeature's own client API, with local
+evaluation and without: values, reasons and error codes."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from openfeature import api
@@ -13,24 +16,71 @@ from conftest import API_KEY, FakeClock
 from posthog_otel import PostHogClient, PostHogFlagProvider
 from posthog_otel.openfeature import PostHogProvider
 
-FLAGS = {
-    "beta": True,
-    "off": False,
-    "checkout": {"variants": {"control": 50, "test": 50}},
-    "limits": {"payload": {"max_items": 5}},
-    "count": {"payload": 42},
-    "ratio": {"payload": 0.25},
-    "words": {"payload": "not json"},
-    "no-payload": True,
-    "org-only": {"group_type": "company"},
+SECRET = "phs_openfeature_0123456789"
+
+
+def flag(flag_id, key, *, conditions=None, active=True, variants=None, payloads=None):
+    filters = {"groups": [{"properties": [], "rollout_percentage": 100}]}
+    if conditions is not None:
+        filters["groups"] = conditions
+    if variants:
+        filters["multivariate"] = {
+            "variants": [{"key": k, "rollout_percentage": p} for k, p in variants.items()]
+        }
+    if payloads:
+        filters["payloads"] = payloads
+    return {"id": flag_id, "key": key, "version": 3, "active": active, "filters": filters}
+
+
+PRO = [
+    {
+        "properties": [{"key": "plan", "type": "person", "operator": "exact", "value": ["pro"]}],
+        "rollout_percentage": 100,
+    }
+]
+DEFINITIONS = {
+    "flags": [
+        flag(1, "beta", payloads={"true": json.dumps({"limit": 5})}),
+        flag(2, "off", active=False),
+        flag(3, "nobody", conditions=[{"properties": [], "rollout_percentage": 0}]),
+        flag(4, "pro-only", conditions=PRO),
+        flag(
+            5,
+            "checkout",
+            conditions=PRO,
+            variants={"control": 50, "test": 50},
+            payloads={"control": '{"color": "blue"}', "test": '{"color": "green"}'},
+        ),
+        flag(6, "count", payloads={"true": "42"}),
+        flag(7, "ratio", payloads={"true": "0.25"}),
+        flag(8, "words", payloads={"true": '"hello"'}),
+        flag(9, "broken", payloads={"true": "not json"}),
+        flag(10, "no-payload"),
+        flag(
+            11,
+            "theme",
+            conditions=PRO,
+            variants={"dark": 100},
+            payloads={"dark": "true", "false": "false"},
+        ),
+    ],
+    "group_type_mapping": {"0": "company"},
+    "cohorts": {},
 }
 
 
+@pytest.fixture(params=["local", "remote"])
+def mode(request):
+    return request.param
+
+
 @pytest.fixture
-def openfeature(server):
-    server.set_flags(FLAGS)
+def openfeature(server, mode):
+    server.set_flags(DEFINITIONS)
     clock = FakeClock()
-    client = PostHogClient(API_KEY, server.url, flags_timeout=1.0)
+    client = PostHogClient(
+        API_KEY, server.url, flags_timeout=1.0, secret_key=SECRET if mode == "local" else None
+    )
     flags = PostHogFlagProvider(client, clock=clock, send_feature_flag_events=False)
     api.set_provider_and_wait(PostHogProvider(flags))
     yield api.get_client(), clock
@@ -44,60 +94,97 @@ def ctx(key="u1", **attributes):
     return EvaluationContext(targeting_key=key, attributes=attributes)
 
 
-def test_boolean_and_string_resolution(openfeature):
-    client, _ = openfeature
-    details = client.get_boolean_details("beta", False, ctx())
-    assert (details.value, details.reason, details.variant) == (
-        True,
-        Reason.TARGETING_MATCH,
-        "true",
-    )
-    assert details.flag_metadata["flag_id"] == 1
-    assert details.flag_metadata["version"] == 1
-    assert details.flag_metadata["request_id"]
-    off = client.get_boolean_details("off", True, ctx("u2"))
-    assert (off.value, off.reason) == (False, Reason.DISABLED)
-    variant = client.get_string_details("checkout", "fallback", ctx("u3"))
-    assert variant.value in ("control", "test")
-    assert variant.variant == variant.value
+L, R = "local", "remote"
+STATIC_OR_MATCH = {L: Reason.STATIC, R: Reason.TARGETING_MATCH}
+DEFAULT = {L: Reason.DEFAULT, R: Reason.DEFAULT}
+MATCH = {L: Reason.TARGETING_MATCH, R: Reason.TARGETING_MATCH}
+DISABLED = {L: Reason.DISABLED, R: Reason.DISABLED}
+ERROR = {L: Reason.ERROR, R: Reason.ERROR}
+PRO_PLAN = {"plan": "pro"}
+FREE_PLAN = {"plan": "free"}
 
-
-def test_the_second_read_is_cached(openfeature):
-    client, _ = openfeature
-    client.get_boolean_value("beta", False, ctx())
-    assert client.get_boolean_details("beta", False, ctx()).reason == Reason.CACHED
-
-
-def test_numbers_and_objects_come_from_the_payload(openfeature):
-    client, _ = openfeature
-    assert client.get_object_value("limits", {}, ctx()) == {"max_items": 5}
-    assert client.get_integer_value("count", 0, ctx()) == 42
-    assert client.get_float_value("ratio", 0.0, ctx()) == 0.25
-    assert client.get_float_value("count", 0.0, ctx()) == 42.0
-    no_payload = client.get_integer_details("no-payload", 7, ctx())
-    assert (no_payload.value, no_payload.reason) == (7, Reason.DEFAULT)
-    off = client.get_object_details("off", {"d": 1}, ctx())
-    assert (off.value, off.reason) == ({"d": 1}, Reason.DISABLED)
+READS = [
+    # type, flag, default, attributes, value, reason (by mode), error code
+    ("boolean", "beta", False, {}, True, STATIC_OR_MATCH, None),
+    ("object", "beta", {}, {}, {"limit": 5}, STATIC_OR_MATCH, None),
+    ("integer", "count", 0, {}, 42, STATIC_OR_MATCH, None),
+    ("float", "count", 0.0, {}, 42.0, STATIC_OR_MATCH, None),
+    ("float", "ratio", 0.0, {}, 0.25, STATIC_OR_MATCH, None),
+    ("string", "words", "x", {}, "hello", STATIC_OR_MATCH, None),  # a JSON string payload
+    ("boolean", "pro-only", False, PRO_PLAN, True, MATCH, None),
+    # Inactive: the caller's default, whatever the type.
+    ("boolean", "off", True, {}, True, DISABLED, None),
+    ("string", "off", "x", {}, "x", DISABLED, None),
+    # Active but off for this user: no error. Booleans read PostHog's False...
+    ("boolean", "pro-only", True, FREE_PLAN, False, DEFAULT, None),
+    ("boolean", "nobody", True, {}, False, {L: Reason.STATIC, R: Reason.DEFAULT}, None),
+    # ...other types the caller's default, or the payload of false if there is one.
+    ("string", "checkout", "fallback", FREE_PLAN, "fallback", DEFAULT, None),
+    ("object", "checkout", {"d": 1}, FREE_PLAN, {"d": 1}, DEFAULT, None),
+    ("boolean", "theme", True, FREE_PLAN, False, DEFAULT, None),
+    ("boolean", "theme", False, PRO_PLAN, True, MATCH, None),  # a variant's boolean payload
+    ("string", "theme", "x", PRO_PLAN, "dark", MATCH, None),
+    # Errors: the default, and why.
+    ("boolean", "missing", False, {}, False, ERROR, ErrorCode.FLAG_NOT_FOUND),
+    ("string", "beta", "x", {}, "x", ERROR, ErrorCode.TYPE_MISMATCH),
+    ("boolean", "checkout", False, PRO_PLAN, False, ERROR, ErrorCode.TYPE_MISMATCH),
+    ("integer", "no-payload", 7, {}, 7, ERROR, ErrorCode.TYPE_MISMATCH),
+    ("integer", "ratio", 7, {}, 7, ERROR, ErrorCode.TYPE_MISMATCH),
+    ("object", "count", {}, {}, {}, ERROR, ErrorCode.TYPE_MISMATCH),
+    ("integer", "words", 7, {}, 7, ERROR, ErrorCode.TYPE_MISMATCH),  # valid JSON, a string
+    ("object", "broken", {}, {}, {}, ERROR, ErrorCode.PARSE_ERROR),  # not JSON at all
+    ("float", "broken", 1.5, {}, 1.5, ERROR, ErrorCode.PARSE_ERROR),
+]
 
 
 @pytest.mark.parametrize(
-    ("method", "key", "default", "code"),
-    [
-        ("get_boolean_details", "missing", False, ErrorCode.FLAG_NOT_FOUND),
-        ("get_boolean_details", "checkout", False, ErrorCode.TYPE_MISMATCH),
-        ("get_string_details", "beta", "x", ErrorCode.TYPE_MISMATCH),
-        ("get_integer_details", "limits", 0, ErrorCode.TYPE_MISMATCH),
-        ("get_object_details", "count", {}, ErrorCode.TYPE_MISMATCH),
-        ("get_object_details", "words", {}, ErrorCode.PARSE_ERROR),
-        ("get_float_details", "words", 1.5, ErrorCode.PARSE_ERROR),
-    ],
+    ("kind", "key", "default", "attributes", "value", "reason", "code"),
+    READS,
+    ids=[f"{r[0]}-{r[1]}-{'-'.join(r[3].values()) or 'any'}" for r in READS],
 )
-def test_errors_return_the_default_with_a_code(openfeature, method, key, default, code):
+def test_reads(openfeature, mode, kind, key, default, attributes, value, reason, code):
     client, _ = openfeature
-    details = getattr(client, method)(key, default, ctx())
-    assert details.value == default
-    assert details.error_code == code
-    assert details.reason == Reason.ERROR
+    # A user of its own: a remote read is fresh, not an earlier case's cached answer.
+    who = f"{kind}-{key}-{'-'.join(attributes.values())}"
+    details = getattr(client, f"get_{kind}_details")(key, default, ctx(who, **attributes))
+    assert (details.value, details.reason, details.error_code) == (value, reason[mode], code)
+    assert type(details.value) is type(value)
+    if code is not None:
+        assert key in details.error_message
+
+
+def test_variants_and_their_payloads(openfeature, mode):
+    client, _ = openfeature
+    variant = client.get_string_details("checkout", "fallback", ctx("u3", plan="pro"))
+    assert variant.value in ("control", "test")
+    assert (variant.variant, variant.reason) == (variant.value, Reason.TARGETING_MATCH)
+    config = client.get_object_details("checkout", {}, ctx("u3", plan="pro"))
+    assert config.value == {"color": "blue" if variant.value == "control" else "green"}
+    assert config.variant == variant.value
+
+
+def test_metadata_is_posthogs_and_read_only(openfeature, mode):
+    client, _ = openfeature
+    details = client.get_boolean_details("beta", False, ctx())
+    metadata = details.flag_metadata
+    assert (metadata["flag_id"], metadata["version"], metadata["reason"]) == (
+        1,
+        3,
+        "condition_match",
+    )
+    assert ("request_id" in metadata) == (mode == "remote")  # PostHog's answer has one
+    with pytest.raises(TypeError):
+        metadata["flag_id"] = 2
+    off = client.get_boolean_details("pro-only", True, ctx("u2", plan="free"))
+    assert off.flag_metadata["reason"] == "no_condition_match"
+    assert off.variant == "false"
+
+
+def test_a_second_remote_read_is_cached(openfeature, mode):
+    client, _ = openfeature
+    client.get_boolean_value("beta", False, ctx())
+    again = client.get_boolean_details("beta", False, ctx()).reason
+    assert again == (Reason.CACHED if mode == "remote" else Reason.STATIC)
 
 
 def test_a_missing_targeting_key(openfeature):
@@ -106,6 +193,7 @@ def test_a_missing_targeting_key(openfeature):
     assert (details.value, details.error_code) == (True, ErrorCode.TARGETING_KEY_MISSING)
 
 
+@pytest.mark.parametrize("mode", ["remote"])
 def test_context_attributes_become_groups_and_properties(openfeature, server):
     client, _ = openfeature
     context = ctx(
@@ -115,15 +203,17 @@ def test_context_attributes_become_groups_and_properties(openfeature, server):
         plan="pro",
         seats=3,
     )
-    assert client.get_boolean_value("org-only", False, context) is True
+    assert client.get_boolean_value("beta", False, context) is True
     body = server.requests.matching("/decide")[-1].json()
     assert body["groups"] == {"company": "acme"}
     assert body["group_properties"] == {"company": {"size": 10}}
     assert body["person_properties"] == {"plan": "pro", "seats": 3}
-    bad = client.get_boolean_details("beta", False, ctx("u6", groups="acme"))
-    assert bad.error_code == ErrorCode.INVALID_CONTEXT
+    for bad in ({"groups": "acme"}, {"group_properties": ["size"]}):
+        details = client.get_boolean_details("beta", False, ctx("u6", **bad))
+        assert (details.reason, details.error_code) == (Reason.ERROR, ErrorCode.INVALID_CONTEXT)
 
 
+@pytest.mark.parametrize("mode", ["remote"])
 def test_stale_and_unavailable(openfeature, server):
     client, clock = openfeature
     assert client.get_boolean_value("beta", False, ctx()) is True
@@ -136,6 +226,22 @@ def test_stale_and_unavailable(openfeature, server):
         Reason.ERROR,
         ErrorCode.GENERAL,
     )
+
+
+def test_span_events_give_the_same_reasons(openfeature, mode, make_pipeline):
+    client, _ = openfeature
+    tracer, _ = make_pipeline()
+    with tracer.start_as_current_span("request") as span:
+        # Three users: a remote read for the same user and context would be cached.
+        client.get_boolean_value("off", False, ctx("u7"))
+        client.get_boolean_value("pro-only", False, ctx("u8", plan="free"))
+        client.get_boolean_value("beta", False, ctx("u9"))
+    reasons = {
+        e.attributes["feature_flag.key"]: e.attributes["feature_flag.result.reason"]
+        for e in span.events
+    }
+    beta = "static" if mode == "local" else "targeting_match"
+    assert reasons == {"off": "disabled", "pro-only": "default", "beta": beta}
 
 
 def test_another_providers_evaluations_reach_posthog_through_openfeatures_hook(

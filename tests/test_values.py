@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from posthog_otel._flags.values import FeatureFlag, decode_payload, parse_flags_response
+from posthog_otel._flags.values import (
+    FeatureFlag,
+    RawPayload,
+    decode_payload,
+    parse_flags_response,
+)
 
 DETAILED = {
     "flags": {
@@ -57,7 +62,9 @@ def test_detailed_shape():
         id=1,
         version=3,
         request_id="550e8400-e29b-41d4-a716-446655440000",
+        reason_code="condition_match",
     )
+    assert answer.flags["off-flag"].reason_code == "no_condition_match"
     pricing = answer.flags["pricing-test"]
     assert (pricing.enabled, pricing.variant, pricing.value) == (
         "variant-a",
@@ -96,6 +103,8 @@ def test_legacy_shape_gives_the_same_values():
 )
 def test_payload_decoding(raw, decoded):
     assert decode_payload(raw) == decoded
+    # Only text that is not JSON is marked raw: a JSON string is an ordinary str.
+    assert isinstance(decode_payload(raw), RawPayload) == (raw == "not json at all")
 
 
 def test_quota_limited_means_no_flags_and_says_so():

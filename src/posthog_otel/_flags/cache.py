@@ -45,6 +45,7 @@ class Lookup:
     entry: Entry | None
     source: Source
     error: str | None = None
+    failure: Exception | None = None  # what this lookup's own fetch raised, if it failed
 
 
 class _Flight:
@@ -83,18 +84,21 @@ class FlagCache:
         self._lock = threading.Lock()
         self._flights = {}
 
+    def peek(self, key: Hashable) -> Lookup | None:
+        """The answer for ``key`` if it can be had without waiting (cached and fresh, or a
+        fallback while the breaker is open); ``None`` when a fetch must be waited for."""
+        now = self._clock()
+        with self._lock:
+            return self._ready(key, now)[0]
+
     def lookup(self, key: Hashable, fetch: Callable[[], FlagsResponse]) -> Lookup:
         """The answer for ``key``: cached, fetched by us or by a concurrent caller, stale, or
         unavailable. ``fetch`` is called only when this caller leads a refresh."""
         now = self._clock()
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-                if now - entry.fetched_at < self._ttl:
-                    return Lookup(entry, "cached")
-            if now < self._blocked_until:
-                return self._fallback(entry, now, "flag service unavailable, backing off")
+            ready, entry = self._ready(key, now)
+            if ready is not None:
+                return ready
             flight = self._flights.get(key)
             leader = flight is None
             if flight is None:
@@ -112,6 +116,17 @@ class FlagCache:
             flight.result = result
             flight.done.set()
         return result
+
+    def _ready(self, key: Hashable, now: float) -> tuple[Lookup | None, Entry | None]:
+        """Under the lock: the answer that needs no fetch, if any, and the entry held."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            if now - entry.fetched_at < self._ttl:
+                return Lookup(entry, "cached"), entry
+        if now < self._blocked_until:
+            return self._fallback(entry, now, "flag service unavailable, backing off"), entry
+        return None, entry
 
     def clear(self) -> None:
         with self._lock:
@@ -155,9 +170,11 @@ class FlagCache:
                 exc if isinstance(exc, PostHogError) else f"{type(exc).__name__}: {exc}",
                 wait,
             )
-        return self._fallback(entry, now, str(exc) or type(exc).__name__)
+        return self._fallback(entry, now, str(exc) or type(exc).__name__, exc)
 
-    def _fallback(self, entry: Entry | None, now: float, why: str) -> Lookup:
+    def _fallback(
+        self, entry: Entry | None, now: float, why: str, failure: Exception | None = None
+    ) -> Lookup:
         if entry is not None and now - entry.fetched_at < self._ttl + self._grace:
-            return Lookup(entry, "stale", why)
-        return Lookup(None, "unavailable", why)
+            return Lookup(entry, "stale", why, failure)
+        return Lookup(None, "unavailable", why, failure)

@@ -15,6 +15,7 @@ from posthog_otel import _forksafe
 from posthog_otel._flags.values import FeatureFlag, FlagsResponse
 
 REMEMBERED = 50_000  # exposures remembered per process, least recently seen first out
+USERS_REMEMBERED = 10_000  # users whose flag values are kept for their later events
 
 
 class SeenSet:
@@ -58,6 +59,39 @@ class ExposureLog:
         """``True`` the first time this exposure is seen (and remembers it)."""
         groups_key = tuple(sorted(groups.items())) if groups else ()
         return self._seen.add((distinct_id, flag, value, groups_key))
+
+
+class ExposedValues:
+    """The flag values each user was last given here, for the ``$feature/<key>`` of
+    their later events (OpenFeature tracking). Bounded: the user first seen longest ago
+    goes first. A read that repeats a known value takes no lock."""
+
+    def __init__(self, maxsize: int = USERS_REMEMBERED) -> None:
+        self._maxsize = maxsize
+        self._users: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        _forksafe.register(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+    def note(self, distinct_id: str, flag: str, value: Any) -> None:
+        known = self._users.get(distinct_id)
+        if known is not None and flag in known and known[flag] == value:
+            return
+        with self._lock:
+            values = self._users.get(distinct_id)
+            if values is None:
+                values = self._users[distinct_id] = {}
+                if len(self._users) > self._maxsize:
+                    self._users.popitem(last=False)
+            values[flag] = value
+
+    def of(self, distinct_id: str) -> dict[str, Any]:
+        """``{"$feature/<key>": value}`` for every flag this user was given."""
+        with self._lock:
+            values = dict(self._users.get(distinct_id) or {})
+        return {f"$feature/{key}": value for key, value in values.items()}
 
 
 def flag_called_properties(

@@ -19,7 +19,8 @@ from opentelemetry import trace
 
 from posthog_otel import _forksafe
 from posthog_otel._client.connection import Connection
-from posthog_otel._flags.exposure import ExposureLog, flag_called_properties
+from posthog_otel._flags.exposure import ExposedValues, ExposureLog, flag_called_properties
+from posthog_otel._flags.reasons import result_reason
 from posthog_otel._flags.values import FeatureFlag, FlagsResponse
 from posthog_otel._mapping.captured import captured_event
 from posthog_otel._pipeline import pipeline, signals
@@ -48,6 +49,7 @@ class FlagObserver:
         self._shared = shared
         self._send_events = send_events and connection.config.enabled_capture
         self._reported = ExposureLog()
+        self._exposed = ExposedValues()
         # Per live span, the flags already recorded on it, with their values.
         self._on_spans: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
@@ -70,6 +72,8 @@ class FlagObserver:
     ) -> None:
         """Record one read of flag ``key`` (``source``: where its answer came from)."""
         value = None if flag is None else flag.enabled
+        if flag is not None:
+            self._exposed.note(who, key, value)
         span = trace.get_current_span()
         if span.is_recording() and self._first_on_span(span, key, value):
             span.add_event("feature_flag.evaluation", span_event(key, flag, source, error, who))
@@ -89,6 +93,27 @@ class FlagObserver:
         target = self._shared or self._own_pipeline()
         if target is not None:
             target.put(event)
+
+    def capture(
+        self,
+        name: str,
+        who: str | None,
+        properties: dict[str, Any],
+        groups: Mapping[str, str] | None,
+    ) -> bool:
+        """Send event ``name`` for ``who`` (personless if ``None``) with ``$feature/<key>``
+        for every flag they were given here; ``False`` if it was not queued (events off,
+        shut down, or a full queue, which the pipeline counts)."""
+        if not self._connection.config.enabled_capture:
+            return False
+        if who is not None:
+            properties = {**self._exposed.of(who), **properties}
+        if groups:
+            properties["$groups"] = dict(groups)
+        span = trace.get_current_span()
+        event = captured_event(name, properties, who, span.get_span_context())
+        target = self._shared or self._own_pipeline()
+        return target is not None and target.put(event)
 
     def flush(self, timeout: float) -> bool:
         if self._shared is not None:
@@ -135,7 +160,7 @@ def span_event(
         "feature_flag.key": key,
         "feature_flag.provider.name": "posthog",
         "feature_flag.context.id": who,
-        "feature_flag.result.reason": _reason(flag, source),
+        "feature_flag.result.reason": result_reason(flag, source),
     }
     if flag is None:
         attributes["error.type"] = error or "flag_missing"
@@ -146,11 +171,3 @@ def span_event(
     if flag is not None and flag.version is not None:
         attributes["feature_flag.version"] = str(flag.version)
     return attributes
-
-
-def _reason(flag: FeatureFlag | None, source: str) -> str:
-    if flag is None:
-        return "error"
-    if source in ("cached", "stale"):
-        return source
-    return "targeting_match" if flag.enabled else "disabled"

@@ -12,8 +12,9 @@ With a secret key, flags are decided in process (local evaluation): the project'
 flag definitions are polled in the background (``_flags.local``), and PostHog is
 asked only for a flag the definitions cannot decide for this user.
 
-The parts: ``local.source`` (local answers), ``remote`` (PostHog's, through the
-cache), ``observe`` (what a read leaves on the trace and in exposure events).
+The parts: ``lookups`` (which source answers a read), ``local.source`` (local
+answers), ``remote`` (PostHog's, through the cache), ``observe`` (what a read leaves
+on the trace and in exposure events).
 """
 
 from __future__ import annotations
@@ -22,27 +23,22 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from opentelemetry import baggage, trace
-
-from posthog_otel import _otel
 from posthog_otel._client.client import PostHogClient, client_from, connection_of
-from posthog_otel._client.events import check_distinct_id, check_groups, check_properties
-from posthog_otel._flags.cache import FlagCache, Lookup
+from posthog_otel._client.events import check_groups, check_properties
+from posthog_otel._flags.cache import FlagCache
 from posthog_otel._flags.local.poller import DefinitionsStatus, Listener
-from posthog_otel._flags.local.source import FLAG_MISSING, NOT_LOADED, local_source
+from posthog_otel._flags.local.source import local_source
+from posthog_otel._flags.lookups import FlagLookups
 from posthog_otel._flags.observe import FlagObserver
-from posthog_otel._flags.remote import Evaluation, RemoteFlags, all_flags
-from posthog_otel._flags.remote import evaluation as remote_evaluation
-from posthog_otel._flags.stats import FlagCounters, FlagStats
+from posthog_otel._flags.remote import Evaluation, RemoteFlags
+from posthog_otel._flags.stats import FlagStats
+from posthog_otel._flags.subject import Checked, Properties, checked_context, distinct_id_for
 from posthog_otel._flags.values import FeatureFlag
-from posthog_otel._mapping.convention import DISTINCT_ID, USER_ID_KEYS
 from posthog_otel._pipeline import signals
 from posthog_otel._pipeline.processor import PostHogSpanProcessor, pipeline_of
+from posthog_otel.errors import PostHogError
 
 __all__ = ["Evaluation", "PostHogFlagProvider"]
-
-Properties = Mapping[str, Any]
-Checked = tuple[dict[str, str] | None, Properties | None, Mapping[str, Properties] | None]
 
 
 class PostHogFlagProvider:
@@ -95,8 +91,6 @@ class PostHogFlagProvider:
             client_options["secret_key"] = secret_key
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
         self._connection = connection_of(self._client)
-        self._only_local = only_local
-        self._counts = FlagCounters()
         shared = pipeline_of(processor) if processor is not None else None
         self._observer = FlagObserver(
             self._connection, shared, send_events=send_feature_flag_events, sigterm=sigterm
@@ -115,6 +109,7 @@ class PostHogFlagProvider:
         self._local = local_source(
             self._connection, secret_key, local_evaluation, poll_interval, only_local
         )
+        self._lookups = FlagLookups(self._local, self._remote, self._observer, only_local)
 
     def __repr__(self) -> str:
         local = ", local_evaluation=True" if self._local is not None else ""
@@ -188,28 +183,8 @@ class PostHogFlagProvider:
     ) -> dict[str, FeatureFlag]:
         """Every flag for this user (no span events or ``$feature_flag_called``). With
         local evaluation, PostHog is asked only when some flag could not be decided."""
-        who = self._who(distinct_id)
-        checked = self._checked(groups, person_properties, group_properties)
-        flags: dict[str, FeatureFlag] = {}
-        undecided: list[str] | None = None
-        if self._local is not None:
-            found = self._local.lookup_all(who, *checked)
-            if found is not None:
-                flags, undecided = found
-            if not undecided and found is not None:
-                self._counts.local.add()
-                return flags
-            self._counts.inconclusive.add()
-            if self._only_local:
-                return flags
-        self._counts.remote.add()
-        remote = all_flags(self._remote.lookup(who, *checked))
-        if remote is None:
-            return flags
-        if undecided is None:
-            return remote
-        wanted = set(undecided) | (remote.keys() - flags.keys())  # and flags we lack
-        return {**flags, **{k: f for k, f in remote.items() if k in wanted}}
+        who = distinct_id_for(distinct_id)
+        return self._lookups.all(who, checked_context(groups, person_properties, group_properties))
 
     def evaluate(
         self,
@@ -221,28 +196,74 @@ class PostHogFlagProvider:
     ) -> Evaluation:
         """The flag, where its answer came from, and why it is missing (for adapters such
         as OpenFeature; raises ``ValueError``/``TypeError`` for bad arguments)."""
-        if not isinstance(key, str) or not key:
-            raise ValueError("flag key must be a non-empty string")
-        who = self._who(distinct_id)
-        checked = self._checked(groups, person_properties, group_properties)
-        lookup: Lookup | None = None
-        evaluation = self._local_evaluation(key, who, checked)
-        if evaluation is None:
-            self._counts.remote.add()
-            lookup = self._remote.lookup(who, *checked)
-            evaluation = remote_evaluation(lookup, key)
-        answer = lookup.entry.answer if lookup is not None and lookup.entry is not None else None
-        flag, source, error = evaluation.flag, evaluation.source, evaluation.error
-        self._observer.observe(key, flag, source, error, who, checked[0], answer)
+        who, checked = self._subject(key, distinct_id, groups, person_properties, group_properties)
+        evaluation = self._lookups.evaluate(key, who, checked, wait=True)
+        assert evaluation is not None  # with wait=True there always is one
         return evaluation
+
+    def evaluate_now(
+        self,
+        key: str,
+        distinct_id: str | None = None,
+        groups: Mapping[str, str] | None = None,
+        person_properties: Properties | None = None,
+        group_properties: Mapping[str, Properties] | None = None,
+    ) -> Evaluation | None:
+        """``evaluate()``, if it needs no request: decided locally, or answered from the
+        cache (or by the breaker, during an outage). ``None`` when PostHog must be asked:
+        then call ``evaluate()`` where waiting is allowed (off an event loop)."""
+        who, checked = self._subject(key, distinct_id, groups, person_properties, group_properties)
+        return self._lookups.evaluate(key, who, checked, wait=False)
+
+    def prefetch(
+        self,
+        distinct_id: str | None = None,
+        *,
+        groups: Mapping[str, str] | None = None,
+        person_properties: Properties | None = None,
+        group_properties: Mapping[str, Properties] | None = None,
+    ) -> Exception | None:
+        """Ask PostHog for this user's flags now, unless a fresh answer is cached, so later
+        lookups answer from the cache: ``None`` when it answered, else what went wrong (a
+        refused project key is an ``APIError`` with status 401). For start-up checks."""
+        who = distinct_id_for(distinct_id)
+        lookup = self._remote.lookup(
+            who, *checked_context(groups, person_properties, group_properties)
+        )
+        if lookup.source in ("fresh", "cached"):
+            return None
+        return lookup.failure or PostHogError(lookup.error or "flag service unavailable")
+
+    def capture(
+        self,
+        event: str,
+        distinct_id: str | None = None,
+        *,
+        properties: Properties | None = None,
+        groups: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Send ``event`` for this user, with ``$feature/<key>`` for each flag this provider
+        gave them (the last value), so PostHog experiments can use it as a metric; through
+        the span processor's queue, or the provider's own. With no distinct id given or in
+        the context, the event is personless, as ``capture()``'s. ``False`` if not queued."""
+        if not isinstance(event, str) or not event:
+            raise ValueError("event must be a non-empty string")
+        try:
+            who: str | None = distinct_id_for(distinct_id)
+        except ValueError:
+            if distinct_id is not None:
+                raise
+            who = None
+        checked = check_properties(properties), (check_groups(groups) if groups else None)
+        return self._observer.capture(event, who, *checked)
 
     def stats(self) -> FlagStats:
         """How many lookups were decided locally, asked of PostHog, or undecided."""
         status = self._local.poller.status() if self._local is not None else None
         return FlagStats(
-            local=self._counts.local.value,
-            remote=self._counts.remote.value,
-            inconclusive=self._counts.inconclusive.value,
+            local=self._lookups.counts.local.value,
+            remote=self._lookups.counts.remote.value,
+            inconclusive=self._lookups.counts.inconclusive.value,
             definitions_loaded=status is not None and status.loaded,
             definition_polls=status.polls if status is not None else 0,
         )
@@ -286,66 +307,15 @@ class PostHogFlagProvider:
 
     # -- inside ----------------------------------------------------------------------------
 
-    def _who(self, distinct_id: str | None) -> str:
-        if distinct_id is not None:
-            return check_distinct_id(distinct_id)
-        span = trace.get_current_span()
-        attrs = _otel.attributes_of(span) if span.is_recording() else {}
-        tagged = attrs.get(DISTINCT_ID)
-        if isinstance(tagged, str) and tagged:
-            return tagged
-        carried = baggage.get_baggage(DISTINCT_ID)
-        if isinstance(carried, str) and carried:
-            return carried
-        for name in USER_ID_KEYS:
-            value = attrs.get(name)
-            if isinstance(value, str) and value:
-                return value
-        raise ValueError(
-            "no distinct_id given and none in the current context: pass distinct_id=, or "
-            "wrap the request in identify(user_id)"
-        )
-
-    def _checked(
+    def _subject(
         self,
+        key: str,
+        distinct_id: str | None,
         groups: Mapping[str, str] | None,
         person_properties: Properties | None,
         group_properties: Mapping[str, Properties] | None,
-    ) -> Checked:
-        """The arguments, checked, and in the JSON form PostHog would see them in."""
-        if person_properties and not _plain(person_properties):
-            person_properties = check_properties(person_properties, "person_properties")
-        if group_properties:
-            group_properties = check_properties(group_properties, "group_properties")
-        return (check_groups(groups) if groups else None), person_properties, group_properties
-
-    def _local_evaluation(self, key: str, who: str, checked: Checked) -> Evaluation | None:
-        """The flag from local evaluation; ``None`` to ask PostHog instead."""
-        if self._local is None:
-            return None
-        found = self._local.lookup(key, who, *checked)
-        if isinstance(found, FeatureFlag):
-            self._counts.local.add()
-            return Evaluation(found, "local")
-        if found != FLAG_MISSING:
-            self._counts.inconclusive.add()
-        if not self._only_local:
-            return None
-        if found == NOT_LOADED:
-            return Evaluation(None, "unavailable", NOT_LOADED)
-        return Evaluation(None, "local", found)
-
-
-_PLAIN = frozenset({str, int, bool, type(None)})
-
-
-def _plain(properties: Any) -> bool:
-    """Whether ``properties`` are already what ``check_properties`` would make of them (a
-    dict of strings to strings, integers, booleans or ``None``): the common case, and
-    worth the shortcut on a lookup that takes microseconds."""
-    if type(properties) is not dict:
-        return False
-    for key, value in properties.items():
-        if type(key) is not str or type(value) not in _PLAIN:
-            return False
-    return True
+    ) -> tuple[str, Checked]:
+        if not isinstance(key, str) or not key:
+            raise ValueError("flag key must be a non-empty string")
+        who = distinct_id_for(distinct_id)
+        return who, checked_context(groups, person_properties, group_properties)

@@ -46,7 +46,7 @@ class RemoteFlags:
         person_properties: Properties | None,
         group_properties: Mapping[str, Properties] | None,
     ) -> Lookup:
-        key = (who, _canonical(groups), _canonical(person_properties), _canonical(group_properties))
+        key = _key(who, groups, person_properties, group_properties)
         connection = self._connection
 
         def fetch() -> FlagsResponse:
@@ -56,6 +56,16 @@ class RemoteFlags:
                 )
 
         return self._cache.lookup(key, fetch)
+
+    def peek(
+        self,
+        who: str,
+        groups: dict[str, str] | None,
+        person_properties: Properties | None,
+        group_properties: Mapping[str, Properties] | None,
+    ) -> Lookup | None:
+        """The answer if it needs no request (see ``FlagCache.peek``), else ``None``."""
+        return self._cache.peek(_key(who, groups, person_properties, group_properties))
 
 
 def all_flags(lookup: Lookup) -> dict[str, FeatureFlag] | None:
@@ -91,6 +101,15 @@ def evaluation(lookup: Lookup, key: str) -> Evaluation:
 
 def stale(flag: FeatureFlag) -> FeatureFlag:
     return dataclasses.replace(flag, reason=f"stale: {flag.reason or 'cached answer'}")
+
+
+def _key(
+    who: str,
+    groups: dict[str, str] | None,
+    person_properties: Properties | None,
+    group_properties: Mapping[str, Properties] | None,
+) -> tuple[str, str | None, str | None, str | None]:
+    return who, _canonical(groups), _canonical(person_properties), _canonical(group_properties)
 
 
 def _canonical(value: Mapping[str, Any] | None) -> str | None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FeatureFlag", "FlagsResponse", "decode_payload", "parse_flags_response"]
+__all__ = ["FeatureFlag", "FlagsResponse", "RawPayload", "decode_payload", "parse_flags_response"]
 
 FlagValue = bool | str
 
@@ -17,7 +17,10 @@ class FeatureFlag:
     """One flag's value for one user.
 
     ``enabled`` is the flag's value, as in PostHog's other SDKs: ``True`` or
-    ``False``, or the variant's name for a multivariate flag.
+    ``False``, or the variant's name for a multivariate flag. ``reason_code`` is
+    PostHog's reason (``condition_match``, ``no_condition_match``,
+    ``out_of_rollout_bound``, ``flag_disabled``, ...) when known; ``static`` says local
+    evaluation found that every user gets this value (no targeting, no split).
     """
 
     name: str
@@ -28,6 +31,8 @@ class FeatureFlag:
     id: int | None = None
     version: int | None = None
     request_id: str | None = None
+    reason_code: str | None = None
+    static: bool = False
 
     @property
     def value(self) -> FlagValue:
@@ -55,14 +60,22 @@ class FlagsResponse:
         return {key: f.payload for key, f in self.flags.items() if f.payload is not None}
 
 
+class RawPayload(str):
+    """A payload that is not valid JSON, kept as its text (still a ``str``), so readers
+    that need JSON can tell it from a payload that is a JSON string."""
+
+    __slots__ = ()
+
+
 def decode_payload(raw: Any) -> Any:
-    """Payloads arrive JSON-encoded: decode them, keeping a non-JSON string as it is."""
+    """Payloads arrive JSON-encoded: decode them, keeping a non-JSON string as it is
+    (as a ``RawPayload``)."""
     if not isinstance(raw, str):
         return raw
     try:
         return json.loads(raw)
     except ValueError:
-        return raw
+        return RawPayload(raw)
 
 
 def parse_flags_response(body: Any) -> FlagsResponse:
@@ -101,9 +114,11 @@ def _detailed_flag(key: str, detail: Mapping[str, Any], request_id: str | None) 
     metadata = detail.get("metadata")
     metadata = metadata if isinstance(metadata, Mapping) else {}
     reason = detail.get("reason")
-    description = reason.get("description") if isinstance(reason, Mapping) else None
-    if description is None and isinstance(reason, Mapping):
-        description = reason.get("code")
+    reason = reason if isinstance(reason, Mapping) else {}
+    code = _str_or_none(reason.get("code"))
+    description = reason.get("description")
+    if description is None:
+        description = code
     return FeatureFlag(
         name=key,
         enabled=variant if variant is not None else enabled,
@@ -113,6 +128,7 @@ def _detailed_flag(key: str, detail: Mapping[str, Any], request_id: str | None) 
         id=_int_or_none(metadata.get("id")),
         version=_int_or_none(metadata.get("version")),
         request_id=request_id,
+        reason_code=code,
     )
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from posthog_otel._flags.local.definitions import parse_definitions
 from posthog_otel._flags.local.evaluator import Decision, LocalFlags, Undecided
 from posthog_otel._flags.local.source import describe
+from posthog_otel._flags.values import RawPayload
 from posthog_otel.devserver._rules import load_rules, rules_definitions
 from posthog_otel.devserver._wire import Answer, RejectError, Request
 
@@ -113,7 +114,7 @@ def flags_response(
         return {
             "featureFlags": values,
             "featureFlagPayloads": {
-                k: json.dumps(p)
+                k: _encoded(p)
                 for k, v in values.items()
                 if (p := local.flags[k].payload(v)) is not None
             },
@@ -130,7 +131,7 @@ def remote_config_payload(flags: ServedFlags, key: str) -> str | None:
     """A remote config flag's payload (its ``true`` payload), JSON-encoded as PostHog
     stores it; ``KeyError`` when there is no such flag."""
     payload = flags.local.flags[key].payload(True)
-    return None if payload is None else json.dumps(payload)
+    return None if payload is None else _encoded(payload)
 
 
 def _detailed(local: LocalFlags, key: str, answer: Decision | Undecided | None) -> dict[str, Any]:
@@ -154,9 +155,14 @@ def _detailed(local: LocalFlags, key: str, answer: Decision | Undecided | None) 
         "metadata": {
             "id": flag.id,
             "version": flag.version,
-            "payload": None if payload is None else json.dumps(payload),
+            "payload": None if payload is None else _encoded(payload),
         },
     }
+
+
+def _encoded(payload: Any) -> str:
+    """A payload as PostHog stores it: JSON text; one that never was JSON, as it was."""
+    return str(payload) if isinstance(payload, RawPayload) else json.dumps(payload)
 
 
 def _value(answer: Decision | Undecided | None) -> bool | str:

@@ -169,6 +169,8 @@ class CompiledFlag:
             self._compile(raw, compiler)
         except (_MalformedError, TypeError, ValueError, KeyError, AttributeError) as exc:
             self.broken = f"flag {self.key!r} has a definition we cannot read ({exc})"
+        # The decision every subject gets, if the definition leaves nothing to chance.
+        self.everyone: Decision | None = None if self.broken else self._everyone()
 
     def _compile(self, raw: Mapping[str, Any], compiler: FilterCompiler) -> None:
         filters = raw.get("filters") or {}
@@ -195,6 +197,28 @@ class CompiledFlag:
         )
         payloads = filters.get("payloads") or {}
         self.payloads = {str(k): decode_payload(v) for k, v in dict(payloads).items()}
+
+    def _everyone(self) -> Decision | None:
+        """The decision every subject gets, when the definition makes it the same for all
+        (an active flag with no filters, no rollout or variant split, no holdout); ``None``
+        when it depends on who asks. OpenFeature calls such a value ``STATIC``."""
+        if not self.active or self.enrollment or self.holdout or self.aggregation is not None:
+            return None
+        out_of_bound: Decision | None = None
+        for condition in self.conditions:
+            if condition.tests or condition.own_group:
+                return None
+            if condition.threshold is None or condition.threshold >= 1:
+                if condition.variant is not None or not self.variants:
+                    return condition.decisions[condition.variant]
+                whole = [name for low, high, name in self.variants if low <= 0 and high >= 1]
+                return condition.decisions[whole[0]] if whole else None
+            if condition.threshold > 0:
+                return None
+            out_of_bound = condition.out_of_bound  # a 0% rollout: nobody is in it
+            if self.early_exit:
+                break
+        return out_of_bound or _NO_MATCH_DECISION
 
     def bucketing(self, distinct_id: str, device_id: str | None, server_side: bool) -> str:
         """Who the rollout hashes for a flag on persons: the distinct id, or the device."""

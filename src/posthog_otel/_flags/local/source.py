@@ -169,6 +169,8 @@ def feature_flag(flag: CompiledFlag, decision: Decision) -> FeatureFlag:
             reason=f"Evaluated locally: {describe(decision)}",
             id=flag.id,
             version=flag.version,
+            reason_code=decision.code,
+            static=decision == flag.everyone,
         )
     return found
 
