@@ -3,6 +3,7 @@ OpenFeature SDK reports them, driven by a devserver that fails, refuses and chan
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 
@@ -57,9 +58,23 @@ class Events:
         with self._lock:
             return [kind for kind, _ in self.seen]
 
+    def settle_on(self, expected: list[ProviderEvent]) -> None:
+        """Assert the events delivered are ``expected``, giving OpenFeature's handler
+        threads time to deliver them (a hang guard, not a wait for something to change)."""
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: self.kinds() == expected, timeout=10)
+        assert self.kinds() == expected
+
     def last(self, kind: ProviderEvent) -> EventDetails:
-        with self._lock:
-            return [d for k, d in self.seen if k == kind][-1]
+        """The latest event of ``kind``, waiting for it: the provider's status changes
+        before OpenFeature's handler threads deliver the event."""
+
+        def delivered() -> list[EventDetails]:
+            with self._lock:
+                return [d for k, d in self.seen if k == kind]
+
+        wait_until(lambda: delivered(), timeout=10)
+        return delivered()[-1]
 
 
 @pytest.fixture
@@ -103,7 +118,7 @@ def status():
 def test_ready_once_posthog_answers(make, events, server, local):
     api.set_provider_and_wait(make(local=local))
     assert status() == ProviderStatus.READY
-    assert events.kinds() == [ProviderEvent.PROVIDER_READY]
+    events.settle_on([ProviderEvent.PROVIDER_READY])
     paths = DEFINITION_PATHS if local else ("/decide",)
     assert sum(len(server.requests.matching(p)) for p in paths) == 1
 
@@ -125,7 +140,7 @@ def test_ready_again_when_the_definitions_load_later(make, events, server):
     server.faults.respond(503, times=1, paths=DEFINITION_PATHS)
     api.set_provider(make(poll_interval=0.05))
     wait_until(lambda: ProviderEvent.PROVIDER_READY in events.kinds())
-    assert events.kinds() == [ProviderEvent.PROVIDER_ERROR, ProviderEvent.PROVIDER_READY]
+    events.settle_on([ProviderEvent.PROVIDER_ERROR, ProviderEvent.PROVIDER_READY])
     assert status() == ProviderStatus.READY
 
 
@@ -174,11 +189,13 @@ def test_stale_after_polls_fail_long_enough_then_ready(make, events, server):
     assert read is True
     server.faults.clear()
     wait_until(lambda: status() == ProviderStatus.READY)
-    assert events.kinds() == [
-        ProviderEvent.PROVIDER_READY,
-        ProviderEvent.PROVIDER_STALE,
-        ProviderEvent.PROVIDER_READY,
-    ]
+    events.settle_on(
+        [
+            ProviderEvent.PROVIDER_READY,
+            ProviderEvent.PROVIDER_STALE,
+            ProviderEvent.PROVIDER_READY,
+        ]
+    )
 
 
 def test_a_short_outage_is_not_stale(make, events, server):
@@ -186,7 +203,7 @@ def test_a_short_outage_is_not_stale(make, events, server):
     polls = len(server.requests.matching(DEFINITION_PATHS[0]))
     server.faults.respond(503, times=3, paths=DEFINITION_PATHS)
     wait_until(lambda: len(server.requests.matching(DEFINITION_PATHS[0])) >= polls + 5)
-    assert events.kinds() == [ProviderEvent.PROVIDER_READY]
+    events.settle_on([ProviderEvent.PROVIDER_READY])
 
 
 def test_withdrawn_definitions_are_an_error(make, events, server):
@@ -210,7 +227,7 @@ def test_shutdown_stops_events_and_what_the_provider_started(make, events, serve
     api.shutdown()
     wait_until(lambda: not any(t.is_alive() for t in started))
     server.set_flags({"flags": [flag("omega")], "group_type_mapping": {}, "cohorts": {}})
-    assert events.kinds() == [ProviderEvent.PROVIDER_READY]
+    events.settle_on([ProviderEvent.PROVIDER_READY])
 
 
 @pytest.mark.parametrize("option", ["init_timeout", "stale_after"])
