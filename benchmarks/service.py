@@ -109,6 +109,13 @@ class Service:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def peak_rss_mb(self) -> float:
+        """The worker's peak resident memory so far (``VmHWM``)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
     def threads(self) -> dict[str, float]:
         """CPU seconds of the worker's live threads, by name (``/threads``)."""
         with urllib.request.urlopen(self.url + "/threads", timeout=10) as response:
@@ -170,6 +177,7 @@ def run_once(scenario: str, sink_url: str, rate: float, plan: argparse.Namespace
         cpu1, threads1 = service.cpu_seconds(), service.threads()
         opened = load("open", service.port, plan.open_seconds, rate=rate)
         cpu2, threads2 = service.cpu_seconds(), service.threads()
+        rss = service.peak_rss_mb()
     finally:
         status = service.stop()
     if status != 0:
@@ -193,6 +201,8 @@ def run_once(scenario: str, sink_url: str, rate: float, plan: argparse.Namespace
             name: (cpu - threads1.get(name, 0.0)) / max(opened["ok"], 1) * 1e6
             for name, cpu in threads2.items()
         },
+        "rss_mb": rss,
+        "requests": answered,
         "work_ms": service.work_ms,
         "loadgen": [closed["cpu_share"], opened["cpu_share"]],
         "send_lag_ms": opened["send_lag_ms_p99"],
@@ -348,10 +358,13 @@ def cpu(results: Results, rate: float) -> str:
     noop_open, noop_closed = med(results["noop"], "cpu_open"), med(results["noop"], "cpu_closed")
     rows = [[SCENARIOS[name], f"{med(runs, 'cpu_open'):.2f}",
              f"{med(runs, 'cpu_open') / noop_open:.3f}", f"{med(runs, 'cpu_closed'):.2f}",
-             f"{med(runs, 'cpu_closed') / noop_closed:.3f}"]
+             f"{med(runs, 'cpu_closed') / noop_closed:.3f}", f"{med(runs, 'rss_mb'):.0f}"]
             for name, runs in results.items()]  # fmt: skip
-    title = "CPU seconds per 1,000 requests, the service's worker process (/proc)"
-    header = ["scenario", f"at {rate:,.0f}/s", "x no-op", "at saturation", "x no-op"]
+    requests = statistics.median(r["requests"] for runs in results.values() for r in runs)
+    title = ("CPU seconds per 1,000 requests of the service's worker process (/proc), and "
+             f"its peak RSS after a run (about {requests:,.0f} requests)")  # fmt: skip
+    header = ["scenario", f"at {rate:,.0f}/s", "x no-op", "at saturation", "x no-op",
+              "peak RSS MB"]  # fmt: skip
     return f"{title}\n\n{table(header, rows)}\n"
 
 
