@@ -42,7 +42,7 @@ BENCHMARKS = {
     "genai": ("LLM analytics", "genai.py", ["--spans", "1000", "--repetitions", "3"]),
 }  # fmt: skip
 PACKAGES = ["posthog-otel", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http",
-            "opentelemetry-instrumentation-flask", "flask", "gunicorn", "posthog", "orjson"]  # fmt: skip
+            "opentelemetry-instrumentation-flask", "flask", "gunicorn", "posthog", "orjson", "isal"]  # fmt: skip
 
 
 def main() -> int:
