@@ -1,6 +1,6 @@
 """Run every benchmark and print one Markdown report (``python3 dev.py bench``).
 
-    python3 dev.py bench > report.md 2> bench.log           # everything, about 20 minutes
+    python3 dev.py bench > report.md 2> bench.log           # everything, 15-20 minutes
     python3 dev.py bench --quick > report.md 2> bench.log   # fewer rounds and events: minutes
     python3 dev.py bench --only service,flags               # some of them
 

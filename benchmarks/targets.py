@@ -166,7 +166,7 @@ TARGETS = [
     ),
     Target(
         "e2e",
-        "peak RSS at most half of the SDK's with the big queue",
+        "peak RSS at most half of the SDK's, all with queues that hold the burst",
         _e2e_rss,
         ("e2e_rss_tagged_vs_sdk", "e2e_rss_capture_vs_sdk"),
     ),
