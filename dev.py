@@ -3,7 +3,7 @@
 
     python3 dev.py quickstart   # see spans become PostHog events (local server, no account)
     python3 dev.py test         # lint, format check, type check, then the test suite
-    python3 dev.py bench        # the side-by-side benchmarks
+    python3 dev.py bench        # the side-by-side benchmarks, one Markdown report (--quick)
 
 Each job creates ``.venv`` on first use, installs what that job needs (the quickstart:
 the package; the tests: the package and its dev tools), and reinstalls only when
@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -83,7 +84,8 @@ def test(args: list[str]) -> int:
 
 
 def bench(args: list[str]) -> int:
-    return call([str(PYTHON), str(ROOT / "benchmarks" / "run.py"), *args])
+    command = shlex.join(["python3", "dev.py", "bench", *args])  # quoted at the report's top
+    return call([str(PYTHON), str(ROOT / "benchmarks" / "run.py"), *args], BENCH_COMMAND=command)
 
 
 def run(command: list[str]) -> None:
@@ -92,8 +94,9 @@ def run(command: list[str]) -> None:
         raise SystemExit(f"failed ({code}): {' '.join(command)}")
 
 
-def call(command: list[str]) -> int:
-    return subprocess.call(command, cwd=ROOT)  # noqa: S603 - our own fixed commands
+def call(command: list[str], **env: str) -> int:
+    environment = {**os.environ, **env} if env else None
+    return subprocess.call(command, cwd=ROOT, env=environment)  # noqa: S603 - our own fixed commands
 
 
 if __name__ == "__main__":

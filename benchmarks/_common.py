@@ -12,16 +12,19 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
 
 @contextmanager
-def sink() -> Iterator[str]:
-    """The counting sink in its own process; yields its URL."""
-    process = subprocess.Popen(
-        [sys.executable, str(HERE / "sink.py")], stdout=subprocess.PIPE, text=True
-    )
+def sink(upstream: str | None = None) -> Iterator[str]:
+    """The counting sink in its own process (forwarding flag routes to ``upstream``, if
+    given); yields its URL."""
+    command = [sys.executable, str(HERE / "sink.py")]
+    if upstream:
+        command += ["0", upstream]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         port = int(process.stdout.readline())
         yield f"http://127.0.0.1:{port}"
@@ -30,7 +33,7 @@ def sink() -> Iterator[str]:
         process.wait(10)
 
 
-def sink_stats(url: str) -> dict[str, int]:
+def sink_stats(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url + "/stats", timeout=10) as response:
         return json.loads(response.read())
 
@@ -129,3 +132,14 @@ def devserver(flags: dict[str, object]) -> Iterator[str]:
 def request_counts(url: str) -> dict[str, int]:
     with urllib.request.urlopen(url + "/api/requests", timeout=10) as response:
         return json.loads(response.read())["by_path"]
+
+
+def record(**figures: float) -> None:
+    """Hand figures to ``run.py`` for its targets table (a JSON line to the file named by
+    ``BENCH_RECORD``); nothing when a script runs on its own."""
+    import os
+
+    path = os.environ.get("BENCH_RECORD")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(figures) + "\n")

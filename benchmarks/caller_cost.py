@@ -10,7 +10,16 @@ import argparse
 import time
 from collections.abc import Callable
 
-from _common import alternate, median_spread, paired_ratios, reset_sink, sink, table, wait_for_sink
+from _common import (
+    alternate,
+    median_spread,
+    paired_ratios,
+    record,
+    reset_sink,
+    sink,
+    table,
+    wait_for_sink,
+)
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -113,6 +122,8 @@ def main() -> None:
     print(f"Caller cost, {args.spans:,} spans x {args.repetitions} alternating rounds\n")
     print(table(["scenario", "µs per span (median)", "spread", "x no-op", "BSP+OTLP ÷ this"], rows))
     print(untagged_paired(args.pairs))
+    tagged = median_spread(results["ours, tagged spans"])[0]
+    record(caller_tagged_x_noop=tagged / noop, caller_bsp_over_tagged=bsp / tagged)
 
 
 def untagged_paired(pairs: int, spans: int = 5_000) -> str:
@@ -126,6 +137,7 @@ def untagged_paired(pairs: int, spans: int = 5_000) -> str:
 
     median, low, high = paired_ratios(run(noop), run(ours), pairs)
     processor.shutdown()
+    record(caller_untagged_paired=median)
     return (
         f"\nUntagged spans, paired: ours / no-op = {median:.3f} "
         f"(quartiles {low:.3f}-{high:.3f}) over {pairs} back-to-back pairs of {spans:,} spans"

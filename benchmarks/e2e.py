@@ -21,7 +21,7 @@ import time
 import warnings
 from collections.abc import Callable
 
-from _common import median_spread, reset_sink, sink, sink_stats, table
+from _common import median_spread, record, reset_sink, sink, sink_stats, table
 
 PROPERTIES = {
     "plan": "pro",
@@ -226,6 +226,7 @@ def main() -> None:
                 f"{rss / peer_rss:.2f}x",
             ]
         )
+    record_targets(results, args.events, peer, peer_rss, rate)
     print(
         f"End to end, {args.events:,} events of 8 properties, {args.repetitions} alternating rounds\n"
     )
@@ -233,6 +234,21 @@ def main() -> None:
               "duplicates", "peak RSS MB", "RSS vs SDK big queue"]  # fmt: skip
     print(table(header, rows))
     print(f"\nCPU count: {os.cpu_count()}; the sink runs in its own process.")
+
+
+def record_targets(results, events: int, peer, peer_rss: float, rate) -> None:
+    """The figures run.py's targets table reads: losses, throughput and RSS against the SDK."""
+
+    def median(name: str, queue: int | None, figure) -> float:
+        return median_spread([figure(r) for r in results[(name, queue)]])[0]
+
+    figures: dict[str, float] = {"e2e_events": events}
+    for key, name in (("tagged", "ours, tagged spans"), ("capture", "ours, capture()")):
+        figures[f"e2e_lost_{key}"] = max(events - r["delivered"] for r in results[(name, None)])
+        for label, queue in (("default", None), ("big", events)):
+            figures[f"e2e_{key}_vs_sdk_{label}"] = median(name, queue, rate) / peer[queue]
+        figures[f"e2e_rss_{key}_vs_sdk"] = median(name, events, lambda r: r["rss_mb"]) / peer_rss
+    record(**figures)
 
 
 if __name__ == "__main__":

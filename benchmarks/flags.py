@@ -12,7 +12,7 @@ import logging
 import statistics
 import time
 
-from _common import devserver, request_counts, table
+from _common import devserver, record, request_counts, table
 from opentelemetry.sdk.trace import TracerProvider
 
 from posthog_otel import PostHogClient, PostHogFlagProvider, PostHogSpanProcessor
@@ -97,6 +97,9 @@ def main() -> None:
         peer_requests = sum(request_counts(url).get(p, 0) for p in ("/flags", "/decide")) - before
         peer.shutdown()
 
+    record(
+        flags_cached_us=cached, flags_requests_ours=ours_requests, flags_requests_sdk=peer_requests
+    )
     rows.append(["ours: cached lookup, no span", f"{cached:.2f} (best {cached_best:.2f})", "", ""])
     rows.append(
         ["ours: cached lookup, first of its flag in a request's span", f"{first:.2f}", "", ""]

@@ -16,7 +16,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from _common import devserver, request_counts, table
+from _common import devserver, record, request_counts, table
 
 from posthog_otel import PostHogClient, PostHogFlagProvider
 
@@ -201,6 +201,7 @@ def main() -> None:
         peer.shutdown()
         client.close()
 
+    record(local_lookup_us=ours_us, local_x_sdk=ours_us / peer_us, local_requests=ours_requests)
     rows.append(
         [
             "local lookup, 3 conditions x 3 properties",

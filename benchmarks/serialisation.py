@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 import orjson
-from _common import table
+from _common import record, table
 from e2e import PROPERTIES
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
@@ -101,6 +101,7 @@ def main() -> None:
         ("ours: mapping + JSON (standard library) + batch + gzip", ours_stdlib),
     ]:
         rows.append([name, f"{value:.2f}", f"{value / ceiling:.1f}x"])
+    record(serialisation_orjson_us=ours, serialisation_stdlib_us=ours_stdlib)
     print(f"Serialisation per event, {args.events:,} tagged spans of 8 properties\n")
     print(table(["path", "µs per event (median of 7)", "x orjson alone"], rows))
     print(
