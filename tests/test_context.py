@@ -67,14 +67,16 @@ def test_identify_sets_and_restores_baggage():
 
 def test_identify_names_the_span_already_started_and_its_request(server, make_pipeline):
     from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
 
     tracer, processor = make_pipeline()
-    with tracer.start_as_current_span("GET /checkout") as request_span:
+    with tracer.start_as_current_span("GET /checkout", kind=SpanKind.SERVER) as request_span:
         request_span.set_attribute("posthog.event", "request_seen")
         with tracer.start_as_current_span("handler"):
             with identify("user-5"):
                 trace.get_current_span().set_attribute("posthog.event", "handled")
-    with tracer.start_as_current_span("GET /admin", attributes={"posthog.distinct_id": "admin"}):
+    admin = {"posthog.distinct_id": "admin"}
+    with tracer.start_as_current_span("GET /admin", kind=SpanKind.SERVER, attributes=admin):
         with identify("someone-else"):
             trace.get_current_span().set_attribute("posthog.event", "kept_its_own")
     assert processor.force_flush(5000)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,11 @@ __all__ = [
     "baggage_of",
     "current_context",
     "events_of",
+    "hook_attributes",
+    "hook_baggage_of",
+    "hook_current_context",
+    "hook_events",
+    "hook_span_of",
     "log_attributes_of",
     "require_logs",
     "span_of",
@@ -106,11 +112,20 @@ def _resolve() -> dict[str, Any]:
         "suppress_key": _private(_context, "_SUPPRESS_INSTRUMENTATION_KEY"),
     }
     if runtime is not None and hasattr(runtime, "get_current"):
-        fast["current_context"] = runtime.get_current
+        fast["current_context"] = fast["hook_current_context"] = runtime.get_current
+        variable = _private(runtime, "_current_context")
+        if callable(getattr(variable, "get", None)):
+            fast["hook_current_context"] = variable.get  # a ContextVar: no Python frame
     if span_key is not None:
         fast["span_of"] = lambda ctx: ctx.get(span_key)
+        fast["hook_span_of"] = operator.methodcaller("get", span_key)
     if baggage_key is not None:
         fast["baggage_of"] = lambda ctx: ctx.get(baggage_key) or {}
+        fast["hook_baggage_of"] = operator.methodcaller("get", baggage_key)
+    # For the hooks every span passes through: C-implemented, so no Python frame; they
+    # raise AttributeError for objects without these names (hooks then fall back).
+    fast["hook_attributes"] = operator.attrgetter("_attributes._dict")
+    fast["hook_events"] = operator.attrgetter("_events")
     return fast
 
 
@@ -122,6 +137,11 @@ _PUBLIC: dict[str, Any] = {
     "span_of": _public_span_of,
     "baggage_of": _public_baggage_of,
     "suppress_key": None,
+    "hook_attributes": _public_attributes,
+    "hook_events": _public_events,
+    "hook_current_context": _context.get_current,
+    "hook_span_of": _public_span_of,
+    "hook_baggage_of": _public_baggage_of,
 }
 
 attributes_of: Callable[[Any], Mapping[str, Any]]
@@ -137,11 +157,25 @@ span_of: Callable[[Context], Any]
 baggage_of: Callable[[Context], Mapping[str, object]]
 """The baggage entries stored in a context (empty when none)."""
 _suppress_key: Any = None
+# The same, for the span hooks: no Python frame on the fast path. ``hook_attributes`` and
+# ``hook_events`` may raise ``AttributeError`` (then use the functions above), and
+# ``hook_baggage_of`` may return ``None`` for no baggage.
+hook_attributes: Callable[[Any], Mapping[str, Any]]
+hook_events: Callable[[Any], Sequence[Any]]
+hook_current_context: Callable[[], Context]
+hook_span_of: Callable[[Context], Any]
+hook_baggage_of: Callable[[Context], Mapping[str, object] | None]
 
 
 def _install(chosen: dict[str, Any]) -> None:
     global attributes_of, events_of, log_attributes_of, current_context, span_of, baggage_of
-    global _suppress_key
+    global _suppress_key, hook_attributes, hook_events, hook_current_context, hook_span_of
+    global hook_baggage_of
+    hook_attributes = chosen["hook_attributes"]
+    hook_events = chosen["hook_events"]
+    hook_current_context = chosen["hook_current_context"]
+    hook_span_of = chosen["hook_span_of"]
+    hook_baggage_of = chosen["hook_baggage_of"]
     attributes_of = chosen["attributes_of"]
     events_of = chosen["events_of"]
     log_attributes_of = chosen["log_attributes_of"]

@@ -87,8 +87,9 @@ def identify(distinct_id: str, session_id: str | None = None) -> Iterator[None]:
     the span you are in, the request it belongs to, the spans started here, and the
     services you call.
 
-    On entry the ids are written on the current span and on its local root (the span
-    that began this trace in this process: a request's server span), so an event
+    On entry the ids are written on the current span and on the span that began the
+    request in this process (a server or consumer span, or one continuing a remote
+    trace: see ``roots``), so an event
     tagged on them afterwards is the user's. They replace what the request brought
     in (the PostHog headers, or baggage from upstream) but not a value your code set
     on the span itself. They also travel in W3C baggage (``posthog.distinct_id``,

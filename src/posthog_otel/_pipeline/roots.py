@@ -2,12 +2,14 @@
 the user.
 
 A request's instrumented server span starts before any handler runs, so the user a
-handler identifies must be written onto that span afterwards. When a *local root*
-starts (a span with no parent in this process), the processor notes it in a context
-variable. Each request runs in a context of its own (its thread's, or its asyncio
-task's), so this costs one ``ContextVar.set`` per request, nothing at span end, and
-two concurrent requests of one trace never see each other's root. A note left over
-from an earlier request in the same thread is recognised as stale and ignored.
+handler identifies must be written onto that span afterwards. When a request or
+message begins here (a span with no parent in this process that is a server or
+consumer span, or continues a trace from elsewhere), the processor notes it in a
+context variable. Each request runs in a context of its own (its thread's, or its
+asyncio task's), so this costs one ``ContextVar.set`` per request, nothing at span
+end, and two concurrent requests of one trace never see each other's root. A note
+left over from an earlier request in the same thread is recognised as stale and
+ignored.
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ from typing import Any
 _local_root: ContextVar[Any] = ContextVar("posthog_otel_local_root", default=None)
 
 
-def note_root(span: Any) -> None:
-    """``span`` began a trace in this process (called as it starts)."""
-    _local_root.set(span)
+note_root = _local_root.set
+"""``note_root(span)``: ``span`` began a trace in this process (called as it starts)."""
 
 
 def root_of(span: Any) -> Any:

@@ -58,16 +58,17 @@ class ThreadCounter:
     into the total, so a server that starts a thread per request keeps few cells."""
 
     def __init__(self) -> None:
-        self._local = threading.local()
+        self.mine = threading.local()
+        """A hook may bump ``mine.cell[0]`` itself; on ``AttributeError``, call ``add``."""
         self._lock = threading.Lock()
         self._cells: list[tuple[weakref.ref[threading.Thread], list[int]]] = []
         self._folded = 0
 
     def add(self, n: int = 1) -> None:
         try:
-            self._local.cell[0] += n
+            self.mine.cell[0] += n
         except AttributeError:
-            self._local.cell = self._new_cell(n)
+            self.mine.cell = self._new_cell(n)
 
     def _new_cell(self, n: int) -> list[int]:
         cell = [n]
