@@ -166,9 +166,7 @@ class PostHogSpanProcessor(SpanProcessor):
                         or LLM_REQUEST_TYPE in parent_attrs
                     ):  # under a GenAI span: note the nearest one, for the trace tree
                         self._note_genai_parent(span, parent, parent_attrs)
-            elif parent is not None or (
-                (kind := span.kind) is _SERVER or kind is _CONSUMER
-            ):
+            elif parent is not None or ((kind := span.kind) is _SERVER or kind is _CONSUMER):
                 # A request or message begins here (a remote parent, or a server or
                 # consumer span): where identify() can name the user later.
                 note_root(span)
