@@ -232,3 +232,26 @@ def test_the_queue_bound_holds_while_posthog_is_away(server, make_pipeline):
     assert stats.queue_size <= 100
     server.faults.clear()
     processor.shutdown(timeout_millis=1000)
+
+
+def test_events_wait_compressed_while_a_send_hangs(server, make_pipeline):
+    """The outbox's bound counts what batches hold: while the first send hangs, the
+    batches behind it are compressed, so 5 MiB keeps far more than 5 MiB of events."""
+    server.faults.hang(8, times=1, paths="/batch")
+    tracer, processor = make_pipeline(
+        client_options={"timeout": 10}, max_queue_size=100, max_buffer_bytes=5 * 1024 * 1024
+    )
+    blob = "z" * 300_000  # compresses about 1,000 times
+    for i in range(60):  # 18 MB of JSON: more than three times the buffer
+        with tracer.start_as_current_span(
+            "s", attributes={"posthog.event": "big", "n": i, "blob": blob}
+        ):
+            pass
+    # All encoded and waiting while the first send still hangs (it ends after 8 s): left
+    # uncompressed, 5 MiB would have held 17 of them and the encoder would be waiting.
+    wait_until(lambda: processor.stats().queue_size == 0, timeout=5)
+    assert processor.stats().buffered_bytes <= 5 * 1024 * 1024 + 2 * 1024 * 1024  # + 1 batch
+    assert processor.force_flush(30_000)
+    assert processor.stats().dropped == {}
+    assert_accounted(processor.stats())
+    assert_exactly_once(server, "big", 60)

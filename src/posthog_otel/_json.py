@@ -31,6 +31,7 @@ except ImportError:  # the optional extra is not installed
     _orjson = None
 
 _MAX_DEPTH = 64
+_PLAIN = frozenset({str, int, bool, type(None)})  # exact types, sent as they are
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
@@ -72,18 +73,24 @@ def to_json_value(value: Any, name: str, _depth: int = 0) -> Any:
         return value
     if _depth >= _MAX_DEPTH:
         raise ValueError(f"property {name!r} is nested more than {_MAX_DEPTH} levels deep")
+    # Containers copy plain items as they are; only the rest recurse (and name their path).
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            if isinstance(key, enum.Enum):
-                key = key.value
-            if not isinstance(key, (str, int, float, bool)):
-                where = f"property {name!r}" if name else "properties"
-                raise TypeError(f"{where} has a {type(key).__name__} key; keys must be strings")
-            out[str(key)] = to_json_value(item, f"{name}.{key}" if name else str(key), _depth + 1)
+            if type(key) is not str:
+                key = _key(key, name)
+            if type(item) in _PLAIN or (type(item) is float and math.isfinite(item)):
+                out[key] = item
+            else:
+                out[key] = to_json_value(item, f"{name}.{key}" if name else key, _depth + 1)
         return out
     if isinstance(value, (list, tuple)):
-        return [to_json_value(item, f"{name}[{i}]", _depth + 1) for i, item in enumerate(value)]
+        return [
+            item
+            if type(item) in _PLAIN or (type(item) is float and math.isfinite(item))
+            else to_json_value(item, f"{name}[{i}]", _depth + 1)
+            for i, item in enumerate(value)
+        ]
     if isinstance(value, (set, frozenset)):
         items = [to_json_value(item, f"{name}[]", _depth + 1) for item in value]
         try:
@@ -107,6 +114,16 @@ def to_json_value(value: Any, name: str, _depth: int = 0) -> Any:
         f"property {name!r} is a {type(value).__name__}, which cannot be sent as JSON; "
         "convert it to a string, number, boolean, list or dict"
     )
+
+
+def _key(key: Any, name: str) -> str:
+    """A mapping key as JSON's string, or ``TypeError`` naming where it is."""
+    if isinstance(key, enum.Enum):
+        key = key.value
+    if not isinstance(key, (str, int, float, bool)):
+        where = f"property {name!r}" if name else "properties"
+        raise TypeError(f"{where} has a {type(key).__name__} key; keys must be strings")
+    return str(key)
 
 
 def lenient(value: Any, _depth: int = 0) -> Any:

@@ -25,10 +25,10 @@ _TAIL_SIZE = len(b'],"sent_at":"2026-01-01T00:00:00.000000+00:00"}')
 class OpenBatch:
     """A ``/batch/`` body being filled: the head, then event JSON joined by commas.
 
-    ``seal`` compresses it in one call (when gzip is on), so a batch waiting for the
-    network holds about a tenth of its size. One call, not one per chunk as it fills:
-    each ``compress`` releases the GIL, and winning it back from a busy application
-    can take a whole switch interval (5 ms), which measurably starved the encoder.
+    ``seal`` compresses it in one go (when gzip is on), so a batch waiting for the
+    network holds about a tenth of its size. Not chunk by chunk as it fills: each
+    ``compress`` releases the GIL, and a thread winning it back from a busy
+    application waits at least a switch interval (5 ms), often far longer.
     """
 
     __slots__ = ("_data", "_gzip", "_head", "starts")
@@ -41,6 +41,11 @@ class OpenBatch:
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held while waiting to be sealed."""
+        return len(self._data)
 
     def fits(self, encoded: bytes, limit: int = MAX_BATCH_BYTES) -> bool:
         """Whether ``encoded`` can join without the body passing ``limit`` (a lone event can)."""

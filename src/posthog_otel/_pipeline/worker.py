@@ -9,23 +9,21 @@ the lock and every wait re-checks what it waits for::
   counts it (``closed``, or ``queue_full`` past ``max_queue_size``). It never
   waits for more than the lock.
 - The *encoder* takes queued items in chunks and, outside the lock, maps and
-  encodes them into an open batch. A full or due batch is sealed (compressed
-  once) into the outbox. When the outbox holds ``max_buffer_bytes`` the encoder
-  waits, the queue fills and ``put`` refuses: memory stays bounded however slow
-  PostHog is.
-- The *sender* sends the oldest sealed batch outside the lock, then removes it
-  and marks its items done; ``flush`` waiters wake when their items are done.
-- ``shutdown`` moves to DRAINING and waits, at most its timeout, for STOPPED; it
-  counts nothing itself. In DRAINING the encoder seals what is left and the
-  sender sends it. At the deadline the request in flight is cut off (``stop``),
-  and whoever holds items counts them as ``shutdown``: the encoder what is queued
-  or in its batch, the sender the outbox. Flushes waiting for those items return
-  ``False`` at once.
+  encodes them into an open batch. A full or due batch goes to the outbox as it
+  is. When the outbox holds ``max_buffer_bytes`` the encoder waits, the queue
+  fills and ``put`` refuses: memory stays bounded however slow PostHog is.
+- The *sender*, outside the lock, seals the batches waiting (see ``outbox``: who
+  compresses, and why not the encoder) and sends the oldest; then it marks its
+  items done, waking ``flush`` waiters.
+- ``shutdown`` moves to DRAINING (the encoder hands over what is left, the sender
+  sends it) and waits, at most its timeout, for STOPPED. At the deadline the
+  request in flight is cut off (``stop``), whoever holds items counts them as
+  ``shutdown`` (the encoder its queue and batch, the sender the outbox), and
+  flushes waiting for them return ``False``.
 
-The lock is re-entrant so that a signal handler running on a thread interrupted
-inside ``put`` can still flush (see ``signals``). Our own HTTP runs with
-instrumentation suppressed. After ``os.fork()`` the child starts empty, with
-threads and counters of its own.
+The lock is re-entrant so that a signal handler interrupting ``put`` can still
+flush (see ``signals``). Our own HTTP runs with instrumentation suppressed. A
+forked child starts empty, with threads and counters of its own.
 """
 
 from __future__ import annotations
@@ -41,6 +39,7 @@ from collections.abc import Callable
 from posthog_otel import _forksafe, _otel
 from posthog_otel._client.batch import MAX_BATCH_BYTES, OpenBatch, SealedBatch
 from posthog_otel._pipeline.delivery import Delivery, Item
+from posthog_otel._pipeline.outbox import Outbox
 from posthog_otel._pipeline.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -96,14 +95,13 @@ class BatchWorker:
         self._stop = threading.Event()  # set at the deadline: cuts off backoff and requests
         # Shared, under the lock. Items are counted from put() to done.
         self._queue: collections.deque[Item] = collections.deque()
-        self._in_hand = 0  # items the encoder took and has not yet put in a batch
+        self._in_hand = 0  # items in the chunk the encoder is encoding (still count as queued)
         self._accepted = 0  # items put() accepted
-        self._sealed = 0  # items handed to the sender (in the outbox, or done)
+        self._handed = 0  # items handed to the sender (in the outbox, or done)
         self._done = 0  # items whose events were all sent or dropped
         self._given_up_at: int | None = None  # _done when shutdown first gave up on items
         self._flush_wanted = 0  # the highest item count a flush waits for
-        self._outbox: collections.deque[tuple[SealedBatch, int]] = collections.deque()
-        self._outbox_bytes = 0
+        self._outbox = Outbox(self._cond)
         self._encoder_done = state != RUNNING
         # The encoder's own, never touched by another thread.
         self._batch: OpenBatch = self._delivery.open_batch()
@@ -111,8 +109,9 @@ class BatchWorker:
         self._batch_started = 0.0
         self._backlog = False  # the last chunk left items queued: take more without waiting
         if state == RUNNING:
-            for target, suffix in ((self._encode_loop, ""), (self._send_loop, "-sender")):
-                threading.Thread(target=target, name=self._name + suffix, daemon=True).start()
+            for step, suffix in ((self._encode_once, ""), (self._send_once, "-sender")):
+                name = self._name + suffix
+                threading.Thread(target=self._run, args=(step,), name=name, daemon=True).start()
 
     # -- application threads ---------------------------------------------------------
 
@@ -171,7 +170,6 @@ class BatchWorker:
         cutoff.start()
 
     def wait_stopped(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for STOPPED."""
         with self._cond:
             return self._cond.wait_for(lambda: self._state == STOPPED, max(timeout, 0.0))
 
@@ -187,8 +185,7 @@ class BatchWorker:
             self._cond.notify_all()
 
     @property
-    def state(self) -> str:
-        """``running``, ``draining`` or ``stopped`` (both threads have finished)."""
+    def state(self) -> str:  # running, draining or stopped (both threads have finished)
         return self._state
 
     @property
@@ -204,23 +201,25 @@ class BatchWorker:
     @property
     def buffered_bytes(self) -> int:
         """Encoded events waiting to be sent."""
-        return self._outbox_bytes
+        return self._outbox.nbytes
 
-    # -- the encoder thread --------------------------------------------------------------
+    # -- the background threads: their loop, the encoder -------------------------------
 
-    def _encode_loop(self) -> None:
-        with _otel.suppressed():  # before_send may do I/O
+    def _run(self, step: Callable[[], bool]) -> None:
+        """A thread's loop: ``step`` until it says done. Our HTTP and ``before_send``'s
+        I/O are not traced."""
+        with _otel.suppressed():
             while True:
                 try:
-                    if self._encode_once():
+                    if step():
                         return
                 except Exception:  # a bug of ours: say so, never die
-                    logger.exception("posthog-otel's encoder hit an unexpected error")
+                    logger.exception("%s hit an unexpected error", threading.current_thread().name)
                     with self._cond:
                         self._cond.wait(0.1)
 
     def _encode_once(self) -> bool:
-        """Wait for work, encode one chunk, seal if due; ``True`` once the encoder is done."""
+        """Wait for work, encode a chunk, hand the batch over if due; ``True`` when done."""
         with self._cond:
             woke = self._backlog or self._cond.wait_for(self._encoder_has_work, self._wait_time())
             draining = self._state != RUNNING
@@ -229,7 +228,7 @@ class BatchWorker:
                 return True
             chunk = [self._queue.popleft() for _ in range(min(CHUNK, len(self._queue)))]
             self._in_hand = len(chunk)
-            flushing = self._flush_wanted > self._sealed
+            flushing = self._flush_wanted > self._handed
         for index, item in enumerate(chunk):
             if draining and self._out_of_time():
                 self._give_up_encoding(len(chunk) - index)
@@ -241,7 +240,7 @@ class BatchWorker:
             more = self._backlog = bool(self._queue)
         full = len(self._batch) >= self._batch_size
         if full or (not more and (flushing or draining or not woke or self._due())):
-            self._seal()
+            self._hand_over()
         if draining and not more:
             with self._cond:
                 self._encoder_done = True
@@ -253,7 +252,7 @@ class BatchWorker:
         return (
             self._state != RUNNING
             or len(self._queue) >= self._wake_at
-            or self._flush_wanted > self._sealed
+            or self._flush_wanted > self._handed
         )
 
     def _wait_time(self) -> float:
@@ -265,32 +264,31 @@ class BatchWorker:
         return bool(self._batched) and self._clock() - self._batch_started >= self._interval
 
     def _add(self, item: Item) -> None:
-        """Map and encode one item into the open batch, sealing first if it is full."""
+        """Map and encode one item into the open batch, handing it over first if it is full."""
         for data in self._delivery.encode_item(item):
             if not self._delivery.fits(self._batch, data):
-                self._seal()
+                self._hand_over()
             self._batch.add(data)
         if not self._batched:
             self._batch_started = self._clock()
         self._batched += 1
-        with self._cond:
-            self._in_hand -= 1
 
     def _wait_for_room(self) -> None:
         """Back-pressure: while the outbox is full, wait for the sender (or the deadline)."""
+        if self._outbox.nbytes < self._max_buffer_bytes:
+            return  # the usual case, read without the lock: a stale read lets in one more item
+        self._outbox.seal_waiting()  # about to wait anyway: releasing the GIL costs nothing
         with self._cond:
-            while self._outbox_bytes >= self._max_buffer_bytes and not self._out_of_time():
+            while self._outbox.nbytes >= self._max_buffer_bytes and not self._out_of_time():
                 self._cond.wait(self._time_left(0.1))
 
-    def _seal(self) -> None:
+    def _hand_over(self) -> None:
         """Hand the open batch (and the items it completes) to the sender."""
         if not self._batched:
             return
-        sealed = self._batch.seal()
         with self._cond:
-            self._outbox.append((sealed, self._batched))
-            self._outbox_bytes += sealed.nbytes
-            self._sealed += self._batched
+            self._outbox.append(self._batch, self._batched)
+            self._handed += self._batched
             self._cond.notify_all()
         self._batch, self._batched = self._delivery.open_batch(), 0
 
@@ -310,38 +308,31 @@ class BatchWorker:
 
     # -- the sender thread ---------------------------------------------------------------
 
-    def _send_loop(self) -> None:
-        with _otel.suppressed():
-            while True:
-                try:
-                    if self._send_once():
-                        return
-                except Exception:  # a bug of ours: say so, never die
-                    logger.exception("posthog-otel's sender hit an unexpected error")
-                    with self._cond:
-                        self._cond.wait(0.1)
-
     def _send_once(self) -> bool:
-        """Send the oldest sealed batch; ``True`` (and STOPPED) once nothing is left."""
+        """Compress what waits, send the oldest; ``True`` (and STOPPED) once nothing is left."""
         with self._cond:
             self._cond.wait_for(lambda: self._outbox or self._encoder_done)
             if not self._outbox:
                 self._state = STOPPED
                 self._cond.notify_all()
                 return True
-            batch, items = self._outbox[0]
+            oldest = self._outbox.oldest()
             late = self._out_of_time()
             deadline = self._clock() + self._export_timeout
             if self._deadline is not None:
                 deadline = min(deadline, self._deadline)
+        if not late:
+            self._outbox.seal_waiting()
+        with self._cond:
+            batch = self._outbox.sealed(oldest)
         if late:
             self._stats.drop("shutdown", len(batch), "still waiting to be sent")
         elif batch:
+            assert isinstance(batch, SealedBatch)
             self._delivery.send(batch, deadline=deadline, stop=self._stop)
         with self._cond:
-            self._outbox.popleft()
-            self._outbox_bytes -= batch.nbytes
-            self._settle(items, given_up=late or self._stop.is_set())
+            self._outbox.remove_oldest()
+            self._settle(oldest.items, given_up=late or self._stop.is_set())
             self._cond.notify_all()
         return False
 
