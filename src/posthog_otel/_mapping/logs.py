@@ -97,7 +97,11 @@ class LogMapper:
         timestamp = record.timestamp or record.observed_timestamp
         flags = item.flags or {}
         out: list[dict[str, Any]] = []
-        if TAG in attrs:
+
+        def build(
+            reserved: Mapping[str, Any], extras: int, props: dict[str, Any], own_people: bool
+        ) -> None:
+            """One event of this record, with everything the record's events share."""
             uuid = str(uuid7())
             try:
                 out.append(
@@ -113,33 +117,18 @@ class LogMapper:
                         timestamp=timestamp,
                         uuid=uuid,
                         personless_id=trace_hex or uuid,
+                        own_people=own_people,
                     )
                 )
             except tags.InvalidTagError as exc:
                 tags.lose(problems, exc)
+
+        if TAG in attrs:
+            build(reserved, extras, props, own_people=True)
         if wants_exception:
-            uuid = str(uuid7())
             details = {k: v for k, v in props.items() if not k.startswith("exception.")}
             details.update(exception_properties(attrs, False, _level(record.severity_number)))
-            try:
-                out.append(
-                    self._events.build(
-                        {TAG: "$exception"},
-                        0,
-                        details,
-                        context,
-                        flags,
-                        identity=who,
-                        groups=groups,
-                        session=session,
-                        timestamp=timestamp,
-                        uuid=uuid,
-                        personless_id=trace_hex or uuid,
-                        own_people=False,
-                    )
-                )
-            except tags.InvalidTagError as exc:
-                tags.lose(problems, exc)
+            build({TAG: "$exception"}, 0, details, own_people=False)
         return out
 
     def _context(self, holder: Any, record: Any) -> dict[str, Any]:
