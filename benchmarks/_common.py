@@ -74,6 +74,17 @@ def median_spread(values: list[float]) -> tuple[float, float]:
     return mid, (max(values) - min(values)) / mid if mid else 0.0
 
 
+def per_call(fn: Callable[[int], object], calls: int, rounds: int = 7) -> tuple[float, float]:
+    """Median and best µs per call of ``fn(i)`` over ``rounds`` rounds of ``calls`` calls."""
+    results = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for i in range(calls):
+            fn(i)
+        results.append((time.perf_counter() - start) / calls * 1e6)
+    return statistics.median(results), min(results)
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

@@ -12,7 +12,7 @@ import logging
 import statistics
 import time
 
-from _common import devserver, record, request_counts, table
+from _common import devserver, per_call, record, request_counts, table
 from opentelemetry.sdk.trace import TracerProvider
 
 from posthog_otel import PostHogClient, PostHogFlagProvider, PostHogSpanProcessor
@@ -21,17 +21,6 @@ FLAGS = {
     "new-checkout": {"variants": {"control": 50, "test": 50}},
     "beta": {"rollout_percentage": 50},
 }
-
-
-def per_call(fn, calls: int, rounds: int = 7) -> tuple[float, float]:
-    """Median and best µs per call over several rounds."""
-    results = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for i in range(calls):
-            fn(i)
-        results.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(results), min(results)
 
 
 def first_in_span(tracer, flags, users: list[str], requests: int = 5_000) -> float:

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
 import time
-from collections.abc import Callable
 
-from _common import devserver, record, request_counts, table
+from _common import devserver, per_call, record, request_counts, table
 
 from posthog_otel import PostHogClient, PostHogFlagProvider
 
@@ -93,17 +91,6 @@ def definitions() -> dict[str, object]:
     return {"flags": flags, "group_type_mapping": {}, "cohorts": {}}
 
 
-def per_call(fn: Callable[[int], object], calls: int, rounds: int) -> float:
-    """Median µs per call over ``rounds`` rounds."""
-    results = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for i in range(calls):
-            fn(i)
-        results.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(results)
-
-
 def lookups(url: str) -> int:
     counts = request_counts(url)
     return sum(
@@ -161,10 +148,10 @@ def main() -> None:
         for i in range(100):  # the same answers, and warm caches on both sides
             got, want = ours_lookup(i), peer_lookup(i)
             assert (got.enabled if got else None) == (want.get_value() if want else None), i
-        ours_us = per_call(ours_lookup, args.lookups, args.rounds)
-        peer_us = per_call(peer_lookup, args.lookups, args.rounds)
-        ours_ev = per_call(ours_lookup_events, args.lookups, args.rounds)
-        peer_ev = per_call(lambda i: peer_lookup(i, True), args.lookups, args.rounds)
+        ours_us = per_call(ours_lookup, args.lookups, args.rounds)[0]
+        peer_us = per_call(peer_lookup, args.lookups, args.rounds)[0]
+        ours_ev = per_call(ours_lookup_events, args.lookups, args.rounds)[0]
+        peer_ev = per_call(lambda i: peer_lookup(i, True), args.lookups, args.rounds)[0]
 
         def ours_all(i: int) -> object:
             return ours.get_flags(USERS[i % 100], person_properties=PROPS)
@@ -175,8 +162,8 @@ def main() -> None:
             )
 
         assert len(ours_all(0)) == len(peer_all(0)) == 50
-        ours_all_us = per_call(ours_all, args.lookups // 10, args.rounds)
-        peer_all_us = per_call(peer_all, args.lookups // 10, args.rounds)
+        ours_all_us = per_call(ours_all, args.lookups // 10, args.rounds)[0]
+        peer_all_us = per_call(peer_all, args.lookups // 10, args.rounds)[0]
 
         before_lookups, before_polls = lookups(url), polls(url)
         start = time.perf_counter()
