@@ -170,6 +170,7 @@ class BatchWorker:
         cutoff.start()
 
     def wait_stopped(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for STOPPED."""
         with self._cond:
             return self._cond.wait_for(lambda: self._state == STOPPED, max(timeout, 0.0))
 
@@ -185,7 +186,8 @@ class BatchWorker:
             self._cond.notify_all()
 
     @property
-    def state(self) -> str:  # running, draining or stopped (both threads have finished)
+    def state(self) -> str:
+        """``running``, ``draining`` or ``stopped`` (both threads have finished)."""
         return self._state
 
     @property
