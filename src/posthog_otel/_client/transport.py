@@ -301,9 +301,8 @@ class _TooLargeError(NoAnswerError, ResponseTooLargeError):
     """An answer over its limit: not retried (the next answer would be as large)."""
 
     def __init__(self, message: str, *, limit: int, url_path: str) -> None:
-        NoAnswerError.__init__(self, message, retryable=False)
-        self.limit = limit
-        self.url_path = url_path
+        ResponseTooLargeError.__init__(self, message, limit=limit, url_path=url_path)
+        self.retryable = False
 
 
 def _read(
