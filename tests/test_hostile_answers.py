@@ -389,3 +389,16 @@ def test_no_log_line_shows_the_secret_key_when_polls_fail(server, all_logs, unus
     assert all_logs.records, "the failed poll logs"
     assert any(r.levelno >= logging.WARNING for r in all_logs.records)
     assert_logs_hide_keys(all_logs)
+
+
+@pytest.mark.parametrize(
+    ("length", "kept"), [(40, True), (limits.MAX_KEPT_HEADER_CHARS + 1, False)]
+)
+def test_a_definitions_etag_too_long_to_send_back_is_not_kept(server, length, kept):
+    etag = '"' + "e" * (length - 2) + '"'
+    document = {"flags": [], "group_type_mapping": {}, "cohorts": {}}
+    server.faults.respond(200, body=document, headers={"ETag": etag}, paths="/flags/definitions")
+    with PostHogClient(API_KEY, server.url, secret_key=SECRET) as client:
+        definitions = client.flag_definitions()
+    assert definitions is not None
+    assert definitions.etag == (etag if kept else None)

@@ -29,7 +29,8 @@ ANSWER_READ_CHUNK = 64 * 1024
 HTTP_CLIENT_MAX_HEADERS = 100
 HTTP_CLIENT_MAX_LINE = 65_536
 # Header values kept in an ``APIError`` or a ``Response``: longer ones are cut to this many
-# characters (after any secret in them is redacted).
+# characters (after any secret in them is redacted); a longer definitions ETag is not kept
+# (the next poll asks without If-None-Match).
 MAX_KEPT_HEADER_CHARS = 1_000
 
 # --- flag definitions and local evaluation --------------------------------------------

@@ -236,8 +236,11 @@ class Connection:
         if result.status == 304:
             return None
         response = self.checked(result, path, secrets)
+        etag = response.headers.get("etag")  # redacted, should it hold a key
+        if len(result.headers.get("etag", "")) > MAX_KEPT_HEADER_CHARS:
+            etag = None  # too long to send back in every poll: no conditional requests
         try:
-            return parse_definitions(response.body, response.headers.get("etag"))
+            return parse_definitions(response.body, etag)
         except ValueError as exc:
             problem = _echo(f"unreadable flag definitions: {exc}", secrets)
             raise APIError(response.status, problem, url_path=path) from exc
