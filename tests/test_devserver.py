@@ -490,6 +490,88 @@ def test_an_idle_connection_is_closed_after_the_read_timeout():
         assert raw_exchange(server, b"", wait=10) == b""  # closed, not held forever
 
 
+def trickle(
+    server, data: bytes, interval: float, give_up: float, head: bytes = b""
+) -> tuple[bytes, float]:
+    """Send ``head`` at once, then ``data`` one byte per ``interval`` on a bare socket until
+    the server answers or hangs up; (what it said, seconds from the first byte). Gives up
+    after ``give_up``."""
+    import select
+    import socket
+
+    with socket.create_connection((server.host, server.port), timeout=give_up) as sock:
+        start = time.monotonic()
+        received = b""
+        sock.sendall(head)
+        for i in range(len(data)):
+            if time.monotonic() - start > give_up:
+                break
+            try:
+                sock.sendall(data[i : i + 1])
+            except OSError:  # the server hung up on us: what we wait for
+                break
+            readable, _, _ = select.select([sock], [], [], interval)
+            if readable:
+                break
+        sock.settimeout(max(give_up - (time.monotonic() - start), 0.1))
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+        return received, time.monotonic() - start
+
+
+def test_a_trickled_upload_is_cut_off_after_the_read_timeout_in_all():
+    """Each byte comes well within the read timeout, but the request as a whole must too."""
+    with DevServer(read_timeout=0.5) as server:
+        head = b"POST /batch/ HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n"
+        answer, seconds = trickle(server, b"{" * 200, interval=0.05, give_up=8, head=head)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
+        assert seconds < 3, seconds  # 0.5 s allowed; 200+ bytes at 0.05 s would take 13 s
+        assert server.events() == []
+
+
+def test_trickled_headers_are_cut_off_after_the_read_timeout_in_all():
+    with DevServer(read_timeout=0.5) as server:
+        head = b"GET /api/events HTTP/1.1\r\n" + b"X-Slow: " + b"a" * 300 + b"\r\n\r\n"
+        answer, seconds = trickle(server, head, interval=0.05, give_up=8)
+        assert answer == b""  # closed without an answer
+        assert seconds < 3, seconds
+
+
+def test_a_request_that_arrives_in_time_after_a_quiet_spell_is_answered():
+    """The clock starts at a request's first byte: an idle keep-alive spell (under the
+    read timeout) costs the next request nothing."""
+    with DevServer(read_timeout=1.0) as server:
+        parts = urlsplit(server.url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        for _ in range(2):
+            conn.request("GET", "/api/requests")
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200
+            time.sleep(0.7)  # quiet, but less than the read timeout
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/events", None),
+        ("GET", "/api/requests", None),
+        ("GET", "/", None),
+        ("POST", "/batch/", batch_body([event()])),
+        ("POST", "/decide/?v=4", json.dumps({"api_key": "k", "distinct_id": "u"}).encode()),
+        ("GET", "/no/such/route", None),
+    ],
+)
+def test_every_answer_forbids_content_sniffing(server, method, path, body):
+    _, headers, _ = exchange(server, method, path, body)
+    assert headers.get("X-Content-Type-Options") == "nosniff", (path, headers)
+    assert list(headers).count("X-Content-Type-Options") == 1
+
+
 @pytest.mark.parametrize(
     ("encoding", "body", "status"),
     [

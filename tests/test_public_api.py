@@ -23,6 +23,7 @@ def test_all_is_pinned():
             "PostHogSpanExporter",
             "PostHogSpanProcessor",
             "Response",
+            "ResponseTooLargeError",
             "TransportError",
             "__version__",
             "capture",
@@ -41,6 +42,7 @@ def test_error_hierarchy():
 
     for cls in (APIError, ConfigurationError, TransportError):
         assert issubclass(cls, PostHogError)
+    assert issubclass(posthog_otel.ResponseTooLargeError, TransportError)
     assert issubclass(ConfigurationError, ValueError)
 
 
@@ -64,5 +66,11 @@ def test_only_these_modules_are_public():
     assert openfeature.__all__ == ["PostHogProvider"]
     assert sorted(devserver.__all__) == ["DevServer", "RecordedRequest"]
     assert sorted(errors.__all__) == sorted(
-        ["APIError", "ConfigurationError", "PostHogError", "TransportError"]
+        [
+            "APIError",
+            "ConfigurationError",
+            "PostHogError",
+            "ResponseTooLargeError",
+            "TransportError",
+        ]
     )

@@ -18,7 +18,13 @@ from posthog_otel._pipeline.processor import PostHogSpanProcessor
 from posthog_otel._pipeline.propagator import PostHogPropagator
 from posthog_otel._pipeline.stats import PipelineStats
 from posthog_otel._version import __version__
-from posthog_otel.errors import APIError, ConfigurationError, PostHogError, TransportError
+from posthog_otel.errors import (
+    APIError,
+    ConfigurationError,
+    PostHogError,
+    ResponseTooLargeError,
+    TransportError,
+)
 
 __all__ = [
     "APIError",
@@ -38,6 +44,7 @@ __all__ = [
     "PostHogSpanExporter",
     "PostHogSpanProcessor",
     "Response",
+    "ResponseTooLargeError",
     "TransportError",
     "__version__",
     "capture",

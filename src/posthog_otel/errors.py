@@ -9,6 +9,7 @@ checks); background threads turn failures into counters and one log line.
      ├── ConfigurationError      (also a ValueError) a setting is missing or invalid
      ├── APIError                PostHog answered with a non-2xx status after retries
      └── TransportError          the request never got an answer (network, TLS, timeout)
+          └── ResponseTooLargeError  the answer was over its size limit, so it was not read
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["APIError", "ConfigurationError", "PostHogError", "TransportError"]
+__all__ = [
+    "APIError",
+    "ConfigurationError",
+    "PostHogError",
+    "ResponseTooLargeError",
+    "TransportError",
+]
 
 
 class PostHogError(Exception):
@@ -47,7 +54,8 @@ class APIError(PostHogError):
     Attributes:
         status: the HTTP status code.
         body: the parsed JSON body, the text when it is not JSON, or ``None``.
-        headers: the response headers (lower-cased names), e.g. ``retry-after``.
+        headers: the response headers (lower-cased names), e.g. ``retry-after``; a
+            credential-like header, or one holding a configured key, is ``[redacted]``.
     """
 
     def __init__(
@@ -70,6 +78,21 @@ class TransportError(PostHogError):
 
     The underlying exception is chained as ``__cause__``.
     """
+
+
+class ResponseTooLargeError(TransportError):
+    """The answer was larger than its limit (as received, or once inflated), so it was
+    cut off unread and the request failed; it is not retried.
+
+    Attributes:
+        limit: the limit in bytes that the answer passed.
+        url_path: the path asked (no query string).
+    """
+
+    def __init__(self, message: str, *, limit: int, url_path: str = "") -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.url_path = url_path
 
 
 def _short(body: Any, limit: int = 200) -> str:

@@ -4,6 +4,7 @@
 - ``connection``: one project's requests, the face the pipeline and flags use
 - ``retry``: which failures retry, backoff, ``Retry-After``, one deadline
 - ``transport``: urllib3 (the only module that imports it): pool, TLS, proxies
+- ``answer``: an answer's body within its byte limit, inflated a bounded piece at a time
 - ``watchdog``: cuts a request off at its deadline or stop, whatever the server sends
 - ``batch``: ``/batch/`` bodies and the request size limits
 - ``events``: the ``Event`` value, validation, timestamps and uuids

@@ -42,9 +42,7 @@ class ClientConfig:
     secret_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.api_key, str) or not self.api_key.strip():
-            raise ConfigurationError("api_key", "a non-empty PostHog project API key is required")
-        object.__setattr__(self, "api_key", self.api_key.strip())
+        object.__setattr__(self, "api_key", check_key("api_key", self.api_key))
         object.__setattr__(self, "host", _check_host(self.host))
         _check_seconds("timeout", self.timeout, allow_zero=False)
         _check_seconds("flags_timeout", self.flags_timeout, allow_zero=False)
@@ -60,11 +58,7 @@ class ClientConfig:
         if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
             raise ConfigurationError("ca_bundle", f"no such file: {self.ca_bundle!r}")
         if self.secret_key is not None:
-            if not isinstance(self.secret_key, str) or not self.secret_key.strip():
-                raise ConfigurationError(
-                    "secret_key", "must be a non-empty project secret API key or personal API key"
-                )
-            object.__setattr__(self, "secret_key", self.secret_key.strip())
+            object.__setattr__(self, "secret_key", check_key("secret_key", self.secret_key))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientConfig:
@@ -95,6 +89,28 @@ class ClientConfig:
                 problem = str(exc).partition(": ")[2]
                 raise ConfigurationError(_ENV[exc.setting][0], problem) from None
             raise
+
+
+def check_key(setting: str, key: object) -> str:
+    """An API key (``api_key``) or a secret or personal key (``secret_key``), stripped of
+    the whitespace around it (a newline from a secrets file, say); ``ConfigurationError``
+    if it is empty or holds anything but printable ASCII without spaces. The message
+    says what is wrong and where, never the key."""
+    what = "project API key" if setting == "api_key" else "secret API key or personal API key"
+    if not isinstance(key, str):
+        raise ConfigurationError(setting, f"must be a {what} (a string), got {type(key).__name__}")
+    stripped = key.strip()
+    if not stripped:
+        raise ConfigurationError(setting, f"a non-empty {what} is required")
+    for position, char in enumerate(stripped):
+        if not (char.isascii() and char.isprintable()) or char.isspace():
+            kind = "whitespace" if char.isspace() else "a control or non-ASCII character"
+            raise ConfigurationError(
+                setting,
+                f"the key holds {kind} at position {position} of {len(stripped)} (only "
+                "surrounding whitespace is removed); copy the key again",
+            )
+    return stripped
 
 
 def _check_host(host: object) -> str:

@@ -15,13 +15,14 @@ from typing import Any
 from urllib.parse import quote
 
 from posthog_otel._client.batch import MAX_BATCH_BYTES, OpenBatch, SealedBatch, batch_head, batches
-from posthog_otel._client.config import ClientConfig
+from posthog_otel._client.config import ClientConfig, check_key
 from posthog_otel._client.events import check_distinct_id, check_groups, check_properties
 from posthog_otel._client.retry import RetryPolicy, send_with_retries
 from posthog_otel._client.transport import HTTPResult, Transport
 from posthog_otel._flags.local.definitions import FlagDefinitions, parse_definitions
 from posthog_otel._flags.values import FlagsResponse, parse_flags_response
 from posthog_otel._json import dumps, loads
+from posthog_otel._limits import MAX_DEFINITIONS_ANSWER_BYTES, MAX_KEPT_HEADER_CHARS
 from posthog_otel.errors import APIError, ConfigurationError, PostHogError
 
 BATCH_PATH = "/batch/"
@@ -30,6 +31,8 @@ REDACTED = "[redacted]"
 MAX_ECHO = 300  # characters of a server's text kept in an error message or a log line
 MAX_ERROR_JSON = 4096  # bytes: a longer error answer is kept as short text, not parsed
 MAX_DEPTH = 64  # levels of JSON we read; PostHog's answers are a handful deep
+# Answer headers whose value is a credential whatever it holds: shown as REDACTED.
+_CREDENTIAL_HEADERS = ("authorization", "cookie", "token", "secret", "api-key", "apikey")
 
 
 @dataclass(frozen=True)
@@ -141,13 +144,18 @@ class Connection:
         )
         return self.checked(result, path)
 
-    def checked(self, result: HTTPResult, path: str) -> Response:
-        """``result`` as a ``Response``, or ``APIError`` for a non-2xx status."""
-        parsed = self._parse_body(result)
+    def checked(
+        self, result: HTTPResult, path: str, secrets: tuple[str, ...] | None = None
+    ) -> Response:
+        """``result`` as a ``Response``, or ``APIError`` for a non-2xx status; neither
+        shows ``secrets`` (default: this connection's keys) in its body or headers."""
+        secrets = self._secrets if secrets is None else secrets
+        parsed = self._parse_body(result, secrets)
+        headers = _safe_headers(result.headers, secrets)
         if not 200 <= result.status < 300:
             path_only = path.partition("?")[0]
-            raise APIError(result.status, parsed, url_path=path_only, headers=result.headers)
-        return Response(result.status, result.headers, parsed)
+            raise APIError(result.status, parsed, url_path=path_only, headers=headers)
+        return Response(result.status, headers, parsed)
 
     def fetch_flags(
         self,
@@ -196,6 +204,10 @@ class Connection:
             )
         if self.closed.is_set():
             raise PostHogError("the client is closed")
+        secrets = self._secrets
+        if secret != self.config.secret_key:
+            secret = check_key("secret_key", secret)
+            secrets = tuple(sorted({*secrets, secret}, key=len, reverse=True))
         headers = {"Authorization": f"Bearer {secret}", "Accept": "application/json"}
         if etag:
             headers["If-None-Match"] = etag
@@ -205,7 +217,11 @@ class Connection:
         def get(path: str) -> HTTPResult:
             return send_with_retries(
                 lambda t: self._transport.get(
-                    path + query, timeout=t, stop=self.closed, headers=headers
+                    path + query,
+                    timeout=t,
+                    stop=self.closed,
+                    headers=headers,
+                    limit=MAX_DEFINITIONS_ANSWER_BYTES,
                 ),
                 policy,
                 timeout=self.config.timeout,
@@ -219,15 +235,18 @@ class Connection:
             result = get(path)
         if result.status == 304:
             return None
-        response = self.checked(result, path)
+        response = self.checked(result, path, secrets)
+        etag = response.headers.get("etag")  # redacted, should it hold a key
+        if len(result.headers.get("etag", "")) > MAX_KEPT_HEADER_CHARS:
+            etag = None  # too long to send back in every poll: no conditional requests
         try:
-            return parse_definitions(response.body, response.headers.get("etag"))
+            return parse_definitions(response.body, etag)
         except ValueError as exc:
-            problem = _echo(f"unreadable flag definitions: {exc}", self._secrets)
+            problem = _echo(f"unreadable flag definitions: {exc}", secrets)
             raise APIError(response.status, problem, url_path=path) from exc
 
-    def _parse_body(self, result: HTTPResult) -> Any:
-        """The answer's JSON with our secrets removed; an error answer that is not small
+    def _parse_body(self, result: HTTPResult, secrets: tuple[str, ...]) -> Any:
+        """The answer's JSON with ``secrets`` removed; an error answer that is not small
         JSON is kept as a short text. ``None`` for a 2xx answer we cannot read."""
         data = result.data
         if not data:
@@ -235,13 +254,13 @@ class Connection:
         ok = 200 <= result.status < 300
         if ok or len(data) <= MAX_ERROR_JSON:
             try:
-                return _redact(loads(data), self._secrets)
+                return _redact(loads(data), secrets)
             except (ValueError, RecursionError):
                 if ok:
                     return None
         # Only the start is shown: decode a window wide enough to redact a secret it cuts.
         text = data[: MAX_ERROR_JSON * 4].decode("utf-8", "replace")
-        return _echo(text, self._secrets, f"{len(data):,} bytes")
+        return _echo(text, secrets, f"{len(data):,} bytes")
 
 
 def _secrets(config: ClientConfig) -> tuple[str, ...]:
@@ -249,6 +268,21 @@ def _secrets(config: ClientConfig) -> tuple[str, ...]:
     values = [v for v in config.headers.values() if len(v) >= 8]
     keys = [k for k in (config.api_key, config.secret_key) if k]
     return tuple(sorted({*keys, *values}, key=len, reverse=True))
+
+
+def _safe_headers(headers: Mapping[str, str], secrets: tuple[str, ...]) -> dict[str, str]:
+    """Answer headers fit to show: a credential-like header (``Set-Cookie``, ``X-Api-Key``,
+    ...) is ``REDACTED`` whole, a secret inside any other value is removed, and a value is
+    cut to ``MAX_KEPT_HEADER_CHARS``."""
+    safe = {}
+    for name, value in headers.items():
+        if any(word in name for word in _CREDENTIAL_HEADERS):
+            safe[name] = REDACTED
+            continue
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+        safe[name] = value[:MAX_KEPT_HEADER_CHARS]
+    return safe
 
 
 def _echo(text: str, secrets: tuple[str, ...], size: str = "") -> str:

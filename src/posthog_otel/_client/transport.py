@@ -9,6 +9,8 @@ or when ``stop`` is set. An attempt that failed on a reused keep-alive connectio
 deadline; a new connection that fails is the attempt's answer, so a reset costs
 one request per configured try, never two. Redirects are never followed, so
 the request body (which carries the API key) only ever goes to the configured host.
+An answer is read within a size limit (``limit``), as received and once inflated
+(``answer``); past it the request fails with ``ResponseTooLargeError``.
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ from urllib3.exceptions import (
 )
 
 from posthog_otel import _forksafe
+from posthog_otel._client.answer import AnswerTooLargeError, UnreadableAnswerError, read_body
 from posthog_otel._client.compress import gzip_bytes
 from posthog_otel._client.watchdog import WATCHDOG, Cutoff
+from posthog_otel._limits import MAX_ANSWER_BYTES
 from posthog_otel._version import __version__
-from posthog_otel.errors import TransportError
+from posthog_otel.errors import ResponseTooLargeError, TransportError
 
 logger = logging.getLogger(__name__)
 
@@ -94,11 +98,13 @@ class Transport:
         stop: threading.Event | None = None,
         headers: Mapping[str, str] | None = None,
         gzipped: bool = False,
+        limit: int = MAX_ANSWER_BYTES,
     ) -> HTTPResult:
         """Send one POST and read the whole answer within ``timeout`` seconds; raise
         ``NoAnswerError`` when no complete answer came by then, or when ``stop`` was set
-        before or during the request (cut off within ``watchdog.TICK``). ``gzipped``
-        says the body is compressed already (a sealed batch)."""
+        before or during the request (cut off within ``watchdog.TICK``), and
+        ``ResponseTooLargeError`` for an answer over ``limit`` bytes (as received or
+        inflated). ``gzipped`` says the body is compressed already (a sealed batch)."""
         if stop is not None and stop.is_set():
             raise NoAnswerError(f"request to {path} not sent: stopping", retryable=False)
         request_headers = dict(self._headers)
@@ -110,11 +116,11 @@ class Transport:
         url = self._base_url + path
         with WATCHDOG.watch(time.monotonic() + timeout, stop) as cutoff:
             try:
-                return self._send(url, data, request_headers, cutoff)
+                return self._send(url, data, request_headers, cutoff, limit)
             except _StaleConnectionError as exc:
                 # The server closed a pooled keep-alive connection as we reused it.
                 logger.debug("retrying %s once on another connection: %s", path, exc)
-                return self._send(url, data, request_headers, cutoff)
+                return self._send(url, data, request_headers, cutoff, limit)
 
     def get(
         self,
@@ -123,10 +129,11 @@ class Transport:
         timeout: float,
         stop: threading.Event | None = None,
         headers: Mapping[str, str] | None = None,
+        limit: int = MAX_ANSWER_BYTES,
     ) -> HTTPResult:
-        """Send one GET (no body) and read the whole answer within ``timeout`` seconds,
-        as ``post`` does. It never follows a redirect either, so ``headers`` (which may
-        carry a secret key) only ever go to the configured host."""
+        """Send one GET (no body) and read the whole answer within ``timeout`` seconds
+        and ``limit`` bytes, as ``post`` does. It never follows a redirect either, so
+        ``headers`` (which may carry a secret key) only ever go to the configured host."""
         if stop is not None and stop.is_set():
             raise NoAnswerError(f"request to {path} not sent: stopping", retryable=False)
         request_headers = {k: v for k, v in self._headers.items() if k != "Content-Type"}
@@ -134,12 +141,12 @@ class Transport:
         url = self._base_url + path
         with WATCHDOG.watch(time.monotonic() + timeout, stop) as cutoff:
             try:
-                return self._send(url, None, request_headers, cutoff, method="GET")
+                return self._send(url, None, request_headers, cutoff, limit, method="GET")
             except _StaleConnectionError as exc:
                 # A poll every 30 s often finds its keep-alive connection closed.
                 where = urlsplit(url).path  # the query holds the project key
                 logger.debug("retrying GET %s once on another connection: %s", where, exc)
-                return self._send(url, None, request_headers, cutoff, method="GET")
+                return self._send(url, None, request_headers, cutoff, limit, method="GET")
 
     def close(self) -> None:
         with self._lock:
@@ -151,6 +158,7 @@ class Transport:
         body: bytes | None,
         headers: dict[str, str],
         cutoff: Cutoff,
+        limit: int,
         method: str = "POST",
     ) -> HTTPResult:
         attempt = _Attempt(cutoff)
@@ -165,7 +173,8 @@ class Transport:
                 timeout=urllib3.Timeout(connect=left, read=left),
                 retries=urllib3.Retry(0),
                 redirect=False,
-                preload_content=True,
+                preload_content=False,  # read below, within the limit
+                decode_content=False,  # inflated below, a bounded piece at a time
             )
         except MaxRetryError as exc:
             raise _failure(url, exc.reason or exc, attempt) from (exc.reason or exc)
@@ -174,10 +183,17 @@ class Transport:
         finally:
             _current.attempt = None
         names = {name.lower(): value for name, value in response.headers.items()}
+        try:
+            data = _read(response, names, limit, url, attempt)
+        except BaseException:
+            response.close()  # the rest of the body is never read: the connection goes
+            response.release_conn()
+            raise
+        response.release_conn()
         if cutoff.reason is not None and not _framed(names):
             # Read to the end of a body that ends with the connection: our cut may be that end.
             raise _cut_off(url, cutoff)
-        return HTTPResult(response.status, names, response.data)
+        return HTTPResult(response.status, names, data)
 
     def _new_pool(self) -> urllib3.PoolManager:
         tls: dict[str, object] = {"cert_reqs": "CERT_REQUIRED"}
@@ -279,6 +295,42 @@ _POOLS: dict[str, type[urllib3.HTTPConnectionPool]] = {"http": _Pool, "https": _
 
 class _StaleConnectionError(NoAnswerError):
     """The server closed a reused keep-alive connection as we sent on it."""
+
+
+class _TooLargeError(NoAnswerError, ResponseTooLargeError):
+    """An answer over its limit: not retried (the next answer would be as large)."""
+
+    def __init__(self, message: str, *, limit: int, url_path: str) -> None:
+        ResponseTooLargeError.__init__(self, message, limit=limit, url_path=url_path)
+        self.retryable = False
+
+
+def _read(
+    response: urllib3.BaseHTTPResponse,
+    headers: Mapping[str, str],
+    limit: int,
+    url: str,
+    attempt: _Attempt,
+) -> bytes:
+    """The answer's body, inflated, within ``limit`` bytes (as declared, received and
+    inflated)."""
+    path = urlsplit(url).path
+    declared = headers.get("content-length", "")
+    try:
+        if declared.isdigit() and int(declared) > limit:
+            raise AnswerTooLargeError("as declared")
+        return read_body(
+            lambda n: response.read(n, decode_content=False),
+            headers.get("content-encoding", ""),
+            limit,
+        )
+    except AnswerTooLargeError as exc:
+        message = f"the answer from {path} is over its limit of {limit:,} bytes ({exc.stage})"
+        raise _TooLargeError(message, limit=limit, url_path=path) from None
+    except UnreadableAnswerError as exc:
+        raise NoAnswerError(f"unreadable answer from {path}: {exc}", retryable=True) from None
+    except (HTTPError, OSError) as exc:
+        raise _failure(url, exc, attempt) from exc
 
 
 def _failure(url: str, reason: BaseException, attempt: _Attempt) -> NoAnswerError:

@@ -50,7 +50,9 @@ class Faults:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         """Answer ``status`` (with ``Retry-After``, a JSON ``body`` and ``headers`` if
-        given), once ``after`` matching requests have gone through normally."""
+        given), once ``after`` matching requests have gone through normally. A ``body``
+        of bytes is sent as it is: with ``Content-Encoding: gzip`` in ``headers``, a
+        gzip bomb, say."""
         headers = dict(headers or {})
         if retry_after is not None:
             headers["Retry-After"] = _seconds_text(retry_after)

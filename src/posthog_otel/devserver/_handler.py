@@ -3,17 +3,23 @@ route (``_routes.ROUTES``), apply an armed fault, record the request, answer.
 
 Every request gets an answer, even one that breaks a route (500, logged), except
 when a fault says otherwise. Bodies are held to the route's limit as declared
-(``Content-Length``, checked before reading) and once decompressed; a client that
-stalls mid-body gets 408 after the server's ``read_timeout``.
+(``Content-Length``, checked before reading) and once decompressed. A request must
+arrive whole within the server's ``read_timeout`` of its first byte, however it
+trickles (mid-body: 408; in its headers: the connection is closed), and a connection
+may stay silent that long between requests. Headers are bounded by http.client's
+parser: 100 lines of at most 65,536 bytes. Every answer says ``X-Content-Type-Options:
+nosniff``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import ipaddress
 import logging
 import socket
 import struct
+import time
 import zlib
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
@@ -45,9 +51,16 @@ class Handler(BaseHTTPRequestHandler):
         return self.server.app  # type: ignore[attr-defined,no-any-return]
 
     def setup(self) -> None:
-        self.request.settimeout(self.app.read_timeout)  # every read and write on it
+        self.request.settimeout(self.app.read_timeout)  # every write on it
         self.linger = False
         super().setup()
+        self.rfile.close()  # the socket's own reader, replaced by one held to a deadline
+        self._reader = _DeadlineReader(self.connection, self.app.read_timeout)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self) -> None:
+        self._reader.next_request()
+        super().handle_one_request()
 
     def finish(self) -> None:
         """After refusing a body unread, stop sending, then read and drop what the client
@@ -221,6 +234,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
         origin = self.headers.get("Origin")
         if cors and origin:
             self.send_header("Access-Control-Allow-Origin", origin)
@@ -251,6 +265,38 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.close()
         elif fault.kind == "garbage":
             self.wfile.write(b"\x00\x01this is not HTTP at all\r\n\r\n")
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The connection as the handler reads it: each request within ``seconds`` of its
+    first byte, whole (a socket timeout alone bounds each read, so a byte a second would
+    never end); between requests, silence for ``seconds`` at most."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._seconds = seconds
+        self._deadline: float | None = None
+
+    def next_request(self) -> None:
+        """The next read waits for a new request; its first byte starts the clock."""
+        self._deadline = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._seconds if self._deadline is None else self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"the request did not arrive within {self._seconds} s")
+        self._sock.settimeout(left)
+        try:
+            received = self._sock.recv_into(buffer)
+        finally:
+            self._sock.settimeout(self._seconds)  # writes keep the plain per-send timeout
+        if received and self._deadline is None:
+            self._deadline = time.monotonic() + self._seconds
+        return received
 
 
 def _decoded(raw: bytes, encoding: str, query: Mapping[str, list[str]], limit: int) -> bytes:

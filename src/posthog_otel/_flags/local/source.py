@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from posthog_otel import _forksafe, _otel
+from posthog_otel._client.config import check_key
 from posthog_otel._flags.local.definitions import FlagDefinitions
 from posthog_otel._flags.local.evaluator import Decision, LocalFlags, Subject, Undecided
 from posthog_otel._flags.local.matcher import (
@@ -49,7 +50,10 @@ def local_source(
     only_local: bool,
 ) -> LocalSource | None:
     """Local evaluation for a flag provider, polling already; ``None`` when it is off
-    (``enabled=None``: on when a secret key is given or configured)."""
+    (``enabled=None``: on when a secret key is given or configured). A given key is
+    checked and stripped as the client's own is (``check_key``)."""
+    if secret_key is not None:
+        secret_key = check_key("secret_key", secret_key)
     key = secret_key or connection.config.secret_key
     if enabled is None:
         enabled = key is not None
