@@ -8,7 +8,8 @@ them, exporting to the test devserver.
 
 Each app serves ``GET /items/<n>``, which tags its instrumented server span with
 ``posthog.event = item_viewed`` and ``item = n`` (inside ``identify(user)`` with
-``?user=``, adding ``capture(name)`` with ``?capture=name``), and, when
+``?user=``, adding ``capture(name)`` with ``?capture=name``; Flask also logs a record
+tagged ``posthog.event = name`` with ``?log=name``), and, when
 ``DOWNSTREAM_URL`` is set, calls the same path and query there with ``requests`` (one
 trace across two services). Pass ``env`` to add or override variables
 (``OTEL_SEMCONV_STABILITY_OPT_IN``, ``OTEL_BSP_SCHEDULE_DELAY``, ``DOWNSTREAM_URL``,

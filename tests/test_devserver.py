@@ -804,6 +804,35 @@ def test_events_api_selects_a_trace(server):
     assert [e["event"] for e in exchange(server, "GET", "/api/events?trace_id=t1")[2]] == ["b", "a"]
 
 
+def test_an_event_sent_again_is_stored_once_and_its_repeats_counted(server):
+    """A batch retried because its answer was lost carries the same uuids: PostHog keeps
+    one row per uuid, event and distinct_id, and so does the devserver, counting the rest."""
+    same = "0190e7c4-0000-7000-8000-00000000000a"
+    other = "0190e7c4-0000-7000-8000-00000000000b"
+    batch = [event("paid", uuid=same), event("paid", uuid=other, properties={"n": 1})]
+    for _ in range(3):
+        assert request(server, "POST", "/batch/", {"api_key": "k", "batch": batch})[0] == 200
+    assert (
+        request(server, "POST", "/capture/", {"api_key": "k", **event("paid", uuid=same)})[0] == 200
+    )
+    # The same uuid for another event, or another person, is not a repeat: PostHog keeps both.
+    request(server, "POST", "/batch/", {"api_key": "k", "batch": [event("refunded", uuid=same)]})
+    request(server, "POST", "/batch/", {"api_key": "k", "batch": [event("paid", "v", uuid=same)]})
+    stored = server.events()
+    assert sorted((e["event"], e["distinct_id"]) for e in stored) == [
+        ("paid", "u"),
+        ("paid", "u"),
+        ("paid", "v"),
+        ("refunded", "u"),
+    ]
+    assert server.repeats() == {same: 3, other: 2}
+    assert request(server, "GET", "/api/requests")[1]["repeated_events"] == 5
+    assert exchange(server, "GET", "/api/events?event=paid")[1]["X-Total-Count"] == "3"
+    server.clear()
+    assert server.repeats() == {}
+    assert request(server, "GET", "/api/requests")[1]["repeated_events"] == 0
+
+
 def test_a_file_from_the_first_release_is_upgraded(tmp_path):
     import sqlite3
 
@@ -814,15 +843,17 @@ def test_a_file_from_the_first_release_is_upgraded(tmp_path):
             " event TEXT NOT NULL, distinct_id TEXT NOT NULL, timestamp TEXT NOT NULL,"
             " properties TEXT NOT NULL)"
         )
-        old.execute(
-            "INSERT INTO events (uuid, event, distinct_id, timestamp, properties) VALUES"
-            " ('0190e7c4-0000-7000-8000-000000000000', 'kept', 'u', '2026-01-01T00:00:00Z',"
-            ' \'{"$trace_id": "t9"}\')'
-        )
+        for _ in range(3):  # it stored repeats as rows: now one row, two repeats
+            old.execute(
+                "INSERT INTO events (uuid, event, distinct_id, timestamp, properties) VALUES"
+                " ('0190e7c4-0000-7000-8000-000000000000', 'kept', 'u', '2026-01-01T00:00:00Z',"
+                ' \'{"$trace_id": "t9"}\')'
+            )
     old.close()
     with DevServer(db=db) as server:
         found = exchange(server, "GET", "/api/events?trace_id=t9&order=time")[2]
         assert [e["event"] for e in found] == ["kept"]
+        assert server.repeats() == {"0190e7c4-0000-7000-8000-000000000000": 2}
 
 
 @pytest.mark.parametrize(

@@ -151,7 +151,8 @@ def test_attached_to_the_global_provider_it_behaves_as_the_processor(server, cli
     provider.shutdown()
     (event,) = server.wait_for_events(1, event="seen_at_start")
     assert event["distinct_id"] == "from-baggage"  # identity copied at span start
-    assert len(server.events("seen_at_start")) == 1  # the exporter skipped what it took
+    assert len(server.events("seen_at_start")) == 1
+    assert server.repeats() == {}  # the exporter skipped what it took (same span, same uuid)
     assert attached.stats().events_sent == 1
 
 

@@ -18,7 +18,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
-from conftest import API_KEY, wait_until
+from conftest import API_KEY
 from posthog_otel import (
     PostHogClient,
     PostHogFlagProvider,
@@ -249,6 +249,46 @@ def test_exporter_after_shutdown_fails_and_counts(server, client, make_logger):
     assert server.events() == []
 
 
+def test_attached_to_the_global_provider_it_behaves_as_the_processor(server, client):
+    """What opentelemetry-instrument does: the global LoggerProvider is set, then the
+    exporter is built and put behind a BatchLogRecordProcessor on it. Records there are
+    taken by the attached processor as they are logged (with identify()'s identity) and
+    skipped by the exporter; records of another provider are exported as before."""
+    from unittest import mock
+
+    providers, loggers = [], []
+    for name in ("global", "other"):
+        resource = Resource.create({"service.name": name})
+        provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        log = logging.getLogger(f"shop.attached.{name}")
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        log.addHandler(LoggingHandler(logger_provider=provider))
+        providers.append(provider)
+        loggers.append(log)
+    with mock.patch("opentelemetry._logs.get_logger_provider", return_value=providers[0]):
+        exporter = PostHogLogExporter(client)
+    assert PostHogLogExporter(client, attach_processor=False).stats().logs_seen == 0
+    for provider in providers:
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    try:
+        with identify("from-identify"):
+            loggers[0].info("taken", extra={"posthog.event": "on_the_global_provider"})
+            loggers[1].info("exported", extra={"posthog.event": "on_another_provider"})
+            loggers[0].info("untagged")
+        assert all(provider.force_flush() for provider in providers)
+    finally:
+        for provider, log in zip(providers, loggers, strict=True):
+            provider.shutdown()
+            log.handlers.clear()
+    (taken,) = server.events("on_the_global_provider")  # once: the exporter skipped it
+    assert taken["distinct_id"] == "from-identify"
+    (exported,) = server.events("on_another_provider")
+    assert exported["properties"]["$process_person_profile"] is False  # no context there
+    stats = exporter.stats()
+    assert (stats.logs_seen, stats.events_sent, stats.dropped) == (2, 2, {})
+
+
 AUTO_APP = """
 import logging
 from opentelemetry import trace
@@ -260,7 +300,7 @@ tracer = trace.get_tracer("billing")
 with identify("user-9"), tracer.start_as_current_span("renew") as span:
     extra = {"posthog.event": "subscription_renewed", "posthog.distinct_id": "user-9"}
     log.info("renewed", extra={**extra, "plan": "pro"})
-    log.info("renewed, no id", extra={"posthog.event": "anonymous_renewal"})
+    log.info("renewed, no id", extra={"posthog.event": "renewal_without_own_id"})
     log.info("untagged")
     print(trace.format_trace_id(span.get_span_context().trace_id))
 """
@@ -289,14 +329,59 @@ def test_otel_logs_exporter_posthog_under_opentelemetry_instrument(server, tmp_p
     )
     assert result.returncode == 0, result.stderr
     trace_id = result.stdout.strip()
-    # Delivered before the process exited: the SDK shuts its LoggerProvider down at exit.
-    wait_until(lambda: len(server.events()) >= 2, timeout=5)
+    # Delivered before the process exited (the SDK shuts its LoggerProvider down at
+    # exit), each once: the exporter skipped the records its attached processor took.
+    assert len(server.events()) == 2
     events = {e["event"]: e for e in server.events()}
-    assert sorted(events) == ["anonymous_renewal", "subscription_renewed"]
+    assert sorted(events) == ["renewal_without_own_id", "subscription_renewed"]
     renewed = events["subscription_renewed"]
     assert renewed["distinct_id"] == "user-9"
     assert renewed["properties"]["plan"] == "pro"
     assert renewed["properties"]["service.name"] == "billing"
     assert renewed["properties"]["$trace_id"] == trace_id
     assert renewed["properties"]["$logger_name"] == "billing"
-    assert events["anonymous_renewal"]["distinct_id"] == trace_id  # see the test above
+    # The attached processor read the context the record was logged in: identify()'s.
+    assert events["renewal_without_own_id"]["distinct_id"] == "user-9"
+
+
+LOGS_UNDER_INSTRUMENT = {
+    "OTEL_LOGS_EXPORTER": "posthog",
+    "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
+    "OTEL_PROPAGATORS": "tracecontext,baggage,posthog",
+}
+
+
+def test_flask_logs_under_opentelemetry_instrument_keep_context_and_survive_sigterm(
+    server, services
+):
+    """40 requests each log a tagged record; SIGTERM right after the last answer. The
+    exporter attached our processor to the SDK's LoggerProvider, so each record was
+    queued with its context as it was logged, and the SIGTERM drain delivers it (behind
+    the SDK's BatchLogRecordProcessor alone, all 40 waited in its queue and were lost)."""
+    import signal
+
+    import requests
+
+    app = services.flask(env=LOGS_UNDER_INSTRUMENT)
+    with requests.Session() as session:
+        for i in range(40):
+            query, headers = "log=item_logged", {}
+            if i == 7:
+                query += "&user=u-ep"  # identify() in the handler
+            if i == 11:  # posthog-js's tracing headers: baggage, through the propagator
+                headers = {"X-POSTHOG-DISTINCT-ID": "u-hdr", "X-POSTHOG-SESSION-ID": "s-11"}
+            response = session.get(f"{app.url}/items/{i}?{query}", headers=headers, timeout=10)
+            response.raise_for_status()
+    stopped = app.stop(signal.SIGTERM)
+    assert stopped.returncode == -signal.SIGTERM, stopped.output
+    events = server.events("item_logged")
+    assert len(events) == len({e["uuid"] for e in events}) == 40, stopped.output
+    by_item = {e["properties"]["item"]: e for e in events}
+    assert sorted(by_item) == list(range(40))
+    assert by_item[7]["distinct_id"] == "u-ep"
+    assert by_item[11]["distinct_id"] == "u-hdr"
+    assert by_item[11]["properties"]["$session_id"] == "s-11"
+    assert by_item[3]["properties"]["$process_person_profile"] is False  # nobody identified
+    spans = {e["properties"]["item"]: e for e in server.events("item_viewed")}
+    assert by_item[7]["properties"]["$trace_id"] == spans[7]["properties"]["$trace_id"]
+    assert by_item[7]["properties"]["$logger_name"] == "shop"

@@ -322,7 +322,8 @@ def test_after_fork_parent_and_child_each_deliver_their_own(server, make_pipelin
     assert os.waitstatus_to_exitcode(status) == 0
     events = server.events()
     assert sorted(e["event"] for e in events) == ["from_child", "from_parent", "queued_before_fork"]
-    assert len({e["uuid"] for e in events}) == 3  # the child did not resend the parent's queue
+    assert len({e["uuid"] for e in events}) == 3
+    assert server.repeats() == {}  # the child did not resend the parent's queue
 
 
 def test_exit_without_shutdown_still_delivers(server):

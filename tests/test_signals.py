@@ -27,6 +27,7 @@ def test_flask_under_opentelemetry_instrument_delivers_on_sigterm(server, servic
     assert stopped.returncode == -signal.SIGTERM, stopped.output
     events = server.wait_for_events(20, event="item_viewed", timeout=10)
     assert sorted(e["properties"]["item"] for e in events) == list(range(20))
+    assert server.repeats() == {}  # the exporter skipped what its attached processor took
 
 
 def test_uvicorn_restoring_and_reraising_still_delivers(server, services):
@@ -38,6 +39,7 @@ def test_uvicorn_restoring_and_reraising_still_delivers(server, services):
     assert stopped.returncode == -signal.SIGTERM, stopped.output
     events = server.wait_for_events(300, event="item_viewed", timeout=10)
     assert len({e["uuid"] for e in events}) == 300
+    assert server.repeats() == {}  # drained once: not by both the handler and the exit hook
 
 
 SCRIPT = """

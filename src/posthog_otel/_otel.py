@@ -38,6 +38,7 @@ __all__ = [
     "baggage_of",
     "current_context",
     "events_of",
+    "global_logger_provider",
     "hook_attributes",
     "hook_baggage_of",
     "hook_current_context",
@@ -271,3 +272,17 @@ def require_logs() -> None:
     """Raise ``ImportError`` naming what is missing if the SDK has no logs API."""
     if LogRecordExportResult is None:
         raise ImportError(_LOGS_MISSING)
+
+
+def global_logger_provider() -> Any | None:
+    """The global ``LoggerProvider`` if it takes processors (the SDK's, as
+    ``opentelemetry-instrument`` sets it before building exporters), else ``None``. The
+    logs API is also only an underscore module (``opentelemetry._logs``)."""
+    for name in ("opentelemetry.logs", "opentelemetry._logs"):
+        try:
+            api = importlib.import_module(name)
+        except ImportError:
+            continue
+        provider = api.get_logger_provider()
+        return provider if callable(getattr(provider, "add_log_record_processor", None)) else None
+    return None

@@ -21,6 +21,7 @@ def view_item(item: int) -> dict[str, int]:
         span.set_attribute("posthog.event", "item_viewed")
         span.set_attribute("item", item)
         telemetry.also_capture(request.args.get("capture"), item)
+        telemetry.also_log(request.args.get("log"), item)
         telemetry.downstream(request.path, request.query_string.decode())
     return {"item": item}
 

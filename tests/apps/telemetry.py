@@ -12,6 +12,7 @@ rather than through ``OTEL_PROPAGATORS``, which the SDK reads by itself.
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import AbstractContextManager, nullcontext
 
@@ -59,6 +60,16 @@ def also_capture(event: str | None, item: int) -> None:
     the server span, as a handler records what happened inside a request."""
     if event:
         capture(event, {"item": item})
+
+
+def also_log(event: str | None, item: int) -> None:
+    """Log a record tagged ``posthog.event = event`` (``?log=event``) through Python's
+    ``logging``, as a handler writes a line about what it did; under
+    ``OTEL_LOGS_EXPORTER=posthog`` it becomes an event with the request's identity."""
+    if event:
+        log = logging.getLogger("shop")
+        log.setLevel(logging.INFO)
+        log.info("item %d viewed", item, extra={"posthog.event": event, "item": item})
 
 
 def downstream(path: str, query: str) -> None:

@@ -9,16 +9,24 @@ spans. ``on_emit`` returns at once for a record with no tag. No hook ever raises
 The exporter is the SDK's ``LogRecordExporter`` for ``OTEL_LOGS_EXPORTER=posthog``
 (the ``posthog`` entry point in ``opentelemetry_logs_exporter``, built with no
 arguments). It sees records later, through the SDK's ``BatchLogRecordProcessor``,
-which drops each record's context before queueing it (1.39 and later): identity
-is then the record's own ``posthog.distinct_id`` or ``enduser.id``/``user.id``.
+which drops each record's context before queueing it (1.39 and later), and holds
+them in a queue our SIGTERM drain never reaches. So, as ``PostHogSpanExporter`` does,
+when it is built while an SDK ``LoggerProvider`` is the global one (as
+``opentelemetry-instrument`` does), it attaches a ``PostHogLogProcessor`` with its
+client and options to that provider, and ``export()`` skips the records that
+processor took: identity, baggage and the request's span are read as each record is
+logged. Records from any other provider are exported here, with only their own
+``posthog.distinct_id`` or ``enduser.id``/``user.id`` for identity.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -90,6 +98,7 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
         _otel.require_logs()
         self._capture_exceptions = capture_exceptions
         self._shut_down = False
+        self._taken: _Taken | None = None  # set by an exporter that attached us
         self._client: PostHogClient | None = None
         self._owns_client = False
         if processor is not None:
@@ -161,6 +170,8 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
                 ctx = getattr(record, "context", None) or _otel.current_context()
                 item = _item(log_record, ctx, self._capture_exceptions, self._span_flags)
                 self._pipeline.put(item)
+                if self._taken is not None:
+                    self._taken.add(record)
         except Exception:  # a hook must never raise into the application
             logger.debug("posthog-otel on_emit failed", exc_info=True)
 
@@ -205,9 +216,14 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
 class PostHogLogExporter(_otel.LogRecordExporter):
     """Exports tagged log records as PostHog events; untagged records are skipped.
 
-    Takes the same options as ``PostHogSpanExporter``. Prefer ``PostHogLogProcessor``
-    where you can: behind ``BatchLogRecordProcessor`` a record has lost the context
-    it was emitted in, so ``identify()`` and the span's identity and flags are not seen.
+    Takes the same options as ``PostHogSpanExporter``, and:
+
+    Args:
+        attach_processor: when an SDK ``LoggerProvider`` is the global one, attach a
+            ``PostHogLogProcessor`` to it (see the module docstring); ``False`` keeps
+            this a plain exporter, which behind ``BatchLogRecordProcessor`` sees a
+            record without the context it was emitted in: ``identify()`` and the
+            span's identity and flags are not seen.
     """
 
     def __init__(
@@ -222,20 +238,29 @@ class PostHogLogExporter(_otel.LogRecordExporter):
         before_send: BeforeSend | None = None,
         max_batch_size: int = 1000,
         export_timeout: float = 30.0,
+        attach_processor: bool = True,
         **client_options: Any,
     ) -> None:
         _otel.require_logs()
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
-        self._stats = Stats()
-        self._delivery = Delivery.for_spans(
-            connection_of(self._client),
-            self._stats,
-            capture_exceptions=capture_exceptions,
-            include_resource_attributes=include_resource_attributes,
-            attribute_denylist=attribute_denylist,
-            before_send=before_send,
-            max_batch_size=max_batch_size,
-        )
+        options: dict[str, Any] = {
+            "capture_exceptions": capture_exceptions,
+            "include_resource_attributes": include_resource_attributes,
+            "attribute_denylist": attribute_denylist,
+            "before_send": before_send,
+            "max_batch_size": max_batch_size,
+        }
+        self._attached: PostHogLogProcessor | None = None
+        self._taken = _Taken()
+        provider = _otel.global_logger_provider() if attach_processor else None
+        if provider is not None:
+            self._attached = PostHogLogProcessor(
+                self._client, export_timeout=export_timeout, **options
+            )
+            self._attached._taken = self._taken
+            provider.add_log_record_processor(self._attached)
+        self._stats = self._attached._pipeline.stats if self._attached else Stats()
+        self._delivery = Delivery.for_spans(connection_of(self._client), self._stats, **options)
         self._capture_exceptions = capture_exceptions
         self._export_timeout = export_timeout
         self._stop = threading.Event()
@@ -247,6 +272,8 @@ class PostHogLogExporter(_otel.LogRecordExporter):
         """Map and send; never raises. ``FAILURE`` if any event was not delivered."""
         result = _otel.LogRecordExportResult
         try:
+            if self._attached is not None:
+                batch = [r for r in batch if r.log_record not in self._taken]
             items = self._tagged(batch)
         except Exception:  # noqa: BLE001 - export() must return a result, not raise
             self._stats.drop("invalid", len(batch), "unexpected error while reading log records")
@@ -268,7 +295,8 @@ class PostHogLogExporter(_otel.LogRecordExporter):
     def _tagged(self, batch: Sequence[Any]) -> list[LogItem]:
         items = []
         for log_record in batch:
-            self._stats.logs_seen.add()
+            if self._attached is None:  # else the processor counted it
+                self._stats.logs_seen.add()
             record = log_record.log_record
             if is_tagged_record(_otel.log_attributes_of(record), self._capture_exceptions):
                 ctx = getattr(record, "context", None)
@@ -276,19 +304,52 @@ class PostHogLogExporter(_otel.LogRecordExporter):
         return items
 
     def shutdown(self) -> None:
-        """Stop: an export in progress gives up its retries. Idempotent."""
+        """Stop: an export in progress gives up its retries; the attached processor
+        drains (within its ``export_timeout``). Idempotent."""
         if self._stop.is_set():
             return
         self._stop.set()
+        if self._attached is not None:
+            self._attached.shutdown(int(self._export_timeout * 1000))
         if self._owns_client:
             self._client.close()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Nothing is buffered here: each ``export()`` sends before it returns."""
-        return True
+        """Deliver what the attached processor holds; each ``export()`` sends before it
+        returns, so there is nothing else to flush."""
+        return self._attached.force_flush(timeout_millis) if self._attached else True
 
     def stats(self) -> PipelineStats:
+        if self._attached is not None:
+            return self._attached.stats()
         return self._stats.snapshot()
+
+
+class _Taken:
+    """The log records an attached processor took, so the exporter does not send them
+    again. Known by their attributes object: the one part of a record the SDK's
+    ``BatchLogRecordProcessor`` keeps (it queues a shallow copy). Weakly held: an entry
+    leaves with its record. A record whose attributes cannot be weakly referenced is not
+    noted, so it would be sent twice rather than lost."""
+
+    def __init__(self) -> None:
+        self._refs: dict[int, weakref.ref[Any]] = {}
+
+    def add(self, record: Any) -> None:
+        attributes, key = record.attributes, id(record.attributes)
+        refs = self._refs
+
+        def forget(dead: weakref.ref[Any]) -> None:
+            if refs.get(key) is dead:
+                refs.pop(key, None)
+
+        with contextlib.suppress(TypeError):
+            refs[key] = weakref.ref(attributes, forget)
+
+    def __contains__(self, record: Any) -> bool:
+        attributes = getattr(record, "attributes", None)
+        ref = self._refs.get(id(attributes))
+        return ref is not None and ref() is attributes
 
 
 def _ignore(log_record: Any) -> None:

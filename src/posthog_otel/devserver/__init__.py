@@ -7,7 +7,9 @@ forms (``/batch/``, ``/capture/``, ``/e/``, ``/i/v0/e/``, the AI lane
 not stored). It validates every request before storing any of it, keeps events in
 SQLite, answers flags from a small rules file or PostHog's own definitions JSON (which
 it also serves for local evaluation, at ``/flags/definitions``), and lists what it stored at
-``GET /api/events`` and what it received at ``GET /api/requests``. Its page at
+``GET /api/events`` and what it received at ``GET /api/requests``. Like PostHog, it keeps
+an event sent twice (same uuid, event and distinct_id: a retried batch) once, and counts
+the repeat (``repeats()``, and ``repeated_events`` in ``/api/requests``). Its page at
 ``/`` shows events as they arrive, and a trace's events across services::
 
     with DevServer(flags={"new-dashboard": True}) as server:
@@ -195,8 +197,14 @@ class DevServer:
             raise TimeoutError(f"expected {count} events, found {found} after {timeout} s")
         return self.events(event, distinct_id)
 
+    def repeats(self) -> dict[str, int]:
+        """Events that arrived again after they were stored, by uuid: how many times more.
+        Delivery is at least once: a batch whose answer was lost is sent again, with the
+        same uuids; stored once, here as in PostHog."""
+        return self.store.repeats()
+
     def clear(self) -> None:
-        """Forget stored events, recorded requests and armed faults."""
+        """Forget stored events (and their repeats), recorded requests and armed faults."""
         self.store.clear()
         self.requests.clear()
         self.faults.clear()

@@ -64,7 +64,9 @@ def events(app: DevServer, request: Request) -> Answer:
 
 
 def requests(app: DevServer, request: Request) -> Answer:
-    return Answer(200, app.requests.summary())
+    """The request log's summary, and ``repeated_events``: events that arrived again
+    after they were stored (a batch retried because its answer was lost), not stored twice."""
+    return Answer(200, {**app.requests.summary(), "repeated_events": app.store.repeated()})
 
 
 def _file(name: str) -> Answer:

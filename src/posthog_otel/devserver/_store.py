@@ -1,4 +1,11 @@
-"""Where the devserver keeps events: SQLite, in memory unless given a file."""
+"""Where the devserver keeps events: SQLite, in memory unless given a file.
+
+Each event is stored once, as PostHog ends up keeping it: PostHog's events table
+collapses rows with the same uuid, event, distinct_id (and day), so a batch sent again
+because its answer was lost, with the same uuids, counts once there. A repeat is not
+stored again but counted on the stored row (``repeats()``): delivery is at least once,
+and the repeats show how often "at least" was more than once.
+"""
 
 from __future__ import annotations
 
@@ -26,10 +33,24 @@ CREATE INDEX IF NOT EXISTS events_event ON events (event);
 CREATE INDEX IF NOT EXISTS events_distinct_id ON events (distinct_id);
 """
 # Columns added since the first release; a file from then is brought up to date.
-_ADDED = {"ts": "INTEGER NOT NULL DEFAULT 0", "trace_id": "TEXT"}
+# ``seen``: how many times the event arrived (1, or more for repeats).
+_ADDED = {
+    "ts": "INTEGER NOT NULL DEFAULT 0",
+    "trace_id": "TEXT",
+    "seen": "INTEGER NOT NULL DEFAULT 1",
+}
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 CREATE INDEX IF NOT EXISTS events_trace_id ON events (trace_id);
+CREATE UNIQUE INDEX IF NOT EXISTS events_once ON events (uuid, event, distinct_id);
+"""
+# A file from before ``seen`` may hold repeats as rows: keep the first, count the rest.
+_FOLD_REPEATS = """
+UPDATE events SET seen = (
+    SELECT COUNT(*) FROM events AS same WHERE same.uuid = events.uuid
+    AND same.event = events.event AND same.distinct_id = events.distinct_id
+);
+DELETE FROM events WHERE id NOT IN (SELECT MIN(id) FROM events GROUP BY uuid, event, distinct_id);
 """
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -92,7 +113,9 @@ class EventStore:
         self._changed = threading.Condition()
 
     def add(self, events: Iterable[Mapping[str, Any]]) -> None:
-        """Store ``events`` in one transaction: all of them or, on any error, none."""
+        """Store ``events`` in one transaction: all of them or, on any error, none. An
+        event already stored (same uuid, event and distinct_id) is counted as a repeat
+        instead; the first stored copy stays."""
         rows = [
             (
                 e["uuid"],
@@ -110,7 +133,8 @@ class EventStore:
                 self._db.executemany(
                     "INSERT INTO events"
                     " (uuid, event, distinct_id, timestamp, properties, ts, trace_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (uuid, event, distinct_id) DO UPDATE SET seen = seen + 1",
                     rows,
                 )
             self._changed.notify_all()
@@ -178,6 +202,18 @@ class EventStore:
                     return found
                 self._changed.wait(remaining)
 
+    def repeats(self) -> dict[str, int]:
+        """Events received more than once, by uuid: how many times more (since ``clear``)."""
+        with self._changed:
+            rows = self._db.execute("SELECT uuid, seen - 1 FROM events WHERE seen > 1")
+            return {uuid: int(more) for uuid, more in rows.fetchall()}
+
+    def repeated(self) -> int:
+        """How many events arrived again after they were stored (since ``clear``)."""
+        with self._changed:
+            (n,) = self._db.execute("SELECT COALESCE(SUM(seen - 1), 0) FROM events").fetchone()
+        return int(n)
+
     def clear(self) -> None:
         with self._changed, self._db:
             self._db.execute("DELETE FROM events")
@@ -193,12 +229,14 @@ class EventStore:
         with self._db:
             for name, kind in missing.items():  # fixed names and types, no input
                 self._db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
-            if missing:
+            if missing.keys() & {"ts", "trace_id"}:
                 rows = self._db.execute("SELECT id, timestamp, properties FROM events").fetchall()
                 self._db.executemany(
                     "UPDATE events SET ts = ?, trace_id = ? WHERE id = ?",
                     [(sort_key(t), _trace_id(json.loads(p)), i) for i, t, p in rows],
                 )
+            if "seen" in missing:
+                self._db.executescript(_FOLD_REPEATS)
             self._db.executescript(_INDEXES)
 
 
