@@ -13,5 +13,29 @@ from __future__ import annotations
 # --- flag definitions and local evaluation --------------------------------------------
 
 # --- span and log attributes, GenAI content, events ------------------------------------
+# Each value cut or dropped at these bounds is counted in ``stats().trimmed`` by reason;
+# its event still goes.
+
+# Nesting of a value (a log record's maps, decoded JSON): deeper levels become a marker
+# string (``depth``).
+MAX_VALUE_DEPTH = 64
+# Characters in one string property: the rest is cut, with a marker (``string_length``).
+MAX_STRING_LENGTH = 64 * 1024
+# Items in one list property or nested list: the rest are left out (``list_length``).
+MAX_LIST_ITEMS = 1000
+# Characters of an attribute string decoded as JSON (GenAI messages, ``posthog.properties``,
+# flag values): a longer one is kept as text, not parsed (``json_length``).
+MAX_JSON_LENGTH = 4 * 1024 * 1024
+# Exceptions kept in one ``$exception_list`` (outermost first); the rest are left out and
+# ``$exception_list_omitted`` says how many (``exception_chain``).
+MAX_EXCEPTION_CHAIN = 50
+# Frames kept per exception: the first and last halves (``exception_frames``).
+MAX_EXCEPTION_FRAMES = 100
+# Characters of ``exception.stacktrace`` parsed: only the end (the outermost exception) is
+# read (``stacktrace_length``).
+MAX_STACKTRACE_LENGTH = 1024 * 1024
+# Captures held for one span whose SDK event limit (``SpanLimits.max_events``) is full;
+# beyond it a capture is sent at once with what is known then (identity, session, trace).
+MAX_HELD_CAPTURES = 10_000
 
 # --- headers -----------------------------------------------------------------------------
