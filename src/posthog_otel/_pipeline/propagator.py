@@ -56,12 +56,15 @@ DISTINCT_ID_HEADER = "X-POSTHOG-DISTINCT-ID"
 SESSION_ID_HEADER = "X-POSTHOG-SESSION-ID"
 MAX_HEADER_LENGTH = 1000
 _HEADERS = ((DISTINCT_ID_HEADER, DISTINCT_ID), (SESSION_ID_HEADER, SESSION_ID))
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1, as PostHog's SDKs strip
+# C0, DEL and C1, as PostHog's SDKs strip; and lone surrogates, which no header can carry
+# and which would make the W3C baggage propagator raise on the way out.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def clean_header_value(value: object) -> str | None:
     """A tracing header's value as PostHog's SDKs keep it, or ``None`` when nothing is
-    left (control characters removed, whitespace trimmed, at most 1,000 characters)."""
+    left (control characters and lone surrogates removed, whitespace trimmed, at most
+    1,000 characters)."""
     if not isinstance(value, str):
         return None
     return _CONTROL.sub("", value[:MAX_TRACING_HEADER_READ]).strip()[:MAX_HEADER_LENGTH] or None
