@@ -32,6 +32,7 @@ __all__ = [
     "cut_string",
     "decode_json",
     "fit_event",
+    "is_plain_sequence",
 ]
 
 MAX_CONTENT_BYTES = 256 * 1024  # per GenAI content property: three still fit PostHog's 1 MB
@@ -83,9 +84,7 @@ def clip(value: Any, trims: Trims, *, strings: bool = True, _depth: int = 0) -> 
         return DEPTH_MARKER
     if len(value) > MAX_LIST_ITEMS:
         trims.note("list_length")
-    elif type(value) is tuple and all(  # an attribute's sequence, as it usually is: as it is
-        type(v) in _SCALARS or (type(v) is str and len(v) <= MAX_STRING_LENGTH) for v in value
-    ):
+    elif is_plain_sequence(value):
         return value
     deeper = _depth + 1
     if isinstance(value, Mapping):
@@ -99,6 +98,19 @@ def clip(value: Any, trims: Trims, *, strings: bool = True, _depth: int = 0) -> 
         v if type(v) in _SCALARS else clip(v, trims, strings=strings, _depth=deeper)
         for v in islice(value, MAX_LIST_ITEMS)
     ]
+
+
+def is_plain_sequence(value: Any) -> bool:
+    """Whether ``value`` is an attribute's sequence within the bounds, as it usually is: a
+    short tuple of scalars or short strings (so it is sent as it is)."""
+    if type(value) is not tuple or len(value) > MAX_LIST_ITEMS:
+        return False
+    kinds = set(map(type, value))
+    if str in kinds:
+        kinds.discard(str)
+        if max(len(v) for v in value if type(v) is str) > MAX_STRING_LENGTH:
+            return False
+    return kinds <= _SCALARS
 
 
 def decode_json(text: str, trims: Trims, *, any_json: bool = False) -> Any:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from posthog_otel._limits import MAX_STRING_LENGTH
-from posthog_otel._mapping.bounds import Trims, clip, decode_json
+from posthog_otel._mapping.bounds import Trims, clip, decode_json, is_plain_sequence
 from posthog_otel._mapping.convention import (
     DISTINCT_ID,
     GROUPS_PREFIX,
@@ -51,7 +51,7 @@ class InvalidTagError(ValueError):
 # to redact, or reserved (a bit flag, so one pass over the keys says which extras they need).
 _PLAIN, _DENIED, _URL = 0, -1, -2
 _RESERVED, GROUP, _PEOPLE, _JSON = 1, 2, 4, 8
-_SCALARS = frozenset({int, float, bool, type(None)})
+_SCALARS_AND_STR = frozenset({str, int, float, bool, type(None)})
 
 
 @dataclass(frozen=True)
@@ -93,14 +93,15 @@ class EventBuilder:
         extras = 0
         kinds = self._kinds
         trims = self.trims
+        scalars, longest = _SCALARS_AND_STR, MAX_STRING_LENGTH  # locals: read per attribute
         for key, value in attrs.items():
             kind = kinds.get(key)
             if kind is None:
                 kind = self._classify(key)
-            if type(value) is str:
-                if len(value) > MAX_STRING_LENGTH and key != PROPERTIES:
+            if type(value) not in scalars:  # bounded as they are: most attributes
+                if not is_plain_sequence(value):
                     value = clip(value, trims)
-            elif type(value) not in _SCALARS:
+            elif type(value) is str and len(value) > longest and key != PROPERTIES:
                 value = clip(value, trims)
             if kind == _PLAIN:
                 props[key] = value
