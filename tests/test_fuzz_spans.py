@@ -18,6 +18,7 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.trace import SpanKind
 
 from conftest import assert_accounted
 from posthog_otel import PostHogLogProcessor, PostHogPropagator, capture
@@ -148,6 +149,32 @@ genai_attributes = st.dictionaries(
     st.one_of(messages_json, attribute_value),
     max_size=8,
 )
+RESERVED_KEYS = [
+    "posthog.distinct_id",
+    "posthog.session_id",
+    "posthog.properties",
+    "posthog.groups.company",
+    "posthog.set.email",
+    "posthog.set_once.first_seen",
+]
+WEB_KEYS = [
+    "url.full",
+    "http.url",
+    "url.scheme",
+    "url.path",
+    "url.query",
+    "server.address",
+    "server.port",
+    "http.host",
+    "http.target",
+    "http.scheme",
+    "net.host.name",
+    "net.host.port",
+    "client.address",
+    "user_agent.original",
+    "http.request.header.referer",
+    "http.route",
+]
 plain_key = st.text(min_size=1, max_size=30).filter(lambda k: not k.startswith("posthog."))
 span_attributes = st.dictionaries(plain_key, attribute_value, max_size=8)
 operation = st.sampled_from([None, "chat", "embeddings", "execute_tool", "invoke_agent", "x"])
@@ -218,25 +245,38 @@ MAPPERS = [
     op=operation,
     events=st.lists(span_event, max_size=4),
     tagged=st.booleans(),
+    kind=st.sampled_from([SpanKind.SERVER, SpanKind.CLIENT, SpanKind.INTERNAL]),
+    web=st.dictionaries(st.sampled_from(WEB_KEYS), attribute_value, max_size=4),
+    reserved=st.one_of(
+        st.just({}),
+        st.dictionaries(
+            st.sampled_from(RESERVED_KEYS),
+            st.one_of(attribute_value, json_value.map(json.dumps)),
+            max_size=3,
+        ),
+    ),
 )
-def test_mapping_a_span_never_raises_and_every_event_fits(attributes, genai, op, events, tagged):
-    attrs = {**attributes, **genai}
+def test_mapping_a_span_never_raises_and_every_event_fits(
+    attributes, genai, op, events, tagged, kind, web, reserved
+):
+    attrs = {**attributes, **genai, **web, **reserved}
     if op is not None:
         attrs["gen_ai.operation.name"] = op
     if tagged:
         attrs["posthog.event"] = "fuzzed"
     with recording() as (tracer, ended):
-        with tracer.start_as_current_span("s", attributes=attrs) as span:
+        with tracer.start_as_current_span("s", kind=kind, attributes=attrs) as span:
             for name, event_attrs in events:
                 span.add_event(name, {**event_attrs, "posthog.event": name})
         finished = ended()[0]
     for mapper in MAPPERS:
         problems: list[str] = []
         mapped = mapper.map_span(finished, None, problems)
-        assert problems == []  # no reserved key is generated: nothing may be lost
+        if not reserved:  # only an unusable posthog.* tag may cost events (and is counted)
+            assert problems == []
         expected = len(events) + tagged + (op is not None)
         expected += sum(name == "exception" for name, _ in events)
-        assert len(mapped) == expected
+        assert len(mapped) + len(problems) == expected
         for event in mapped:
             assert len(dumps(lenient(event))) <= MAX_EVENT_BYTES
         mapper.trims.take()

@@ -76,6 +76,19 @@ def test_every_capture_in_a_long_span_is_delivered_once(server, make_pipeline):
     assert not captured.HELD
 
 
+def test_captures_past_the_held_bound_are_sent_at_once(server, make_pipeline, monkeypatch):
+    monkeypatch.setattr(captured, "MAX_HELD_CAPTURES", 5)
+    tracer, processor = make_pipeline()
+    with tracer.start_as_current_span("long", attributes={"posthog.distinct_id": "u1"}):
+        for i in range(128 + 5 + 3):
+            capture("step", {"i": i})
+    assert processor.force_flush(10_000)
+    events = server.wait_for_events(136, event="step")
+    assert sorted(e["properties"]["i"] for e in events) == list(range(136))
+    assert {e["distinct_id"] for e in events} == {"u1"}  # the span's, known when sent
+    assert processor.stats().events_sent == 136
+
+
 def test_a_span_that_is_never_ended_holds_nothing_once_collected(make_pipeline):
     tracer, _ = make_pipeline()
     span = tracer.start_span("forgotten")

@@ -39,8 +39,11 @@ def hold(span: Any, name: str, attributes: Mapping[str, Any]) -> bool:
     with _held_lock:
         held = HELD.get(key)
         if held is None:
+            try:
+                weakref.finalize(span, _forget, key)
+            except TypeError:  # a span we cannot watch: nothing may outlive it here
+                return False
             held = HELD[key] = []
-            weakref.finalize(span, _forget, key)
         if len(held) >= MAX_HELD_CAPTURES:
             return False
         held.append(event)

@@ -30,7 +30,8 @@ from posthog_otel._limits import (
 )
 from posthog_otel._mapping.bounds import Trims, cut_string
 
-_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+)(?:, in (?P<func>.+))?$')
+# A line number of at most 9 digits: int() refuses thousands (Python's digit limit).
+_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d{1,9})(?:, in (?P<func>.+))?$')
 _CHAIN_SEPARATORS = (
     "During handling of the above exception, another exception occurred:",
     "The above exception was the direct cause of the following exception:",

@@ -26,7 +26,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from posthog_otel import _otel
-from posthog_otel._mapping.bounds import Trims
+from posthog_otel._limits import MAX_STRING_LENGTH
+from posthog_otel._mapping.bounds import Trims, clip, is_plain_sequence
 from posthog_otel._mapping.genai_content import (
     bounded,
     finish_reason,
@@ -154,7 +155,7 @@ def genai_event(
     if name != "$ai_trace":
         parent = attrs.get(AI_PARENT)
         props["$ai_parent_id"] = parent if isinstance(parent, str) and parent else trace_hex
-    parameters, indexed = _scan(attrs, props)
+    parameters, indexed = _scan(attrs, props, trims)
     if span.start_time and span.end_time:
         props["$ai_latency"] = (span.end_time - span.start_time) / 1e9
     _error(span, attrs, props)
@@ -183,9 +184,12 @@ def genai_event(
     return name, props, span.start_time or span.end_time or time.time_ns()
 
 
-def _scan(attrs: Mapping[str, Any], props: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+def _scan(
+    attrs: Mapping[str, Any], props: dict[str, Any], trims: Trims
+) -> tuple[dict[str, Any], bool]:
     """One pass over the attributes: the mapped properties (into ``props``), the model
-    parameters, and whether any indexed (Traceloop) attributes are present."""
+    parameters (each within the bounds), and whether any indexed (Traceloop) attributes
+    are present."""
     parameters: dict[str, Any] = {}
     ranks: dict[tuple[bool, str], int] = {}
     indexed = False
@@ -195,7 +199,9 @@ def _scan(attrs: Mapping[str, Any], props: dict[str, Any]) -> tuple[dict[str, An
             indexed = indexed or key.startswith(_INDEXED)
             continue
         if isinstance(value, tuple):
-            value = list(value)
+            value = list(value) if is_plain_sequence(value) else clip(value, trims)
+        elif isinstance(value, str) and len(value) > MAX_STRING_LENGTH:
+            value = clip(value, trims)
         for is_property, name, rank in targets:
             if ranks.get((is_property, name), 99) > rank:
                 ranks[is_property, name] = rank
