@@ -54,8 +54,11 @@ def take(span_context: Any) -> tuple[Event, ...]:
     """The captures held for the span with this context (once: they are forgotten)."""
     if span_context is None:
         return ()
+    key = (span_context.trace_id, span_context.span_id)
+    if key not in HELD:  # most spans, while another span holds some: no lock taken
+        return ()
     with _held_lock:
-        held = HELD.pop((span_context.trace_id, span_context.span_id), None)
+        held = HELD.pop(key, None)
     return tuple(held) if held else ()
 
 
