@@ -17,7 +17,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import get_current_span
 
 from conftest import assert_accounted
-from posthog_otel import PostHogLogProcessor, capture
+from posthog_otel import PostHogLogProcessor, _otel, capture
 from posthog_otel._limits import (
     MAX_EXCEPTION_CHAIN,
     MAX_EXCEPTION_FRAMES,
@@ -74,6 +74,20 @@ def test_every_capture_in_a_long_span_is_delivered_once(server, make_pipeline):
     assert stats.events_sent == 501 and stats.dropped == {}
     assert_accounted(stats)
     assert not captured.HELD
+
+
+def test_no_capture_is_lost_on_the_public_api_alone(server, make_pipeline):
+    tracer, processor = make_pipeline()
+    _otel.use_public_api()  # as if the SDK renamed its private names
+    try:
+        with tracer.start_as_current_span("long"):
+            for i in range(300):
+                capture("step", {"i": i})
+    finally:
+        _otel.use_public_api(False)
+    assert processor.force_flush(10_000)
+    events = server.wait_for_events(300, event="step")
+    assert sorted(e["properties"]["i"] for e in events) == list(range(300))
 
 
 def test_captures_past_the_held_bound_are_sent_at_once(server, make_pipeline, monkeypatch):
