@@ -245,7 +245,8 @@ def _indexed(attrs: Mapping[str, Any], prefix: str, trims: Trims) -> list[Any] |
         index, _, field = key[len(prefix) :].partition(".")
         number = _index(index)
         if number is None or not field:
-            trims.note("invalid_property")
+            if index.isdigit():  # looks like an index, but is not one we can use
+                trims.note("invalid_property")
             continue
         message = found.setdefault(number, {})
         if field.startswith("tool_calls."):
@@ -253,7 +254,7 @@ def _indexed(attrs: Mapping[str, Any], prefix: str, trims: Trims) -> list[Any] |
             call_number = _index(call_index)
             if call_number is not None and call_field:
                 message.setdefault("tool_calls", {}).setdefault(call_number, {})[call_field] = value
-            else:
+            elif call_index.isdigit():
                 trims.note("invalid_property")
         else:
             message[field] = value
