@@ -44,10 +44,10 @@ def capture(
     Nested values survive (through the ``posthog.properties`` attribute). A span
     whose event limit (``SpanLimits.max_events``, 128 by default) is reached takes
     no more events: the capture is held aside and sent with the span all the same
-    (see ``captured``). With no
-    recording span (no tracer provider, or the trace was sampled out) the event
-    goes straight to the most recently started ``PostHogSpanProcessor``: product
-    analytics are not sampled away with traces. The user is ``distinct_id``, or
+    (see ``captured``). With no recording span (no tracer provider, or the trace
+    was sampled out) the event goes straight to the most recently started
+    ``PostHogSpanProcessor``: product analytics are not sampled away with traces.
+    The user is ``distinct_id``, or
     the one in baggage (``identify()``'s, or the request's PostHog header), or the
     span's; the session is baggage's, unless ``properties`` name a ``$session_id``.
 

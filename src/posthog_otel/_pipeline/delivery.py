@@ -6,6 +6,7 @@ Nothing here raises: every event ends up sent or counted as dropped, by reason.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -225,9 +226,10 @@ class Delivery:
                 self._stats.drop("invalid", 1, f"{name!r} cannot be encoded: {type(exc).__name__}")
                 return None
         if len(data) > MAX_EVENT_BYTES:  # shorten its largest properties, if they are why
-            fitted = fit_event(event, len(data), MAX_EVENT_BYTES, self._trims)
-            if fitted is not None:
-                data = dumps(lenient(fitted))
+            with contextlib.suppress(Exception):  # if shortening fails, too_large below
+                fitted = fit_event(event, len(data), MAX_EVENT_BYTES, self._trims)
+                if fitted is not None:
+                    data = dumps(lenient(fitted))
         if len(data) > MAX_EVENT_BYTES:
             self._stats.drop(
                 "too_large",
