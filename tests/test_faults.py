@@ -91,7 +91,9 @@ def test_a_batch_refused_as_too_large_is_split_and_the_rest_goes_through(server,
         for i in range(40):
             attributes = {"posthog.event": "tick", "n": i, "pad": pad}
             if i == 17:
-                attributes = {"posthog.event": "too_big_for_the_proxy", "pad": pad * 15}
+                # 300 KB in attributes each under the string bound (64 Ki), so none is cut
+                wide = {f"pad{j}": pad * 3 for j in range(5)}
+                attributes = {"posthog.event": "too_big_for_the_proxy", **wide}
             with tracer.start_as_current_span("s", attributes=attributes):
                 pass
         assert processor.force_flush(10_000)
@@ -249,8 +251,11 @@ def test_bad_input_gets_clear_errors_or_counted_drops(server, make_pipeline, cap
         assert processor.force_flush(10_000)
         assert_accounted(processor.stats())
     assert_exactly_once(server, "good", 3)
-    assert processor.stats().dropped == {"too_large": 1, "invalid": 3}
-    assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 2  # once per reason
+    (huge,) = server.events("huge")  # its 2 MB attribute cut to the string bound
+    assert huge["properties"]["blob"].endswith("characters]")
+    assert processor.stats().dropped == {"invalid": 3}
+    assert processor.stats().trimmed == {"string_length": 1}
+    assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 1  # once per reason
 
 
 def test_the_queue_bound_holds_while_posthog_is_away(server, make_pipeline):

@@ -249,11 +249,14 @@ def test_bad_tags_are_counted_and_neighbours_delivered(server, make_pipeline, ca
             with tracer.start_as_current_span("s", attributes=attributes):
                 pass
         processor.force_flush(10_000)
-    assert sorted(e["event"] for e in server.events()) == ["good_1", "good_2"]
+    assert sorted(e["event"] for e in server.events()) == ["good_1", "good_2", "huge"]
     assert server.events("good_2")[0]["properties"]["ratio"] is None
-    assert processor.stats().dropped == {"invalid": 3, "too_large": 1}
+    blob = server.events("huge")[0]["properties"]["blob"]  # cut to the bound, not lost
+    assert blob.startswith("x" * 1000) and blob.endswith("characters]")
+    assert processor.stats().dropped == {"invalid": 3}
+    assert processor.stats().trimmed == {"string_length": 1}
     drop_logs = [r for r in caplog.records if "dropped" in r.getMessage()]
-    assert len(drop_logs) == 2  # once per reason
+    assert len(drop_logs) == 1  # once per reason
 
 
 def test_disabled_capture_queues_nothing(server, make_pipeline):

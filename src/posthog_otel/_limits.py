@@ -36,5 +36,36 @@ MAX_KEPT_HEADER_CHARS = 1_000
 # --- flag definitions and local evaluation --------------------------------------------
 
 # --- span and log attributes, GenAI content, events ------------------------------------
+# Each value cut or dropped at these bounds is counted in ``stats().trimmed`` by reason;
+# its event still goes.
+
+# Nesting of a value (a log record's maps, decoded JSON): deeper levels become a marker
+# string (``depth``).
+MAX_VALUE_DEPTH = 64
+# Characters in one string property: the rest is cut, with a marker (``string_length``).
+MAX_STRING_LENGTH = 64 * 1024
+# Items in one list property or nested list: the rest are left out (``list_length``).
+MAX_LIST_ITEMS = 1000
+# Characters of an attribute string decoded as JSON (GenAI messages, ``posthog.properties``,
+# flag values): a longer one is kept as text, not parsed (``json_length``).
+MAX_JSON_LENGTH = 4 * 1024 * 1024
+# Exceptions kept in one ``$exception_list`` (outermost first); the rest are left out and
+# ``$exception_list_omitted`` says how many (``exception_chain``).
+MAX_EXCEPTION_CHAIN = 50
+# Frames kept per exception: the first and last halves (``exception_frames``).
+MAX_EXCEPTION_FRAMES = 100
+# Characters of ``exception.stacktrace`` parsed: only the end (the outermost exception) is
+# read (``stacktrace_length``).
+MAX_STACKTRACE_LENGTH = 1024 * 1024
+# Captures held for one span whose SDK event limit (``SpanLimits.max_events``) is full;
+# beyond it a capture is sent at once with what is known then (identity, session, trace).
+MAX_HELD_CAPTURES = 10_000
 
 # --- headers -----------------------------------------------------------------------------
+
+# PostHog's tracing headers (X-POSTHOG-DISTINCT-ID, -SESSION-ID), as PostHogPropagator reads
+# them. Characters of one value read: the rest is ignored before cleaning (the cleaned value
+# keeps at most 1,000, as PostHog's SDKs do).
+MAX_TRACING_HEADER_READ = 8 * 1024
+# Values of one such header tried for a usable one; later values are ignored.
+MAX_TRACING_HEADER_VALUES = 16

@@ -37,6 +37,7 @@ __all__ = [
     "attributes_of",
     "baggage_of",
     "current_context",
+    "event_room",
     "events_of",
     "global_logger_provider",
     "hook_attributes",
@@ -93,6 +94,24 @@ def _fast_events(span: Any) -> Sequence[Any]:
         return span.events or ()
 
 
+def _public_event_room(span: Any) -> int:
+    """Events a recording span can still take before the SDK drops its oldest ones: the
+    environment's limit (``OTEL_SPAN_EVENT_COUNT_LIMIT``, 128 by default)."""
+    from opentelemetry.sdk.trace import SpanLimits
+
+    limit = SpanLimits().max_events
+    return (1 << 30) if limit is None else limit - len(span.events or ())
+
+
+def _fast_event_room(span: Any) -> int:
+    """The same from the span's own limits (its provider's), without copying its events."""
+    try:
+        limit = span._limits.max_events
+        return (1 << 30) if limit is None else limit - len(span._events)
+    except AttributeError:
+        return _public_event_room(span)
+
+
 def _public_span_of(ctx: Context) -> Any:
     span = _trace.get_current_span(ctx)
     return span if span.get_span_context().is_valid else None
@@ -109,6 +128,7 @@ def _resolve() -> dict[str, Any]:
     fast: dict[str, Any] = {
         "attributes_of": _fast_attributes,
         "events_of": _fast_events,
+        "event_room": _fast_event_room,
         "log_attributes_of": _fast_log_attributes,
         "suppress_key": _private(_context, "_SUPPRESS_INSTRUMENTATION_KEY"),
     }
@@ -133,6 +153,7 @@ def _resolve() -> dict[str, Any]:
 _PUBLIC: dict[str, Any] = {
     "attributes_of": _public_attributes,
     "events_of": _public_events,
+    "event_room": _public_event_room,
     "log_attributes_of": _public_log_attributes,
     "current_context": _context.get_current,
     "span_of": _public_span_of,
@@ -149,6 +170,8 @@ attributes_of: Callable[[Any], Mapping[str, Any]]
 """A span's, span event's or log record's attributes, read without copying."""
 events_of: Callable[[Any], Sequence[Any]]
 """A span's events, read without copying."""
+event_room: Callable[[Any], int]
+"""How many more events a recording SDK span keeps before it drops its oldest ones."""
 log_attributes_of: Callable[[Any], Mapping[str, Any]]
 """An OpenTelemetry log record's attributes (empty when it has none)."""
 current_context: Callable[[], Context]
@@ -171,7 +194,7 @@ hook_baggage_of: Callable[[Context], Mapping[str, object] | None]
 def _install(chosen: dict[str, Any]) -> None:
     global attributes_of, events_of, log_attributes_of, current_context, span_of, baggage_of
     global _suppress_key, hook_attributes, hook_events, hook_current_context, hook_span_of
-    global hook_baggage_of
+    global hook_baggage_of, event_room
     hook_attributes = chosen["hook_attributes"]
     hook_events = chosen["hook_events"]
     hook_current_context = chosen["hook_current_context"]
@@ -179,6 +202,7 @@ def _install(chosen: dict[str, Any]) -> None:
     hook_baggage_of = chosen["hook_baggage_of"]
     attributes_of = chosen["attributes_of"]
     events_of = chosen["events_of"]
+    event_room = chosen["event_room"]
     log_attributes_of = chosen["log_attributes_of"]
     current_context = chosen["current_context"]
     span_of = chosen["span_of"]

@@ -7,5 +7,7 @@
 - ``web``: web properties from server spans, credentials redacted in URLs
 - ``exceptions``: traceback text to ``$exception_list``
 - ``genai``, ``genai_content``: GenAI spans to LLM analytics events; their messages
-- ``captured``: events made in code (``capture()`` without a span, flag exposures)
+- ``captured``: events made in code (``capture()`` without a span, flag exposures),
+  and captures held aside for a span whose event list is full
+- ``bounds``: values from outside within the bounds of ``_limits``, counted when cut
 """

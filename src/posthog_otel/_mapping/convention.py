@@ -7,12 +7,12 @@ sent as a property. See the README's convention table for the contract.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from posthog_otel._mapping.bounds import Trims, clip, decode_json
 
 TAG = "posthog.event"
 DISTINCT_ID = "posthog.distinct_id"
@@ -95,20 +95,24 @@ class IsoClock:
         return cached[1] + "%06d+00:00" % (ns // 1000 % 1_000_000)  # noqa: UP031 - fastest
 
 
-def note_flag_evaluation(attrs: Mapping[str, Any], flags: dict[str, Any]) -> None:
+def note_flag_evaluation(
+    attrs: Mapping[str, Any], flags: dict[str, Any], trims: Trims | None = None
+) -> None:
     """Read a ``feature_flag.evaluation`` event, from us or another provider.
 
     The value wins over the variant (OpenFeature's hook JSON-encodes the value and
     may name a variant that is not PostHog's value); an evaluation that failed
-    (``error.type``) exposed the user to nothing and is skipped.
+    (``error.type``) exposed the user to nothing and is skipped. The value is
+    decoded and clipped within the bounds of ``_limits`` (cuts noted in ``trims``).
     """
     key = attrs.get("feature_flag.key")
     if not isinstance(key, str) or not key or "error.type" in attrs:
         return
+    trims = trims if trims is not None else Trims()
     value = attrs.get("feature_flag.result.value")
     if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            value = json.loads(value)
+        value = decode_json(value, trims, any_json=True)
+    value = clip(value, trims)
     if value is None:
         for name in ("feature_flag.result.variant", "feature_flag.variant"):
             variant = attrs.get(name)

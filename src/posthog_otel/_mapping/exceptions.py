@@ -4,6 +4,12 @@
 traceback), so the frames are parsed back out of Python's traceback format,
 chained causes included. Text that is not a Python traceback yields one
 synthetic frame, so the exception is still recorded.
+
+Bounded (``_limits``): only the last ``MAX_STACKTRACE_LENGTH`` characters of the text
+are read (the outermost exception is printed last), a chain keeps its first
+``MAX_EXCEPTION_CHAIN`` entries (outermost first, as PostHog's SDKs order them) with
+``$exception_list_omitted`` saying how many more there were, and an exception keeps
+the first and last halves of ``MAX_EXCEPTION_FRAMES`` frames.
 """
 
 from __future__ import annotations
@@ -16,7 +22,16 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
-_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+)(?:, in (?P<func>.+))?$')
+from posthog_otel._limits import (
+    MAX_EXCEPTION_CHAIN,
+    MAX_EXCEPTION_FRAMES,
+    MAX_STACKTRACE_LENGTH,
+    MAX_STRING_LENGTH,
+)
+from posthog_otel._mapping.bounds import Trims, cut_string
+
+# A line number of at most 9 digits: int() refuses thousands (Python's digit limit).
+_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d{1,9})(?:, in (?P<func>.+))?$')
 _CHAIN_SEPARATORS = (
     "During handling of the above exception, another exception occurred:",
     "The above exception was the direct cause of the following exception:",
@@ -27,22 +42,51 @@ _CARETS = re.compile(r"^\s*[~^]+\s*$")
 
 
 def exception_list(
-    exc_type: str, message: str, stacktrace: str, handled: bool
+    exc_type: str, message: str, stacktrace: str, handled: bool, trims: Trims | None = None
 ) -> list[dict[str, Any]]:
-    """``$exception_list``: the outermost exception first, then its causes."""
+    """``$exception_list``: the outermost exception first, then its causes, within the
+    bounds (what they cut is noted in ``trims``; see ``omitted`` for the chain)."""
+    trims = trims if trims is not None else Trims()
+    if len(stacktrace) > MAX_STACKTRACE_LENGTH:
+        trims.note("stacktrace_length")
+        stacktrace = stacktrace[-MAX_STACKTRACE_LENGTH:]
+    message = _bounded(message, trims)
     blocks = _split_blocks(stacktrace)
     entries: list[dict[str, Any]] = []
     for depth, block in enumerate(reversed(blocks)):
+        if len(entries) >= MAX_EXCEPTION_CHAIN:
+            break
         frames, parsed_type, parsed_value = _parse_block(block)
         if depth == 0:
             parsed_type, parsed_value = _outermost(exc_type, message, parsed_type)
         if parsed_type is None:
             continue
-        entries.append(_entry(parsed_type, parsed_value, frames, handled, chained=depth > 0))
+        if len(frames) > MAX_EXCEPTION_FRAMES:
+            trims.note("exception_frames")
+            half = MAX_EXCEPTION_FRAMES // 2
+            frames = frames[:half] + frames[-half:]
+        value = _bounded(parsed_value, trims)
+        entries.append(_entry(parsed_type, value, frames, handled, chained=depth > 0))
     if not entries:
         type_name, value = _outermost(exc_type, message, None)
         entries.append(_entry(type_name, value, [], handled, chained=False))
     return entries
+
+
+def omitted(stacktrace: str, kept: int) -> int:
+    """How many exceptions of the chain were left out when ``kept`` were kept (counted
+    by the separators Python prints between them)."""
+    if len(stacktrace) < 10_000 and kept < MAX_EXCEPTION_CHAIN:
+        return 0  # the usual case: short, and nothing to count
+    chained = sum(stacktrace.count(separator) for separator in _CHAIN_SEPARATORS)
+    return max(0, chained + 1 - kept)
+
+
+def _bounded(text: str, trims: Trims) -> str:
+    if len(text) <= MAX_STRING_LENGTH:
+        return text
+    trims.note("string_length")
+    return cut_string(text, MAX_STRING_LENGTH)
 
 
 def _outermost(exc_type: str, message: str, parsed_type: str | None) -> tuple[str, str]:
@@ -177,16 +221,25 @@ def escaped_from(span: ReadableSpan, eattrs: Mapping[str, Any], *, last: bool) -
 
 
 def exception_properties(
-    eattrs: Mapping[str, Any], escaped: bool, level: str = "error"
+    eattrs: Mapping[str, Any], escaped: bool, level: str = "error", *, trims: Trims | None = None
 ) -> dict[str, Any]:
     """``$exception_list`` and ``$exception_level`` from OpenTelemetry's ``exception.*``
-    attributes (a span event's, or a log record's)."""
-    return {
+    attributes (a span event's, or a log record's); with ``$exception_list_omitted``
+    when the chain was longer than ``MAX_EXCEPTION_CHAIN``."""
+    trims = trims if trims is not None else Trims()
+    stacktrace = str(eattrs.get("exception.stacktrace", ""))
+    props: dict[str, Any] = {
         "$exception_list": exception_list(
-            str(eattrs.get("exception.type", "")),
+            str(eattrs.get("exception.type", ""))[:1000],
             str(eattrs.get("exception.message", "")),
-            str(eattrs.get("exception.stacktrace", "")),
+            stacktrace,
             handled=not escaped,
+            trims=trims,
         ),
         "$exception_level": level,
     }
+    left_out = omitted(stacktrace, len(props["$exception_list"]))
+    if left_out:
+        trims.note("exception_chain")
+        props["$exception_list_omitted"] = left_out
+    return props

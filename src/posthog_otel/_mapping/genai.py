@@ -26,6 +26,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from posthog_otel import _otel
+from posthog_otel._limits import MAX_STRING_LENGTH
+from posthog_otel._mapping.bounds import Trims, clip, is_plain_sequence
 from posthog_otel._mapping.genai_content import (
     bounded,
     finish_reason,
@@ -130,10 +132,18 @@ def event_name(attrs: Mapping[str, Any]) -> str:
 
 
 def genai_event(
-    span: ReadableSpan, attrs: Mapping[str, Any], plain: Mapping[str, Any], privacy_mode: bool
+    span: ReadableSpan,
+    attrs: Mapping[str, Any],
+    plain: Mapping[str, Any],
+    privacy_mode: bool,
+    trims: Trims,
 ) -> tuple[str, dict[str, Any], int]:
     """The event name, its LLM analytics properties, and its time (the span's start, so
-    a trace's events sort in call order). ``plain`` is the span's sendable attributes."""
+    a trace's events sort in call order). ``plain`` is the span's sendable attributes.
+
+    Each content property is made on its own: one that cannot be (an attribute no
+    bound foresaw) is left out and noted in ``trims`` as ``invalid_property``, and the
+    event goes without it."""
     ctx = span.context
     trace_hex = "%032x" % ctx.trace_id if ctx else "0" * 32  # noqa: UP031
     name = event_name(attrs)
@@ -145,7 +155,7 @@ def genai_event(
     if name != "$ai_trace":
         parent = attrs.get(AI_PARENT)
         props["$ai_parent_id"] = parent if isinstance(parent, str) and parent else trace_hex
-    parameters, indexed = _scan(attrs, props)
+    parameters, indexed = _scan(attrs, props, trims)
     if span.start_time and span.end_time:
         props["$ai_latency"] = (span.end_time - span.start_time) / 1e9
     _error(span, attrs, props)
@@ -156,12 +166,16 @@ def genai_event(
     if name in ("$ai_generation", "$ai_embedding"):
         if parameters:
             props["$ai_model_parameters"] = parameters
-        tools = tool_definitions(attrs, indexed=indexed)
-        if tools:
-            props["$ai_tools"] = bounded(tools)
-        _messages(attrs, events, props, privacy_mode, indexed, name == "$ai_generation")
+        try:
+            tools = tool_definitions(attrs, trims, indexed=indexed)
+            if tools:
+                props["$ai_tools"] = bounded(tools)
+        except Exception:  # noqa: BLE001 - this property only
+            trims.note("invalid_property")
+        output = name == "$ai_generation"
+        _messages(attrs, events, props, privacy_mode, indexed, output, trims)
     elif not privacy_mode:
-        _states(attrs, events, props, indexed)
+        _states(attrs, events, props, indexed, trims)
     for key, value in plain.items():
         if key.startswith(_TRACELOOP_PROPERTIES):
             props[key[len(_TRACELOOP_PROPERTIES) :]] = value
@@ -170,9 +184,12 @@ def genai_event(
     return name, props, span.start_time or span.end_time or time.time_ns()
 
 
-def _scan(attrs: Mapping[str, Any], props: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+def _scan(
+    attrs: Mapping[str, Any], props: dict[str, Any], trims: Trims
+) -> tuple[dict[str, Any], bool]:
     """One pass over the attributes: the mapped properties (into ``props``), the model
-    parameters, and whether any indexed (Traceloop) attributes are present."""
+    parameters (each within the bounds), and whether any indexed (Traceloop) attributes
+    are present."""
     parameters: dict[str, Any] = {}
     ranks: dict[tuple[bool, str], int] = {}
     indexed = False
@@ -182,7 +199,9 @@ def _scan(attrs: Mapping[str, Any], props: dict[str, Any]) -> tuple[dict[str, An
             indexed = indexed or key.startswith(_INDEXED)
             continue
         if isinstance(value, tuple):
-            value = list(value)
+            value = list(value) if is_plain_sequence(value) else clip(value, trims)
+        elif isinstance(value, str) and len(value) > MAX_STRING_LENGTH:
+            value = clip(value, trims)
         for is_property, name, rank in targets:
             if ranks.get((is_property, name), 99) > rank:
                 ranks[is_property, name] = rank
@@ -203,38 +222,54 @@ def _messages(
     privacy_mode: bool,
     indexed: bool,
     has_output: bool,
+    trims: Trims,
 ) -> None:
     """A model call's messages, and the stop reason when only they carry it."""
-    outputs = output_messages(attrs, events, indexed=indexed) if has_output else None
-    if "$ai_stop_reason" not in props:
-        reason = finish_reason(outputs)
-        if reason:
-            props["$ai_stop_reason"] = reason
+    outputs = None
+    try:
+        outputs = output_messages(attrs, events, trims, indexed=indexed) if has_output else None
+        if "$ai_stop_reason" not in props:
+            reason = finish_reason(outputs)
+            if reason:
+                props["$ai_stop_reason"] = reason
+        if outputs is not None and not privacy_mode:
+            props["$ai_output_choices"] = bounded(without_finish_reasons(outputs))
+    except Exception:  # noqa: BLE001 - this property only
+        trims.note("invalid_property")
     if privacy_mode:
         return
-    inputs = input_messages(attrs, events, indexed=indexed)
-    if inputs is not None:
-        props["$ai_input"] = bounded(inputs)
-    if outputs is not None:
-        props["$ai_output_choices"] = bounded(without_finish_reasons(outputs))
+    try:
+        inputs = input_messages(attrs, events, trims, indexed=indexed)
+        if inputs is not None:
+            props["$ai_input"] = bounded(inputs)
+    except Exception:  # noqa: BLE001 - this property only
+        trims.note("invalid_property")
 
 
-def _states(attrs: Mapping[str, Any], events: Any, props: dict[str, Any], indexed: bool) -> None:
+def _states(
+    attrs: Mapping[str, Any], events: Any, props: dict[str, Any], indexed: bool, trims: Trims
+) -> None:
     """What an agent or tool span took in and gave back."""
-    given = attrs.get("gen_ai.tool.call.arguments")
-    if given is not None:
-        given = parse_json(given, any_json=True)
-    else:
-        given = input_messages(attrs, events, indexed=indexed)
-    result = attrs.get("gen_ai.tool.call.result")
-    if result is not None:
-        result = parse_json(result, any_json=True)
-    else:
-        result = output_messages(attrs, events, indexed=indexed)
-    if given is not None:
-        props["$ai_input_state"] = bounded(given)
-    if result is not None:
-        props["$ai_output_state"] = bounded(result)
+    try:
+        given = attrs.get("gen_ai.tool.call.arguments")
+        if given is not None:
+            given = parse_json(given, trims, any_json=True)
+        else:
+            given = input_messages(attrs, events, trims, indexed=indexed)
+        if given is not None:
+            props["$ai_input_state"] = bounded(given)
+    except Exception:  # noqa: BLE001 - this property only
+        trims.note("invalid_property")
+    try:
+        result = attrs.get("gen_ai.tool.call.result")
+        if result is not None:
+            result = parse_json(result, trims, any_json=True)
+        else:
+            result = output_messages(attrs, events, trims, indexed=indexed)
+        if result is not None:
+            props["$ai_output_state"] = bounded(result)
+    except Exception:  # noqa: BLE001 - this property only
+        trims.note("invalid_property")
 
 
 def _error(span: ReadableSpan, attrs: Mapping[str, Any], props: dict[str, Any]) -> None:

@@ -12,8 +12,12 @@ Three generations of recording, each converted to PostHog's message shape
 - Traceloop (OpenLLMetry): ``gen_ai.prompt.N.role``/``.content``/``.tool_calls.M.*``
   and ``gen_ai.completion.N.*``, and tools as ``llm.request.functions.N.*``.
 
-``bounded`` keeps each content property under a size, so a long prompt shortens the
-event instead of losing it. Pure: no I/O.
+``bounded`` (in ``bounds``) keeps each content property under a size, so a long
+prompt shortens the event instead of losing it; JSON is decoded within the bounds of
+``_limits``, and an index that is not a plain number (``gen_ai.prompt.².content``)
+leaves out that attribute alone. Pure: no I/O.
+
+``CONTENT_KEYS`` and ``is_content`` name what ``privacy_mode`` keeps out of every event.
 """
 
 from __future__ import annotations
@@ -23,9 +27,66 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from posthog_otel import _otel
-from posthog_otel._json import dumps
+from posthog_otel._mapping.bounds import MAX_CONTENT_BYTES, Trims, bounded, decode_json
 
-MAX_CONTENT_BYTES = 256 * 1024  # per property: three of them still fit PostHog's 1 MB
+__all__ = [
+    "CONTENT_EVENTS",
+    "MAX_CONTENT_BYTES",
+    "bounded",
+    "finish_reason",
+    "input_messages",
+    "is_content",
+    "output_messages",
+    "parse_json",
+    "tool_definitions",
+    "without_finish_reasons",
+]
+
+# What a model was sent and gave back, under every convention we read (and OpenInference's
+# and Traceloop's entity values): privacy_mode sends none of it, in any event.
+CONTENT_KEYS = frozenset(
+    {
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "gen_ai.prompt",
+        "gen_ai.completion",
+        "gen_ai.event.content",
+        "gen_ai.retrieval.query.text",
+        "gen_ai.retrieval.documents",
+        "traceloop.entity.input",
+        "traceloop.entity.output",
+        "input.value",
+        "output.value",
+        "llm.prompts",
+        "llm.completions",
+    }
+)
+_CONTENT_PREFIXES = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "llm.prompts.",
+)
+# Span events and log records (event names) of the GenAI conventions that carry content
+# in their attributes or body, whatever the keys are called.
+CONTENT_EVENTS = ("gen_ai.",)
+_CONTENT_FIELDS = frozenset({"content", "message", "tool_calls", "arguments", "result"})
+
+
+def is_content(key: str, event_name: str | None = None) -> bool:
+    """Whether attribute ``key`` (of an event or record called ``event_name``) holds what
+    a model was sent or gave back."""
+    if key in CONTENT_KEYS or key.startswith(_CONTENT_PREFIXES):
+        return True
+    return (
+        key in _CONTENT_FIELDS and bool(event_name) and str(event_name).startswith(CONTENT_EVENTS)
+    )
+
+
 _MESSAGE_EVENTS = {
     "gen_ai.system.message": "system",
     "gen_ai.user.message": "user",
@@ -34,52 +95,51 @@ _MESSAGE_EVENTS = {
 }
 
 
-def parse_json(value: Any, *, any_json: bool = False) -> Any:
-    """A JSON array or object string decoded (``any_json``: any JSON value); anything
-    else, or JSON that does not parse, as it is."""
-    if isinstance(value, str) and (any_json or value[:1] in ("[", "{")):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
+def parse_json(value: Any, trims: Trims, *, any_json: bool = False) -> Any:
+    """A JSON array or object string decoded within bounds (``any_json``: any JSON
+    value); anything else, or JSON that does not parse, as it is."""
+    if isinstance(value, str):
+        return decode_json(value, trims, any_json=any_json)
     return list(value) if isinstance(value, tuple) else value
 
 
 def input_messages(
-    attrs: Mapping[str, Any], events: Sequence[Any], *, indexed: bool = True
+    attrs: Mapping[str, Any], events: Sequence[Any], trims: Trims, *, indexed: bool = True
 ) -> list[Any] | None:
     """The messages sent, from whichever recording the span has (system instructions
     first). ``indexed=False``: the caller knows there are no Traceloop attributes."""
-    messages = _from_semconv(attrs.get("gen_ai.input.messages"))
+    messages = _from_semconv(attrs.get("gen_ai.input.messages"), trims)
     if messages is None and indexed:
-        messages = _indexed(attrs, "gen_ai.prompt.")
+        messages = _indexed(attrs, "gen_ai.prompt.", trims)
     if messages is None:
-        messages = _plain(attrs.get("gen_ai.prompt"), "user")
+        messages = _plain(attrs.get("gen_ai.prompt"), "user", trims)
     if messages is None and events:
-        messages = _from_events(events, output=False)
-    system = _from_parts(parse_json(attrs.get("gen_ai.system_instructions")))
+        messages = _from_events(events, trims, output=False)
+    system = _from_parts(parse_json(attrs.get("gen_ai.system_instructions"), trims))
     if system:
         messages = [{"role": "system", "content": system}, *(messages or [])]
     return messages
 
 
 def output_messages(
-    attrs: Mapping[str, Any], events: Sequence[Any], *, indexed: bool = True
+    attrs: Mapping[str, Any], events: Sequence[Any], trims: Trims, *, indexed: bool = True
 ) -> list[Any] | None:
     """The model's choices, from whichever recording the span has."""
-    messages = _from_semconv(attrs.get("gen_ai.output.messages"))
+    messages = _from_semconv(attrs.get("gen_ai.output.messages"), trims)
     if messages is None and indexed:
-        messages = _indexed(attrs, "gen_ai.completion.")
+        messages = _indexed(attrs, "gen_ai.completion.", trims)
     if messages is None:
-        messages = _plain(attrs.get("gen_ai.completion"), "assistant")
+        messages = _plain(attrs.get("gen_ai.completion"), "assistant", trims)
     if messages is None and events:
-        messages = _from_events(events, output=True)
+        messages = _from_events(events, trims, output=True)
     return messages
 
 
-def tool_definitions(attrs: Mapping[str, Any], *, indexed: bool = True) -> list[Any] | None:
+def tool_definitions(
+    attrs: Mapping[str, Any], trims: Trims, *, indexed: bool = True
+) -> list[Any] | None:
     """The tools offered to the model: ``gen_ai.tool.definitions`` or Traceloop's."""
-    tools = parse_json(attrs.get("gen_ai.tool.definitions"))
+    tools = parse_json(attrs.get("gen_ai.tool.definitions"), trims)
     if isinstance(tools, list):
         return tools
     if not indexed:
@@ -88,9 +148,10 @@ def tool_definitions(attrs: Mapping[str, Any], *, indexed: bool = True) -> list[
     for key, value in attrs.items():
         if key.startswith("llm.request.functions."):
             index, _, field = key[len("llm.request.functions.") :].partition(".")
-            if index.isdigit() and field:
-                function = found.setdefault(int(index), {})
-                function[field] = parse_json(value) if field == "parameters" else value
+            number = _index(index)
+            if number is not None and field:
+                function = found.setdefault(number, {})
+                function[field] = parse_json(value, trims) if field == "parameters" else value
     if not found:
         return None
     return [{"type": "function", "function": found[i]} for i in sorted(found)]
@@ -115,10 +176,10 @@ def without_finish_reasons(messages: list[Any]) -> list[Any]:
 # -- the current conventions: messages of typed parts -------------------------------
 
 
-def _from_semconv(raw: Any) -> list[Any] | None:
+def _from_semconv(raw: Any, trims: Trims) -> list[Any] | None:
     if raw is None:
         return None
-    messages = parse_json(raw)
+    messages = parse_json(raw, trims)
     if not isinstance(messages, list):
         return [{"role": "user", "content": messages}]
     return [_message(m) for m in messages]
@@ -171,38 +232,47 @@ def _item(part: Any) -> Any:
 # -- Traceloop: gen_ai.prompt.0.role, gen_ai.prompt.0.tool_calls.1.name, ... --------
 
 
-def _indexed(attrs: Mapping[str, Any], prefix: str) -> list[Any] | None:
+def _index(text: str) -> int | None:
+    """A Traceloop index: plain ASCII digits, a few of them (``"²".isdigit()`` is true)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else None
+
+
+def _indexed(attrs: Mapping[str, Any], prefix: str, trims: Trims) -> list[Any] | None:
     found: dict[int, dict[str, Any]] = {}
     for key, value in attrs.items():
         if not key.startswith(prefix):
             continue
         index, _, field = key[len(prefix) :].partition(".")
-        if not index.isdigit() or not field:
+        number = _index(index)
+        if number is None or not field:
+            if index.isdigit():  # looks like an index, but is not one we can use
+                trims.note("invalid_property")
             continue
-        message = found.setdefault(int(index), {})
+        message = found.setdefault(number, {})
         if field.startswith("tool_calls."):
             call_index, _, call_field = field[len("tool_calls.") :].partition(".")
-            if call_index.isdigit() and call_field:
-                message.setdefault("tool_calls", {}).setdefault(int(call_index), {})[call_field] = (
-                    value
-                )
+            call_number = _index(call_index)
+            if call_number is not None and call_field:
+                message.setdefault("tool_calls", {}).setdefault(call_number, {})[call_field] = value
+            elif call_index.isdigit():
+                trims.note("invalid_property")
         else:
             message[field] = value
     if not found:
         return None
-    return [_openai_message(found[i]) for i in sorted(found)]
+    return [_openai_message(found[i], trims) for i in sorted(found)]
 
 
-def _openai_message(fields: dict[str, Any]) -> dict[str, Any]:
+def _openai_message(fields: dict[str, Any], trims: Trims) -> dict[str, Any]:
     """Chat-completions style fields (role, content, tool_calls) to PostHog's shape."""
     role = fields.get("role") or "user"
-    content = parse_json(fields.get("content"))
+    content = parse_json(fields.get("content"), trims)
     calls = fields.get("tool_calls")
     if isinstance(calls, dict):  # Traceloop's indexed calls
         calls = [calls[i] for i in sorted(calls)]
     if calls:
         items = [{"type": "text", "text": content}] if isinstance(content, str) and content else []
-        items.extend(_function_item(call) for call in calls if isinstance(call, dict))
+        items.extend(_function_item(call, trims) for call in calls if isinstance(call, dict))
         content = items
     out = {"role": role, "content": content if content is not None else ""}
     tool_call_id = fields.get("tool_call_id") or (fields.get("id") if role == "tool" else None)
@@ -213,9 +283,9 @@ def _openai_message(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _function_item(call: Mapping[str, Any]) -> dict[str, Any]:
+def _function_item(call: Mapping[str, Any], trims: Trims) -> dict[str, Any]:
     function = call.get("function")
-    function = parse_json(function) if function is not None else call
+    function = parse_json(function, trims) if function is not None else call
     name = function.get("name") if isinstance(function, dict) else None
     arguments = function.get("arguments") if isinstance(function, dict) else None
     return {
@@ -225,115 +295,39 @@ def _function_item(call: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _plain(raw: Any, role: str) -> list[Any] | None:
+def _plain(raw: Any, role: str, trims: Trims) -> list[Any] | None:
     """``gen_ai.prompt``/``gen_ai.completion`` as one attribute: JSON messages or text."""
     if raw is None:
         return None
-    value = parse_json(raw)
+    value = parse_json(raw, trims)
     if isinstance(value, list):
-        return [_openai_message(m) if isinstance(m, dict) else m for m in value]
+        return [_openai_message(m, trims) if isinstance(m, dict) else m for m in value]
     return [{"role": role, "content": value}]
 
 
 # -- the older span events ------------------------------------------------------------
 
 
-def _from_events(events: Iterable[Any], *, output: bool) -> list[Any] | None:
+def _from_events(events: Iterable[Any], trims: Trims, *, output: bool) -> list[Any] | None:
     messages: list[Any] = []
     for event in events:
         name = event.name
         attrs = _otel.attributes_of(event)
-        body = parse_json(attrs.get("gen_ai.event.content"))
+        body = parse_json(attrs.get("gen_ai.event.content"), trims)
         fields = body if isinstance(body, dict) else dict(attrs)
         if output and name == "gen_ai.choice":
-            message = parse_json(fields.get("message")) or {}
+            message = parse_json(fields.get("message"), trims) or {}
             choice = dict(message) if isinstance(message, dict) else {"content": message}
             choice.setdefault("role", "assistant")
             if "finish_reason" in fields:
                 choice["finish_reason"] = fields["finish_reason"]
-            messages.append(_openai_message(choice))
+            messages.append(_openai_message(choice, trims))
         elif not output and name in _MESSAGE_EVENTS:
-            calls = parse_json(fields.get("tool_calls"))
-            messages.append(
-                _openai_message({**fields, "role": _MESSAGE_EVENTS[name], "tool_calls": calls})
-            )
+            calls = parse_json(fields.get("tool_calls"), trims)
+            fields = {**fields, "role": _MESSAGE_EVENTS[name], "tool_calls": calls}
+            messages.append(_openai_message(fields, trims))
         elif name == ("gen_ai.content.completion" if output else "gen_ai.content.prompt"):
             key = "gen_ai.completion" if output else "gen_ai.prompt"
-            messages.extend(_plain(attrs.get(key), "assistant" if output else "user") or ())
+            role = "assistant" if output else "user"
+            messages.extend(_plain(attrs.get(key), role, trims) or ())
     return messages or None
-
-
-# -- size -------------------------------------------------------------------------------
-
-
-def bounded(value: Any, limit: int = MAX_CONTENT_BYTES) -> Any:
-    """``value`` if its JSON fits in ``limit`` bytes; else the same structure with its
-    longest strings cut (each ending with a marker saying how much was cut). Strings
-    of up to ``_KEEP`` bytes (roles, ids, names) are never cut."""
-    if _rough_size(value) * 2 <= limit:  # even if escaping doubled it, it fits
-        return value
-    size = len(dumps(value))
-    if size <= limit:
-        return value
-    lengths = sorted(n for n in map(_utf8_len, _strings(value)) if n > _KEEP)
-    cap = _level(lengths, sum(lengths) - (size - limit) - 64 * len(lengths))
-    while cap > _KEEP:
-        cut = _cut(value, cap)
-        if len(dumps(cut)) <= limit:
-            return cut
-        cap = cap * 3 // 4  # escapes made the strings longer than counted
-    text = dumps(value)[: limit - 100].decode("utf-8", "ignore")
-    return f"{text}... [posthog-otel cut {size - len(text):,} bytes of JSON]"
-
-
-_KEEP = 128
-
-
-def _utf8_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
-
-
-def _rough_size(value: Any) -> int:
-    if isinstance(value, str):
-        return _utf8_len(value)
-    if isinstance(value, dict):
-        return sum(len(k) + _rough_size(v) + 4 for k, v in value.items()) + 2
-    if isinstance(value, (list, tuple)):
-        return sum(_rough_size(v) + 1 for v in value) + 2
-    return 8
-
-
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _strings(item)
-
-
-def _level(lengths: list[int], budget: int) -> int:
-    """The largest cap such that the strings, each cut to it, add up to ``budget``."""
-    remaining = budget
-    for i, length in enumerate(lengths):
-        share = remaining // (len(lengths) - i)
-        if length > share:
-            return share
-        remaining -= length
-    return lengths[-1] if lengths else 0
-
-
-def _cut(value: Any, cap: int) -> Any:
-    """Every string over ``cap`` UTF-8 bytes cut to ``cap`` bytes, with a marker."""
-    if isinstance(value, str):
-        if _utf8_len(value) <= cap:
-            return value
-        kept = value[:cap] if value.isascii() else value.encode()[:cap].decode("utf-8", "ignore")
-        return f"{kept}... [posthog-otel cut {len(value) - len(kept):,} characters]"
-    if isinstance(value, dict):
-        return {k: _cut(v, cap) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_cut(v, cap) for v in value]
-    return value

@@ -5,7 +5,10 @@ event does inside its span: the record's attributes are the properties, the
 record's span (copied when it was emitted) lends identity, groups and session.
 With exceptions asked for, a record carrying ``exception.*`` attributes (what
 ``logger.exception()`` writes through OpenTelemetry's logging handler) also
-becomes a handled ``$exception``. Pure: no I/O.
+becomes a handled ``$exception``. Attributes and the body are clipped to the bounds
+of ``_limits`` (cuts counted in ``trims``); with ``privacy_mode``, a GenAI record
+(``gen_ai.*``, as the GenAI conventions' events are) sends no body and no content.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from typing import Any
 from posthog_otel import _otel
 from posthog_otel._client.events import uuid7
 from posthog_otel._mapping import tags
+from posthog_otel._mapping.bounds import Trims, clip
 from posthog_otel._mapping.convention import DISTINCT_ID, TAG
 from posthog_otel._mapping.exceptions import exception_properties
+from posthog_otel._mapping.genai_content import CONTENT_EVENTS
 from posthog_otel._mapping.tags import MappingOptions
 
 __all__ = ["EXCEPTION_KEYS", "LogItem", "LogMapper", "is_tagged_record"]
@@ -60,7 +65,9 @@ class LogMapper:
     """Turns one log record into the PostHog events its tags ask for."""
 
     def __init__(self, options: MappingOptions) -> None:
-        self._events = tags.EventBuilder(options)
+        self._privacy = options.privacy_mode
+        self.trims = Trims()
+        self._events = tags.EventBuilder(options, self.trims)
 
     def map_record(self, item: LogItem, problems: list[str] | None = None) -> list[dict[str, Any]]:
         """The record's tagged event and (if asked) its ``$exception``.
@@ -75,7 +82,10 @@ class LogMapper:
         wants_exception = item.exceptions and any(k in attrs for k in EXCEPTION_KEYS)
         if TAG not in attrs and not wants_exception:
             return []
-        props, reserved, extras = self._events.split(attrs)
+        event_name = getattr(record, "event_name", None)
+        props, reserved, extras = self._events.split(
+            attrs, event_name if isinstance(event_name, str) else None
+        )
         for key, value in props.items():
             if isinstance(value, Mapping):  # logging's extra may nest maps: scrub them too
                 props[key] = self._events.scrub(value)
@@ -126,9 +136,14 @@ class LogMapper:
         if TAG in attrs:
             build(reserved, extras, props, own_people=True)
         if wants_exception:
-            details = {k: v for k, v in props.items() if not k.startswith("exception.")}
-            details.update(exception_properties(attrs, False, _level(record.severity_number)))
-            build({TAG: "$exception"}, 0, details, own_people=False)
+            try:
+                details = {k: v for k, v in props.items() if not k.startswith("exception.")}
+                level = _level(record.severity_number)
+                details.update(exception_properties(attrs, False, level, trims=self.trims))
+            except Exception as exc:  # noqa: BLE001 - this event only
+                tags.lose(problems, exc)
+            else:
+                build({TAG: "$exception"}, 0, details, own_people=False)
         return out
 
     def _context(self, holder: Any, record: Any) -> dict[str, Any]:
@@ -138,8 +153,12 @@ class LogMapper:
         if record.trace_id:
             context["$trace_id"] = "%032x" % record.trace_id  # noqa: UP031 - as for spans
             context["$span_id"] = "%016x" % (record.span_id or 0)
-        if record.body is not None:
-            context["$log_message"] = record.body
+        event_name = getattr(record, "event_name", None)
+        content = self._privacy and (
+            isinstance(event_name, str) and event_name.startswith(CONTENT_EVENTS)
+        )
+        if record.body is not None and not content:
+            context["$log_message"] = clip(record.body, self.trims)
         if record.severity_text:
             context["$log_level"] = record.severity_text
         if record.severity_number is not None:
@@ -147,7 +166,6 @@ class LogMapper:
         scope = getattr(holder, "instrumentation_scope", None)
         if scope is not None and scope.name:
             context["$logger_name"] = scope.name
-        event_name = getattr(record, "event_name", None)
         if event_name:
             context["$otel_event_name"] = event_name
         return context

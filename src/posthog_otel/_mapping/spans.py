@@ -4,14 +4,17 @@ Pure: no I/O. The reserved keys are in ``convention``."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from posthog_otel import _otel
+from posthog_otel._limits import MAX_STRING_LENGTH
 from posthog_otel._mapping import tags
+from posthog_otel._mapping.bounds import Trims, cut_string
 from posthog_otel._mapping.convention import (
     FLAG_EVALUATION,
     GENAI_EVENT,
@@ -53,23 +56,30 @@ def is_tagged(span: Any, capture_exceptions: bool, llm_analytics: bool = False) 
 
 
 class SpanMapper:
-    """Turns one ended span into the PostHog events its tags ask for."""
+    """Turns one ended span into the PostHog events its tags ask for.
+
+    ``trims`` counts what the bounds cut (the pipeline takes the counts after each span).
+    """
 
     def __init__(self, options: MappingOptions) -> None:
         self._options = options
-        self._events = tags.EventBuilder(options)
+        self.trims = Trims()
+        self._events = tags.EventBuilder(options, self.trims)
 
     def map_span(
         self,
         span: ReadableSpan,
         inherited_flags: Mapping[str, Any] | None = None,
         problems: list[str] | None = None,
+        held: Sequence[Any] = (),
     ) -> list[dict[str, Any]]:
-        """Events for the span's tags, its tagged span events and (if asked) its exceptions.
+        """Events for the span's tags, its tagged span events, the captures it ``held``
+        aside (``captured``) and (if asked) its exceptions.
 
-        A reserved attribute with an unusable value spoils only the events that use it:
-        each such event is left out and its reason appended to ``problems``; without a
-        ``problems`` list, ``InvalidTagError`` is raised instead.
+        A reserved attribute with an unusable value spoils only the events that use it,
+        and an error no bound foresaw only the event it happened in: each such event
+        is left out and its reason appended to ``problems``; without a ``problems``
+        list, the error (``InvalidTagError``) is raised instead.
         """
         attrs = _otel.attributes_of(span)
         ctx = span.context
@@ -83,14 +93,21 @@ class SpanMapper:
         session = tags.session(reserved, attrs)
         flags = dict(inherited_flags) if inherited_flags else {}
         out: list[dict[str, Any]] = []
-        events = _otel.events_of(span)
-        for index, event in enumerate(events if events else ()):
+        events = _otel.events_of(span) or ()
+        for index, event in enumerate(chain(events, held) if held else events):
             eattrs = _otel.attributes_of(event)
             name = event.name
             if name == FLAG_EVALUATION:
-                note_flag_evaluation(eattrs, flags)
+                try:
+                    note_flag_evaluation(eattrs, flags, self.trims)
+                except Exception:  # noqa: BLE001 - this evaluation only
+                    self.trims.note("invalid_property")
             if TAG in eattrs:
-                props, ereserved, eextras = self._events.split(eattrs)
+                try:
+                    props, ereserved, eextras = self._events.split(eattrs, name)
+                except Exception as exc:  # noqa: BLE001 - this event only
+                    tags.lose(problems, exc)
+                    continue
                 event_identity = tags.identity_or_error((ereserved, reserved), (eattrs, attrs))
                 egroups = {**groups, **tags.groups(ereserved)} if eextras & tags.GROUP else groups
                 try:
@@ -111,16 +128,16 @@ class SpanMapper:
                             personless_id=trace_hex,
                         )
                     )
-                except InvalidTagError as exc:
+                except Exception as exc:  # noqa: BLE001 - this event only
                     tags.lose(problems, exc)
             if name == "exception" and self._options.capture_exceptions:
-                escaped = escaped_from(span, eattrs, last=index == len(events) - 1)
                 try:
+                    escaped = escaped_from(span, eattrs, last=index == len(events) - 1)
                     out.append(
                         self._events.build(
                             {TAG: "$exception"},
                             0,
-                            exception_properties(eattrs, escaped),
+                            exception_properties(eattrs, escaped, trims=self.trims),
                             context,
                             flags,
                             identity=identity,
@@ -137,11 +154,13 @@ class SpanMapper:
                             own_people=False,
                         )
                     )
-                except InvalidTagError as exc:
+                except Exception as exc:  # noqa: BLE001 - this event only
                     tags.lose(problems, exc)
         if self._options.llm_analytics and is_genai(attrs):
-            name, props, start = genai_event(span, attrs, own, self._options.privacy_mode)
             try:
+                name, props, start = genai_event(
+                    span, attrs, own, self._options.privacy_mode, self.trims
+                )
                 out.append(
                     self._events.build(
                         {**reserved, TAG: name},
@@ -158,14 +177,14 @@ class SpanMapper:
                         own_people=False,
                     )
                 )
-            except InvalidTagError as exc:
+            except Exception as exc:  # noqa: BLE001 - this event only
                 tags.lose(problems, exc)
         if TAG in attrs:
             own["$otel_span_kind"] = _KIND_NAMES.get(id(span.kind), "internal")
             status = span.status
             own["$otel_status"] = _STATUS_NAMES.get(id(status.status_code), "unset")
             if status.description:
-                own["$otel_status_message"] = status.description
+                own["$otel_status_message"] = self._bounded(status.description)
             if span.start_time and span.end_time:
                 own["$otel_duration_ms"] = (span.end_time - span.start_time) / 1e6
             if span.parent is not None:
@@ -186,9 +205,16 @@ class SpanMapper:
                         personless_id=trace_hex,
                     )
                 )
-            except InvalidTagError as exc:
+            except Exception as exc:  # noqa: BLE001 - this event only
                 tags.lose(problems, exc)
         return out
+
+    def _bounded(self, text: str) -> str:
+        """A string of the span's own (its name, its status) within the length bound."""
+        if len(text) <= MAX_STRING_LENGTH:
+            return text
+        self.trims.note("string_length")
+        return cut_string(text, MAX_STRING_LENGTH)
 
     # -- pieces ------------------------------------------------------------------------
 
@@ -196,7 +222,10 @@ class SpanMapper:
         self, span: ReadableSpan, attrs: Mapping[str, Any], trace_hex: str, span_hex: str
     ) -> dict[str, Any]:
         """Properties every event from this span carries."""
-        context = {"$trace_id": trace_hex, "$span_id": span_hex, "$otel_span_name": span.name}
+        name = span.name if isinstance(span.name, str) else str(span.name)
+        context = {"$trace_id": trace_hex, "$span_id": span_hex, "$otel_span_name": name}
+        if len(name) > MAX_STRING_LENGTH:
+            context["$otel_span_name"] = self._bounded(name)
         context.update(self._events.resource_properties(span.resource))
         if span.kind is SpanKind.SERVER:
             context.update(web_properties(attrs, self._options.denylist))

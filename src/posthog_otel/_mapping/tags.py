@@ -7,12 +7,13 @@ dict itself. Pure: no I/O. The reserved keys are in ``convention``.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from posthog_otel._limits import MAX_STRING_LENGTH
+from posthog_otel._mapping.bounds import Trims, clip, decode_json, is_plain_sequence
 from posthog_otel._mapping.convention import (
     DISTINCT_ID,
     GROUPS_PREFIX,
@@ -26,6 +27,7 @@ from posthog_otel._mapping.convention import (
     IsoClock,
     normalise_key,
 )
+from posthog_otel._mapping.genai_content import CONTENT_EVENTS, is_content
 from posthog_otel._mapping.web import URL_ATTRIBUTES, redact_attribute
 from posthog_otel._version import LIB, __version__
 
@@ -49,6 +51,7 @@ class InvalidTagError(ValueError):
 # to redact, or reserved (a bit flag, so one pass over the keys says which extras they need).
 _PLAIN, _DENIED, _URL = 0, -1, -2
 _RESERVED, GROUP, _PEOPLE, _JSON = 1, 2, 4, 8
+_SCALARS_AND_STR = frozenset({str, int, float, bool, type(None)})
 
 
 @dataclass(frozen=True)
@@ -57,33 +60,49 @@ class MappingOptions:
     include_resource_attributes: bool = False
     denylist: re.Pattern[str] | None = None
     llm_analytics: bool = True  # GenAI spans become $ai_* events (see ``genai``)
-    privacy_mode: bool = False  # ... without prompts, outputs, tool arguments and results
+    privacy_mode: bool = False  # ... and no event with prompts, outputs, tool calls (any)
 
 
 class EventBuilder:
     """Splits attribute sets and builds events; remembers what each key is.
 
     One per mapper, used from one thread at a time (the worker's, or an export's).
+    Every value taken from attributes is clipped to the bounds in ``_limits``; what was
+    cut is noted in ``trims``. With ``privacy_mode``, GenAI content keys are denied like
+    credentials, in every event.
     """
 
-    def __init__(self, options: MappingOptions) -> None:
+    def __init__(self, options: MappingOptions, trims: Trims | None = None) -> None:
+        self.trims = trims if trims is not None else Trims()
+        self._privacy = options.privacy_mode
         self._denylist = options.denylist
         self._all_resource = options.include_resource_attributes
         self._kinds: dict[str, int] = {}  # attribute key -> plain, reserved or denied
         self._clock = IsoClock()
         self._resource: tuple[Any, dict[str, Any]] = (object(), {})
 
-    def split(self, attrs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], int]:
+    def split(
+        self, attrs: Mapping[str, Any], event_name: str | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any], int]:
         """Plain properties (minus denied keys), the reserved ``posthog.*`` values, and
-        which extras (``GROUP``, people, JSON properties) the reserved ones ask for."""
+        which extras (``GROUP``, people, JSON properties) the reserved ones ask for.
+        ``event_name``: the span event's or log record's, which may mark its attributes
+        as GenAI content."""
         props: dict[str, Any] = {}
         reserved: dict[str, Any] = {}
         extras = 0
         kinds = self._kinds
+        trims = self.trims
+        scalars, longest = _SCALARS_AND_STR, MAX_STRING_LENGTH  # locals: read per attribute
         for key, value in attrs.items():
             kind = kinds.get(key)
             if kind is None:
                 kind = self._classify(key)
+            if type(value) not in scalars:  # bounded as they are: most attributes
+                if not is_plain_sequence(value):
+                    value = clip(value, trims)
+            elif type(value) is str and len(value) > longest and key != PROPERTIES:
+                value = clip(value, trims)
             if kind == _PLAIN:
                 props[key] = value
             elif kind > 0:
@@ -91,6 +110,9 @@ class EventBuilder:
                 extras |= kind
             elif kind == _URL:
                 props[key] = redact_attribute(key, value, self._denylist)
+        if self._privacy and event_name and event_name.startswith(CONTENT_EVENTS):
+            for key in [k for k in props if is_content(k, event_name)]:
+                del props[key]
         return props, reserved, extras
 
     def denied(self, key: str) -> bool:
@@ -171,6 +193,8 @@ class EventBuilder:
                 kind |= _PEOPLE
             elif key == PROPERTIES:
                 kind |= _JSON
+        elif self._privacy and is_content(key):
+            kind = _DENIED
         elif deny is not None and key in URL_ATTRIBUTES:
             kind = _URL
         elif deny is not None and deny.search(normalise_key(key)):
@@ -196,29 +220,35 @@ class EventBuilder:
     def _extra_properties(self, raw: Any) -> dict[str, Any]:
         if isinstance(raw, Mapping):  # log records may hold maps; span attributes cannot
             return self.scrub(raw)
-        try:
-            decoded = json.loads(raw) if isinstance(raw, (str, bytes)) else None
-        except ValueError as exc:
-            raise InvalidTagError(f"{PROPERTIES} is not valid JSON: {exc}") from None
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
+        decoded = decode_json(raw, self.trims) if isinstance(raw, str) else None
+        if decoded is raw:
+            raise InvalidTagError(f"{PROPERTIES} is not JSON (or is too long or deep to read)")
         if not isinstance(decoded, dict):
             raise InvalidTagError(f"{PROPERTIES} must be a JSON object string")
         return self.scrub(decoded)
 
     def scrub(self, value: Mapping[str, Any]) -> dict[str, Any]:
-        """A copy of a nested map without the keys the denylist names, at any depth."""
+        """A copy of a nested map (clipped to the bounds) without the keys the denylist
+        names, at any depth."""
+        clipped = clip(value, self.trims)
+        return self._scrub(clipped) if isinstance(clipped, Mapping) else {}
+
+    def _scrub(self, value: Mapping[str, Any]) -> dict[str, Any]:
         return {
-            k: self.scrub(v) if isinstance(v, Mapping) else v
+            k: self._scrub(v) if isinstance(v, Mapping) else v
             for k, v in value.items()
             if not self.denied(k)
         }
 
 
-def lose(problems: list[str] | None, error: InvalidTagError) -> None:
-    """One event is lost to an unusable tag: its reason joins ``problems`` (without a
-    list, the error is raised)."""
+def lose(problems: list[str] | None, error: Exception) -> None:
+    """One event is lost to an unusable tag (or to a value nothing foresaw): its reason
+    joins ``problems`` (without a list, the error is raised)."""
     if problems is None:
         raise error
-    problems.append(str(error))
+    problems.append(str(error) if isinstance(error, InvalidTagError) else f"{error!r}"[:500])
 
 
 def identity_or_error(

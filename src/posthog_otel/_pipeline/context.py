@@ -15,7 +15,7 @@ from opentelemetry.context import attach, detach, get_current
 from posthog_otel import _otel
 from posthog_otel._client.events import check_distinct_id, check_event_name, check_properties
 from posthog_otel._json import dumps
-from posthog_otel._mapping.captured import captured_event
+from posthog_otel._mapping.captured import captured_event, hold
 from posthog_otel._mapping.convention import (
     DISTINCT_ID,
     PROPERTIES,
@@ -41,10 +41,13 @@ def capture(
 ) -> None:
     """Record a PostHog event on the current span; it is sent when the span ends.
 
-    Nested values survive (through the ``posthog.properties`` attribute). With no
-    recording span (no tracer provider, or the trace was sampled out) the event
-    goes straight to the most recently started ``PostHogSpanProcessor``: product
-    analytics are not sampled away with traces. The user is ``distinct_id``, or
+    Nested values survive (through the ``posthog.properties`` attribute). A span
+    whose event limit (``SpanLimits.max_events``, 128 by default) is reached takes
+    no more events: the capture is held aside and sent with the span all the same
+    (see ``captured``). With no recording span (no tracer provider, or the trace
+    was sampled out) the event goes straight to the most recently started
+    ``PostHogSpanProcessor``: product analytics are not sampled away with traces.
+    The user is ``distinct_id``, or
     the one in baggage (``identify()``'s, or the request's PostHog header), or the
     span's; the session is baggage's, unless ``properties`` name a ``$session_id``.
 
@@ -65,10 +68,19 @@ def capture(
         distinct_id = _carried(DISTINCT_ID)
     session_id = None if "$session_id" in props else _carried(SESSION_ID)
     span = trace.get_current_span()
+    active = None
     if span.is_recording():
-        span.add_event(name, _as_attributes(name, props, distinct_id, session_id))
-        return
-    active = pipeline.active()
+        attributes = _as_attributes(name, props, distinct_id, session_id)
+        if _has_room(span):
+            span.add_event(name, attributes)
+            return
+        active = pipeline.active()
+        if active is not None and hold(span, name, attributes):
+            return
+        if distinct_id is None:  # held too many: sent now, as the span knows the user now
+            own = _otel.attributes_of(span).get(DISTINCT_ID)
+            distinct_id = own if isinstance(own, str) and own else None
+    active = active or pipeline.active()
     if active is None:
         if not _warned.is_set():
             _warned.set()
@@ -111,6 +123,14 @@ def identify(distinct_id: str, session_id: str | None = None) -> Iterator[None]:
         yield
     finally:
         detach(token)
+
+
+def _has_room(span: trace.Span) -> bool:
+    """Whether the span keeps one more event without dropping its oldest."""
+    try:
+        return _otel.event_room(span) > 0
+    except Exception:  # noqa: BLE001 - not the SDK's span: add the event as before
+        return True
 
 
 def _name_current_spans(named: Mapping[str, str], carried: Mapping[str, object]) -> None:

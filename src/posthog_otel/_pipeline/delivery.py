@@ -6,6 +6,7 @@ Nothing here raises: every event ends up sent or counted as dropped, by reason.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ from posthog_otel._client.connection import Connection
 from posthog_otel._client.events import MAX_EVENT_BYTES
 from posthog_otel._client.retry import RETRY_STATUSES
 from posthog_otel._json import dumps, lenient
+from posthog_otel._mapping.bounds import Trims, fit_event
 from posthog_otel._mapping.convention import denylist_pattern
 from posthog_otel._mapping.logs import LogItem, LogMapper
 from posthog_otel._mapping.spans import MappingOptions, SpanMapper
@@ -30,9 +32,16 @@ from posthog_otel._pipeline.stats import Stats
 from posthog_otel.errors import TransportError
 
 BeforeSend = Callable[[dict[str, Any]], "dict[str, Any] | None"]
-# A queued item: an ended span (with flags inherited from its ancestors), a log record
-# (with what its context knew), or a built event.
-Item = ReadableSpan | tuple[ReadableSpan, "dict[str, Any] | None"] | LogItem | dict[str, Any]
+# A queued item: an ended span (with flags inherited from its ancestors, and the captures
+# it held aside when its event list was full), a log record (with what its context
+# knew), or a built event.
+Item = (
+    ReadableSpan
+    | tuple[ReadableSpan, "dict[str, Any] | None"]
+    | tuple[ReadableSpan, "dict[str, Any] | None", tuple[Any, ...]]
+    | LogItem
+    | dict[str, Any]
+)
 # Too large: halve and resend, so the events that fit still go. Not 400: our events are
 # validated before sending, and halving a batch PostHog refuses as a whole would send
 # ~2n requests that all fail.
@@ -80,6 +89,7 @@ class Delivery:
         self._log_mapper = log_mapper
         self._stats = stats
         self._before_send = before_send
+        self._trims = Trims()  # cuts made here, to fit an event in PostHog's limit
         if not 1 <= max_batch_events <= MAX_BATCH_EVENTS:
             raise ValueError(f"max_batch_size must be from 1 to {MAX_BATCH_EVENTS:,}")
         self.max_batch_events = max_batch_events
@@ -98,6 +108,8 @@ class Delivery:
         except Exception as exc:  # noqa: BLE001 - an item we cannot read must not stop the rest
             self._stats.drop("invalid", 1, f"{type(exc).__name__}: {exc}")
             return []
+        finally:
+            self._count_trims()
         held = len(events) + len(problems)
         if held != 1:
             self._stats.events_queued.add(held - 1)
@@ -110,7 +122,18 @@ class Delivery:
             data = self._encode(event)
             if data is not None:
                 encoded.append(data)
+        self._count_trims()
         return encoded
+
+    def _count_trims(self) -> None:
+        """Properties the mappers (and ``_encode``) cut or left out, into the counters."""
+        for trims in (
+            self._trims,
+            self._mapper.trims if self._mapper is not None else None,
+            self._log_mapper.trims if self._log_mapper is not None else None,
+        ):
+            if trims is not None and trims.counts:
+                self._stats.trimmed(trims.take())
 
     def fits(self, batch: OpenBatch, data: bytes) -> bool:
         """Whether ``data`` may join ``batch``: under ``max_batch_size`` events and the
@@ -170,7 +193,8 @@ class Delivery:
         if self._mapper is None or isinstance(item, LogItem):
             raise TypeError(f"no mapper for a {type(item).__name__}")
         if isinstance(item, tuple):
-            return self._mapper.map_span(item[0], item[1], problems)
+            held = item[2] if len(item) > 2 else ()
+            return self._mapper.map_span(item[0], item[1], problems, held)
         return self._mapper.map_span(item, None, problems)
 
     def _edited(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -201,6 +225,11 @@ class Delivery:
                 name = event.get("event") if isinstance(event, dict) else None
                 self._stats.drop("invalid", 1, f"{name!r} cannot be encoded: {type(exc).__name__}")
                 return None
+        if len(data) > MAX_EVENT_BYTES:  # shorten its largest properties, if they are why
+            with contextlib.suppress(Exception):  # if shortening fails, too_large below
+                fitted = fit_event(event, len(data), MAX_EVENT_BYTES, self._trims)
+                if fitted is not None:
+                    data = dumps(lenient(fitted))
         if len(data) > MAX_EVENT_BYTES:
             self._stats.drop(
                 "too_large",

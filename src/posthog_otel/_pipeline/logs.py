@@ -168,7 +168,11 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
                 and (_EXCEPTION_TYPE in attrs or _EXCEPTION_MESSAGE in attrs)
             ):
                 ctx = getattr(record, "context", None) or _otel.current_context()
-                item = _item(log_record, ctx, self._capture_exceptions, self._span_flags)
+                try:
+                    item = _item(log_record, ctx, self._capture_exceptions, self._span_flags)
+                except Exception:  # an odd span or baggage: send the record without them
+                    logger.debug("posthog-otel could not read a record's context", exc_info=True)
+                    item = LogItem(log_record, self._capture_exceptions)
                 self._pipeline.put(item)
                 if self._taken is not None:
                     self._taken.add(record)
@@ -380,6 +384,9 @@ def _item(
             flags.update(entry[1])
     for event in tuple(_otel.events_of(span)):
         if event.name == FLAG_EVALUATION:
-            note_flag_evaluation(_otel.attributes_of(event), flags)
+            try:
+                note_flag_evaluation(_otel.attributes_of(event), flags)
+            except Exception:  # one odd evaluation costs only itself
+                logger.debug("posthog-otel could not read a flag evaluation", exc_info=True)
     span_attrs = dict(attrs) if attrs else None
     return LogItem(log_record, exceptions, distinct_id, span_attrs, flags, session_id)

@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanKind
 from posthog_otel import _otel
 from posthog_otel._client.client import PostHogClient, client_from
 from posthog_otel._client.config import bool_from_env
+from posthog_otel._mapping.captured import HELD, take
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, SESSION_ID, TAG
 from posthog_otel._mapping.genai import AI_PARENT, LLM_REQUEST_TYPE, OPERATION, parent_for_children
 from posthog_otel._mapping.spans import has_tagged_events
@@ -197,15 +198,20 @@ class PostHogSpanProcessor(SpanProcessor):
             except AttributeError:
                 attrs = _otel.attributes_of(span)
                 events = _otel.events_of(span)
+            held = take(span.context) if HELD else ()  # captures a full span held aside
             if (
                 TAG in attrs
+                or held
                 or (events and has_tagged_events(events, self._capture_exceptions))
                 or (self._llm_analytics and (OPERATION in attrs or LLM_REQUEST_TYPE in attrs))
             ):
                 inherited = (
                     self._span_flags.ended(span.context.span_id) if self._flags_live else None
                 )
-                self._put((span, dict(inherited)) if inherited else span)
+                if held:
+                    self._put((span, dict(inherited) if inherited else None, held))
+                else:
+                    self._put((span, dict(inherited)) if inherited else span)
                 taken = self._pipeline.taken
                 if taken is not None:
                     taken.add(span)

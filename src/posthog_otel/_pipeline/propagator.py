@@ -10,11 +10,13 @@ called next. It is the ``posthog`` entry point in ``opentelemetry_propagator``, 
 
 Values are read as PostHog's SDKs read them: control characters removed, whitespace
 trimmed, cut to 1,000 characters; nothing left means the header is absent, and of
-several values the first usable one counts. A header wins over a ``posthog.*`` entry
-already in the context (the ``baggage`` header, when ``baggage`` runs before us);
-``identify()`` in the request's code wins over both (see ``context``). Injection sends
-only a value the receiver would read unchanged (ASCII, nothing to clean); any other
-still travels in the ``baggage`` header, percent-encoded.
+several values the first usable one counts. Only the first 8 KiB of a value and the
+first 16 values of a header are read (``_limits``), so a hostile request costs little.
+A header wins over a ``posthog.*`` entry already in the context (the ``baggage``
+header, when ``baggage`` runs before us); ``identify()`` in the request's code wins
+over both (see ``context``). Injection sends only a value the receiver would read
+unchanged (ASCII, nothing to clean); any other still travels in the ``baggage``
+header, percent-encoded.
 
 These headers come from the client: they attribute events, they never authenticate.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from itertools import islice
 
 from opentelemetry import baggage
 from opentelemetry.context import Context, get_current
@@ -36,6 +39,7 @@ from opentelemetry.propagators.textmap import (
     default_setter,
 )
 
+from posthog_otel._limits import MAX_TRACING_HEADER_READ, MAX_TRACING_HEADER_VALUES
 from posthog_otel._mapping.convention import DISTINCT_ID, SESSION_ID
 
 __all__ = [
@@ -52,15 +56,18 @@ DISTINCT_ID_HEADER = "X-POSTHOG-DISTINCT-ID"
 SESSION_ID_HEADER = "X-POSTHOG-SESSION-ID"
 MAX_HEADER_LENGTH = 1000
 _HEADERS = ((DISTINCT_ID_HEADER, DISTINCT_ID), (SESSION_ID_HEADER, SESSION_ID))
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1, as PostHog's SDKs strip
+# C0, DEL and C1, as PostHog's SDKs strip; and lone surrogates, which no header can carry
+# and which would make the W3C baggage propagator raise on the way out.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def clean_header_value(value: object) -> str | None:
     """A tracing header's value as PostHog's SDKs keep it, or ``None`` when nothing is
-    left (control characters removed, whitespace trimmed, at most 1,000 characters)."""
+    left (control characters and lone surrogates removed, whitespace trimmed, at most
+    1,000 characters)."""
     if not isinstance(value, str):
         return None
-    return _CONTROL.sub("", value).strip()[:MAX_HEADER_LENGTH] or None
+    return _CONTROL.sub("", value[:MAX_TRACING_HEADER_READ]).strip()[:MAX_HEADER_LENGTH] or None
 
 
 class PostHogPropagator(TextMapPropagator):
@@ -127,7 +134,7 @@ def _first_usable(getter: Getter[CarrierT], carrier: CarrierT, header: str) -> s
             return None
     if isinstance(values, str):  # a getter that returns one string, not a list
         values = (values,)
-    for value in values:
+    for value in islice(values, MAX_TRACING_HEADER_VALUES):
         cleaned = clean_header_value(value)
         if cleaned is not None:
             return cleaned

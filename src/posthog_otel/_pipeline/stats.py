@@ -111,6 +111,9 @@ class PipelineStats:
             most ``max_queue_size``.
         buffered_bytes: encoded events waiting to be sent, compressed when gzip
             is on; at most ``max_buffer_bytes`` plus one batch.
+        trimmed: properties cut or left out so their event could still go, by
+            reason (``string_length``, ``depth``, ``event_size``, ...: see ``_limits``);
+            these events were not lost and are not in ``dropped``.
     """
 
     spans_seen: int = 0
@@ -121,6 +124,7 @@ class PipelineStats:
     dropped: Mapping[str, int] = field(default_factory=dict)
     queue_size: int = 0
     buffered_bytes: int = 0
+    trimmed: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def dropped_total(self) -> int:
@@ -148,6 +152,7 @@ class Stats:
         self._sent = 0
         self._retries = 0
         self._dropped: dict[str, int] = {}
+        self._trimmed: dict[str, int] = {}
 
     def after_fork(self) -> None:
         """A forked child counts from zero (its parent's events are the parent's)."""
@@ -160,6 +165,12 @@ class Stats:
     def retried(self) -> None:
         with self._lock:
             self._retries += 1
+
+    def trimmed(self, counts: Mapping[str, int]) -> None:
+        """Count properties cut to fit the bounds (their events still go)."""
+        with self._lock:
+            for reason, n in counts.items():
+                self._trimmed[reason] = self._trimmed.get(reason, 0) + n
 
     def drop(self, reason: str, n: int = 1, detail: str = "") -> None:
         """Count ``n`` lost events; the first loss for each reason is logged."""
@@ -187,6 +198,7 @@ class Stats:
         lock, so ``put`` takes one lock, not two)."""
         with self._lock:
             sent, retries, dropped = self._sent, self._retries, dict(self._dropped)
+            trimmed = dict(self._trimmed)
         return PipelineStats(
             spans_seen=self.spans_seen.value,
             logs_seen=self.logs_seen.value,
@@ -196,6 +208,7 @@ class Stats:
             dropped=MappingProxyType(dropped),
             queue_size=queue_size,
             buffered_bytes=buffered_bytes,
+            trimmed=MappingProxyType(trimmed),
         )
 
 
