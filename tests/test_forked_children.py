@@ -29,7 +29,7 @@ def tagged(server, event: str, run: str) -> list[dict]:
         pytest.param("initializer", "fork", 10, id="Pool-initializer-sets-telemetry-up"),
         # Python 3.14's default on Linux: the child, forked from a server, imports anew.
         pytest.param("initializer", "forkserver", 10, id="forkserver-Pool-initializer"),
-        pytest.param("with-pool", "fork", 2, id="with-Pool-terminates"),
+        pytest.param("with-pool", "fork", None, id="with-Pool-terminates"),  # 1 or 2 do it
     ],
 )
 def test_multiprocessing_children_deliver(server, mode, start_method, children):
@@ -45,7 +45,9 @@ def test_multiprocessing_children_deliver(server, mode, start_method, children):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert f"children: {children}" in result.stdout, result.stdout + result.stderr
+    assert "children: " in result.stdout, result.stdout + result.stderr
+    if children is not None:
+        assert f"children: {children}" in result.stdout, result.stdout
     server.wait_for_events(20, event="child_job", timeout=10)
     assert len({e["uuid"] for e in tagged(server, "child_job", run)}) == 20
 
@@ -73,7 +75,7 @@ def test_a_child_waits_at_most_sigterm_timeout_for_a_silent_posthog(server):
 
 
 @pytest.fixture(scope="module")
-def broker():
+def redis_url():
     """Debian's redis-server on a free loopback port, with no persistence."""
     if shutil.which("redis-server") is None:
         pytest.skip("needs redis-server (apt-get install redis-server; .ci/run installs it)")
@@ -81,6 +83,16 @@ def broker():
     redis = start_redis()
     yield f"redis://127.0.0.1:{redis.port}/0"
     redis.stop()
+
+
+@pytest.fixture
+def broker(redis_url):
+    """The Redis broker, emptied: no task a warm shutdown left queued runs in the next test."""
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushall()
+    return redis_url
 
 
 def send(broker: str, run: str, count: int, seconds: float) -> None:
@@ -121,12 +133,15 @@ def test_celery_children_recycled_by_max_tasks_per_child_deliver(server, service
     assert sorted(e["properties"]["n"] for e in tagged(server, "task_done", run)) == list(range(20))
 
 
-def test_celery_warm_shutdown_mid_queue_delivers_the_tasks_in_hand(server, services, broker):
-    # A flush interval of a minute (the app adds the processor): what arrives was
-    # delivered by the pool children as the warm shutdown ended them.
-    worker = services.celery(
-        broker, env={"OTEL_TRACES_EXPORTER": "none", "APP_FLUSH_INTERVAL": "60"}
-    )
+@pytest.mark.parametrize(
+    "setup", [pytest.param("", id="set-up-as-app-loads"), "worker_process_init"]
+)
+def test_celery_warm_shutdown_mid_queue_delivers_the_tasks_in_hand(server, services, broker, setup):
+    # A flush interval of a minute (the app adds the processor, as it loads or in each
+    # pool child): what arrives was delivered by the pool children as the warm shutdown
+    # ended them.
+    env = {"OTEL_TRACES_EXPORTER": "none", "APP_FLUSH_INTERVAL": "60", "APP_SETUP": setup}
+    worker = services.celery(broker, env=env)
     run = uuid.uuid4().hex
     send(broker, run, 30, 0.2)
     wait_ran(broker, run, 4)
@@ -134,6 +149,7 @@ def test_celery_warm_shutdown_mid_queue_delivers_the_tasks_in_hand(server, servi
     assert stopped.returncode == 0, stopped.output
     finished = ran(broker, run)
     assert 4 <= len(finished) < 30, finished
-    events = server.wait_for_events(len(finished), event="task_done", timeout=15)
-    assert sorted(e["properties"]["n"] for e in events if e["properties"]["run"] == run) == finished
+    server.wait_for_events(len(finished), event="task_done", timeout=15)
+    events = tagged(server, "task_done", run)
+    assert sorted(e["properties"]["n"] for e in events) == finished
     assert len({e["uuid"] for e in events}) == len(finished)
