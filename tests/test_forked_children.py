@@ -74,6 +74,28 @@ def test_a_child_waits_at_most_sigterm_timeout_for_a_silent_posthog(server):
     assert elapsed < 10, f"took {elapsed:.1f} s"
 
 
+IMPORTS = """
+import os, sys
+from posthog_otel import PostHogSpanProcessor
+processor = PostHogSpanProcessor(api_key="phc_x", host="http://127.0.0.1:9")
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+print(sorted(m for m in sys.modules if m.split(".")[0] in {"multiprocessing", "celery", "billiard"}))
+processor.shutdown()
+"""
+
+
+def test_the_hooks_import_neither_multiprocessing_nor_celery():
+    # An app that uses neither pays nothing: they are found in sys.modules, never imported.
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTS], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 @pytest.fixture(scope="module")
 def redis_url():
     """Debian's redis-server on a free loopback port, with no persistence."""

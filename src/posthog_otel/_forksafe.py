@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
-# Before multiprocessing's own finalizers (queues, managers: priority 10 and below), so
+# Before multiprocessing's own finalizers (a pool, queues, managers: 15 and below), so
 # one that hangs cannot keep us from delivering.
 FINALIZER_PRIORITY = 100
 CELERY_UID = "posthog_otel.at_child_exit"
