@@ -5,6 +5,8 @@ them, exporting to the test devserver.
     service = start_fastapi(devserver.url)          # uvicorn, PostHogSpanProcessor
     requests.get(service.url + "/items/1?page=2")   # tags its server span: item_viewed
     stopped = service.stop(signal.SIGTERM)          # -> Stopped(returncode, output)
+    redis = start_redis()                           # redis-server on a free port, no disk
+    worker = start_celery(devserver.url, broker)    # tests/apps/celery_app.py, prefork -c 2
 
 Each app serves ``GET /items/<n>``, which tags its instrumented server span with
 ``posthog.event = item_viewed`` and ``item = n`` (inside ``identify(user)`` with
@@ -20,6 +22,7 @@ conftest stops whatever a test left running.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,11 +72,30 @@ class Service:
     def pid(self) -> int:
         return self.process.pid
 
+    @property
+    def port(self) -> int:
+        return self._port
+
     def output(self) -> str:
         """What it has printed so far."""
         self._log.flush()
         self._log.seek(0)
         return self._log.read()
+
+    def wait_printed(self, text: str, timeout: float = READY_TIMEOUT) -> Service:
+        """Poll the output until it contains ``text`` (a service with no port of its own,
+        as a Celery worker); fail with the output if the process exits or time runs out."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if self.process.poll() is not None:
+                stopped = self.stop()
+                raise AssertionError(f"service exited ({stopped.returncode}):\n{stopped.output}")
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{text!r} not printed within {timeout} s:\n{self.stop().output}"
+                )
+            time.sleep(0.05)
+        return self
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> Service:
         """Poll until the port accepts connections; fail with the output if the process
@@ -162,6 +184,10 @@ class Services:
         """See ``start_fastapi``."""
         return self._track(lambda: start_fastapi(self.posthog_url, env=env))
 
+    def celery(self, broker: str, *options: str, env: Mapping[str, str] | None = None) -> Service:
+        """See ``start_celery``."""
+        return self._track(lambda: start_celery(self.posthog_url, broker, *options, env=env))
+
     def _track(self, start: Callable[[], Service]) -> Service:
         service = start()
         self.started.append(service)
@@ -196,3 +222,32 @@ def start_fastapi(posthog_url: str, *, env: Mapping[str, str] | None = None) -> 
     argv = [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--app-dir", str(APPS)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     return Service(argv, variables, port).wait_ready()
+
+
+def start_celery(
+    posthog_url: str, broker: str, *options: str, env: Mapping[str, str] | None = None
+) -> Service:
+    """A Celery prefork worker (``-c 2`` and ``options``) for ``tests/apps/celery_app.py``,
+    under ``opentelemetry-instrument`` with ``OTEL_TRACES_EXPORTER=posthog`` (``env`` may
+    turn that to ``none`` and set ``APP_FLUSH_INTERVAL``). Ready once it logs that it is;
+    ``stop(SIGTERM)`` is a warm shutdown."""
+    variables = service_env(
+        posthog_url, "celery-worker", OTEL_TRACES_EXPORTER="posthog", CELERY_BROKER_URL=broker
+    )
+    variables.update(env or {})
+    argv = [str(BIN / "opentelemetry-instrument"), str(BIN / "celery"), "-A", "celery_app"]
+    argv += ["worker", "--pool", "prefork", "-c", "2", "--loglevel", "INFO"]
+    argv += ["--without-gossip", "--without-mingle", "--without-heartbeat", *options]
+    return Service(argv, variables, 0).wait_printed(" ready.")
+
+
+def start_redis() -> Service:
+    """Debian's ``redis-server`` on a free loopback port, with no persistence (nothing
+    written to disk); its URL is ``redis://127.0.0.1:<port>/0``."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly"]
+    argv += ["no", "--dir", tempfile.gettempdir()]
+    return Service(argv, {"PATH": os.environ.get("PATH", "")}, port).wait_ready()

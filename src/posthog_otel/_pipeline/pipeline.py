@@ -40,8 +40,9 @@ def build_pipeline(
     llm_analytics: bool = True,
     privacy_mode: bool = False,
 ) -> Pipeline:
-    """A pipeline sending through ``client``, from a processor's options; it takes charge
-    of SIGTERM as ``sigterm`` (``signals.settings``) says, when capture is on."""
+    """A pipeline sending through ``client``, from a processor's options; when capture is
+    on it takes charge of SIGTERM as ``sigterm`` (``signals.settings``) says, and forked
+    children drain it before they end, within the same bound."""
     stats = Stats()
     delivery = Delivery.for_spans(
         connection_of(client),
@@ -65,8 +66,10 @@ def build_pipeline(
     )
     pipeline = Pipeline(worker, stats, enabled=client.enabled_capture)
     on_sigterm, timeout = sigterm
-    if on_sigterm and pipeline.enabled:
-        signals.install(timeout)
+    if pipeline.enabled:
+        signals.drain_in_children(timeout)
+        if on_sigterm:
+            signals.install(timeout)
     return pipeline
 
 

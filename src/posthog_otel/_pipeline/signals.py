@@ -1,4 +1,5 @@
-"""Deliver what is queued when the process is told to stop with SIGTERM.
+"""Deliver what is queued when the process ends without its exit hooks: on SIGTERM, and
+in a forked child that ends by ``os._exit``.
 
 ``docker stop``, Kubernetes and systemd send SIGTERM, whose default action ends the
 process at once: no ``atexit``, and whatever is queued is lost. So the first
@@ -17,6 +18,11 @@ pipeline started on the main thread looks at SIGTERM's handler:
 
 ``POSTHOG_FLUSH_ON_SIGTERM=false`` or ``flush_on_sigterm=False`` turns this off;
 ``POSTHOG_SIGTERM_TIMEOUT`` or ``sigterm_timeout`` sets the bound (5 s).
+
+A forked child of ``multiprocessing`` or of Celery's prefork pool ends by ``os._exit``,
+which skips ``atexit``: ``drain_in_children`` has such a child drain every pipeline,
+within the same bound, just before it ends (``_forksafe.at_child_exit`` says how). This
+is always on: it is what ``atexit`` does for any other process.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from posthog_otel import _forksafe
 from posthog_otel._client.config import parse_bool, parse_seconds
 from posthog_otel._pipeline.worker import shutdown_all
 from posthog_otel.errors import ConfigurationError
@@ -43,6 +50,7 @@ _lock = threading.Lock()
 _installed = False
 _timeout = DEFAULT_TIMEOUT
 _held = False
+_child_timeout = 0.0  # 0: no pipeline asked yet
 
 
 def settings(enabled: bool | None, timeout: float | None) -> tuple[bool, float]:
@@ -81,6 +89,24 @@ def install(timeout: float) -> bool:
         signal.signal(sigterm, handler)
         _installed, _timeout = True, timeout
         return True
+
+
+def drain_in_children(timeout: float) -> None:
+    """Have a forked child that ends by ``os._exit`` drain every pipeline first, within
+    ``timeout`` seconds (the longest any pipeline asked for)."""
+    global _child_timeout
+    with _lock:
+        first = _child_timeout == 0.0
+        _child_timeout = max(_child_timeout, timeout)
+    if first:
+        _forksafe.at_child_exit(_drain_child)
+
+
+def _drain_child() -> None:
+    try:
+        shutdown_all(_child_timeout)
+    except Exception:  # the child is ending: say so, let it end
+        logger.exception("posthog-otel could not drain its queues as this process ended")
 
 
 def _drain_then_die(signum: int, frame: FrameType | None) -> None:
