@@ -8,6 +8,7 @@ versions (``python3 dev.py test-versions``): 3.12.1 is the one that refuses thre
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import textwrap
@@ -15,10 +16,16 @@ import threading
 import weakref
 
 import pytest
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 from conftest import API_KEY, assert_accounted, wait_until
-from posthog_otel import PostHogClient, PostHogFlagProvider, PostHogSpanProcessor
+from posthog_otel import (
+    PostHogClient,
+    PostHogFlagProvider,
+    PostHogLogProcessor,
+    PostHogSpanProcessor,
+)
 from posthog_otel._pipeline.processor import pipeline_of
 
 
@@ -137,3 +144,32 @@ def test_a_log_exporter_delivers_at_exit_without_starting_a_thread(server):
     # is not ours): only our frames must be absent.
     assert "posthog_otel" not in result.stderr, result.stderr
     assert len(server.events("log_at_exit")) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_counts_the_spans_and_records_it_sees(server, make_pipeline):
+    tracer, processor = make_pipeline(flush_interval=60)
+    logs = PostHogLogProcessor(processor=processor)
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(logs)
+    logger = provider.get_logger("tests")
+    # The parent counts on this thread first: its hooks now hold this thread's cells.
+    with tracer.start_as_current_span("s"):
+        logger.emit(body="in the parent")
+    assert (processor.stats().spans_seen, processor.stats().logs_seen) == (1, 1)
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code, never return into pytest
+        code = 1
+        try:
+            for _ in range(3):
+                with tracer.start_as_current_span("s"):
+                    logger.emit(body="in the child")
+            stats = processor.stats()
+            code = 0 if (stats.spans_seen, stats.logs_seen) == (3, 3) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0  # 2: the child's counts stayed at 0
+    assert (processor.stats().spans_seen, processor.stats().logs_seen) == (1, 1)
+    provider.shutdown()

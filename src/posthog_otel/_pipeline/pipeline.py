@@ -92,11 +92,15 @@ class Pipeline:
         self.span_flags.evaluated(span.get_span_context().span_id, key, value)
 
     def flush(self, timeout: float) -> bool:
-        return self.worker.flush(timeout)
+        flushed = self.worker.flush(timeout)
+        self.stats.report()  # drop episodes gone quiet: their counts, in one line each
+        return flushed
 
     def shutdown(self, timeout: float) -> bool:
         self.closed = True
-        return self.worker.shutdown(timeout)
+        settled = self.worker.shutdown(timeout)
+        self.stats.close()  # every drop episode ends: what each dropped since it was logged
+        return settled
 
     def snapshot(self) -> PipelineStats:
         worker = self.worker
