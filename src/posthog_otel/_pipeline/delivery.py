@@ -27,6 +27,7 @@ from posthog_otel._json import dumps, lenient
 from posthog_otel._mapping.convention import denylist_pattern
 from posthog_otel._mapping.logs import LogItem, LogMapper
 from posthog_otel._mapping.spans import MappingOptions, SpanMapper
+from posthog_otel._pipeline import metrics
 from posthog_otel._pipeline.stats import Stats
 from posthog_otel.errors import TransportError
 
@@ -87,6 +88,7 @@ class Delivery:
         # Our requests need the watchdog: start it now, as Python 3.12.0-3.12.2 refuse to
         # start a thread at interpreter exit, where the last flush may be the first send.
         WATCHDOG.start()
+        metrics.instrument_global()  # our counters as OpenTelemetry metrics, once per process
 
     def encode_item(self, item: Item) -> list[bytes]:
         """The item's events, encoded; those that cannot be are counted as dropped.

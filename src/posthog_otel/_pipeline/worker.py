@@ -41,6 +41,7 @@ from collections.abc import Callable
 
 from posthog_otel import _forksafe, _otel
 from posthog_otel._client.batch import MAX_BATCH_BYTES, OpenBatch, SealedBatch
+from posthog_otel._pipeline import metrics
 from posthog_otel._pipeline.delivery import Delivery, Item
 from posthog_otel._pipeline.outbox import Outbox
 from posthog_otel._pipeline.stats import Stats
@@ -89,6 +90,7 @@ class BatchWorker:
         self._wake_at = min(WAKE_AT, self._batch_size, max_queue_size)
         self._start(RUNNING)
         _LIVE.add(self)
+        metrics.watch(self)  # its queue in posthog_otel.queue.size
         _forksafe.register(self)
 
     def _start(self, state: str) -> None:
