@@ -8,6 +8,7 @@ versions (``python3 dev.py test-versions``): 3.12.1 is the one that refuses thre
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import subprocess
 import sys
@@ -173,3 +174,16 @@ def test_a_forked_child_counts_the_spans_and_records_it_sees(server, make_pipeli
     assert os.waitstatus_to_exitcode(status) == 0  # 2: the child's counts stayed at 0
     assert (processor.stats().spans_seen, processor.stats().logs_seen) == (1, 1)
     provider.shutdown()
+
+
+def test_shutdown_ends_the_drop_episodes_with_their_counts(server, make_pipeline, caplog):
+    caplog.set_level(logging.INFO, logger="posthog_otel")
+    tracer, processor = make_pipeline(before_send=lambda event: None)
+    for _ in range(4):
+        with tracer.start_as_current_span("s", attributes={"posthog.event": "unwanted"}):
+            pass
+    assert processor.force_flush(10_000)
+    processor.shutdown()
+    lines = [r.getMessage() for r in caplog.records if "before_send" in r.getMessage()]
+    assert len(lines) == 2, lines  # the episode's first drop, then the rest counted at shutdown
+    assert lines[1].startswith("posthog-otel: 3 more event(s) dropped (before_send) in the last")

@@ -21,10 +21,11 @@ with the socket's connect timeout, which never exceeds the time left.
 One lock guards every cutoff and attachment, so a late cutoff never interrupts a
 connection that another request has since taken from the pool.
 
-The thread starts with the first batch worker (``start``), or else the first request,
-and again in a forked child whose parent had it: never first at interpreter exit,
-where Python 3.12.0-3.12.2 refuse to start a thread. A request that cannot have it
-(a first request at exit there) runs unwatched, bounded by its socket timeouts only.
+The thread starts with the first pipeline or exporter (``start``, called by their
+``Delivery``) or else the first request, and again in a forked child whose parent had
+it: never first at interpreter exit, where Python 3.12.0-3.12.2 refuse to start a
+thread. A request that cannot have it (a first request at exit there) runs unwatched,
+bounded by its socket timeouts only.
 """
 
 from __future__ import annotations

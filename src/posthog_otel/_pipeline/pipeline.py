@@ -98,9 +98,7 @@ class Pipeline:
 
     def shutdown(self, timeout: float) -> bool:
         self.closed = True
-        settled = self.worker.shutdown(timeout)
-        self.stats.close()  # every drop episode ends: what each dropped since it was logged
-        return settled
+        return self.worker.shutdown(timeout)  # it ends the drop episodes too (their counts)
 
     def snapshot(self) -> PipelineStats:
         worker = self.worker

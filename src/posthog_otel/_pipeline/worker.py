@@ -176,7 +176,7 @@ class BatchWorker:
     def wait_stopped(self, settle: float = SETTLE) -> bool:
         """Wait for STOPPED until the shutdown deadline; there, cut off what is left and
         wait up to ``settle`` seconds more for the threads to count it. ``True`` if every
-        item was settled before the deadline."""
+        item was settled before the deadline. Ends the drop episodes (their counts logged)."""
         with self._cond:
             while self._state != STOPPED and self._deadline is not None:
                 left = self._deadline - self._clock()
@@ -185,7 +185,10 @@ class BatchWorker:
                     self._cond.wait_for(lambda: self._state == STOPPED, settle)
                     break
                 self._cond.wait(left)
-            return self._state == STOPPED and self._given_up_at is None
+            settled = self._state == STOPPED and self._given_up_at is None
+        if self._deadline is not None:
+            self._stats.close()
+        return settled
 
     def _cut_off(self) -> None:
         """At the deadline (lock held): shutdown gives up on whatever is not done (flushes
