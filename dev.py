@@ -4,6 +4,7 @@
     python3 dev.py quickstart   # see spans become PostHog events (local server, no account)
     python3 dev.py test         # lint, format check, type check, then the test suite
     python3 dev.py bench        # the side-by-side benchmarks, one Markdown report (--quick)
+    python3 dev.py test-versions  # the fast tests on Python 3.10, 3.12.1 and 3.13 (pyenv's)
 
 Each job creates ``.venv`` on first use, installs what that job needs (the quickstart:
 the package; the tests: the package and its dev tools), and reinstalls only when
@@ -33,6 +34,8 @@ def main(argv: list[str]) -> int:
         return 1
     job, *rest = argv or ["help"]
     jobs = {"quickstart": (quickstart, set()), "test": (test, {"dev"}), "bench": (bench, {"bench"})}
+    if job == "test-versions":  # its own environments, one per Python
+        return test_versions(rest)
     if job not in jobs:
         print(__doc__)
         return 0 if job in ("help", "-h", "--help") else 2
@@ -86,6 +89,108 @@ def test(args: list[str]) -> int:
 def bench(args: list[str]) -> int:
     command = shlex.join(["python3", "dev.py", "bench", *args])  # quoted at the report's top
     return call([str(PYTHON), str(ROOT / "benchmarks" / "run.py"), *args], BENCH_COMMAND=command)
+
+
+# test-versions: each Python with the tests it runs. 3.10 and 3.13 bound the supported range;
+# 3.12.1 is one of the releases that refuse to start a thread at interpreter exit.
+VERSIONS = {
+    "3.10": "fast",
+    "3.12.1": "exit",
+    "3.13": "fast",
+}
+# Only what these tests import (and the speed-up extras, each tested with and without):
+# .venv-<version> stays small and quick to make.
+VERSION_DEPS = [
+    *("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "trustme>=1.1"),
+    *("orjson>=3.9", "isal>=1.6"),
+]
+EXIT_TESTS = [
+    "tests/test_lifecycle.py",
+    "tests/test_source.py",
+    "tests/test_processor.py::test_exit_without_shutdown_still_delivers",
+]
+# Unit tests and the server-backed tests of the client, pipeline and flags: ~1,300 tests in
+# about a minute. Left out: the fault marathon (test_faults, ~25 s) and whatever needs the
+# frameworks, OpenFeature, PostHog's SDK or OpenTelemetry's instrumentation.
+FAST_FILES = """
+    architecture batch cache cli client compress config connection context definitions devserver
+    events exceptions exporter genai hashing json local_operators local_provider local_table
+    metrics processor properties provider reasons retry spans stats transport values watchdog
+    web worker
+"""
+FAST_TESTS = [*EXIT_TESTS[:2], *(f"tests/test_{name}.py" for name in FAST_FILES.split())]
+FAST_DESELECT = [  # these need a package only the dev extra installs
+    "tests/test_exporter.py::test_under_opentelemetry_instrument_identity_crosses_services",
+    "tests/test_exporter.py::test_under_opentelemetry_instrument_a_burst_of_50000_loses_nothing",
+    "tests/test_local_provider.py::test_openfeature_resolves_from_local_evaluation",
+    "tests/test_processor.py::test_our_own_http_makes_no_spans",
+]
+
+
+def test_versions(args: list[str]) -> int:
+    """Run the fast tests (or the exit tests) on each Python of ``VERSIONS`` that pyenv has,
+    each in its own ``.venv-<version>``; a version that is not installed is skipped, loudly."""
+    failed = []
+    for version, kind in VERSIONS.items():
+        python = find_python(version)
+        if python is None:
+            print(
+                f"test-versions: SKIPPED Python {version}: not found under {pyenv_root()}"
+                f"/versions (install it with `pyenv install {version}`)",
+                flush=True,
+            )
+            continue
+        venv = ROOT / f".venv-{version}"
+        venv_python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+        stamp = venv / ".installed-from"
+        want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + repr(VERSION_DEPS).encode())
+        if not (venv_python.exists() and stamp.exists() and stamp.read_text() == want.hexdigest()):
+            print(f"test-versions: making {venv.name} with {python} ...", flush=True)
+            run([str(python), "-m", "venv", "--clear", str(venv)])
+            run(
+                [
+                    str(venv_python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "-e",
+                    str(ROOT),
+                    *VERSION_DEPS,
+                ]
+            )
+            stamp.write_text(want.hexdigest())
+        tests = FAST_TESTS if kind == "fast" else EXIT_TESTS
+        deselect = [f"--deselect={node}" for node in FAST_DESELECT] if kind == "fast" else []
+        command = [str(venv_python), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        print(f"$ Python {version}: pytest ({kind} tests)", flush=True)
+        if call([*command, *deselect, *tests, *args]):
+            failed.append(version)
+    if failed:
+        print("test-versions: FAILED on Python " + ", ".join(failed))
+        return 1
+    return 0
+
+
+def pyenv_root() -> Path:
+    try:
+        out = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True)  # noqa: S607
+        return Path(out.stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+
+
+def find_python(version: str) -> Path | None:
+    """pyenv's newest ``version`` (``3.10``: the newest 3.10.x; ``3.12.1``: exactly it)."""
+    found = []
+    versions = pyenv_root() / "versions"
+    for path in versions.iterdir() if versions.is_dir() else ():
+        name = path.name
+        if (name == version or name.startswith(version + ".")) and name.replace(".", "").isdigit():
+            python = path / "bin" / "python3"
+            if python.exists():
+                found.append((tuple(int(part) for part in name.split(".")), python))
+    return max(found)[1] if found else None
 
 
 def run(command: list[str]) -> None:

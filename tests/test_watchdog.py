@@ -85,3 +85,20 @@ def test_many_concurrent_requests_each_get_their_own_deadline():
         for target in targets[1:]:
             assert target.interrupted.wait(5.0)  # a hang guard; the last deadline is 0.4 s
         assert not targets[0].interrupted.is_set()
+
+
+def test_a_request_runs_unwatched_where_no_thread_can_start(monkeypatch):
+    # Python 3.12.0-3.12.2 at interpreter exit: Thread.start raises RuntimeError.
+    def refuse(self):
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    watchdog, target = Watchdog(), Target()
+    with monkeypatch.context() as patch:
+        patch.setattr(threading.Thread, "start", refuse)
+        with watchdog.watch(time.monotonic() + 60) as cutoff:  # no exception: unwatched
+            watchdog.attach(cutoff, target)
+    assert cutoff.reason is None and not target.interrupted.is_set()
+    watchdog.start()  # once threads can start again, it does
+    with watchdog.watch(time.monotonic() + 0.1) as cutoff:
+        watchdog.attach(cutoff, target)
+        assert target.interrupted.wait(5.0)

@@ -4,7 +4,7 @@ With the ``orjson`` extra installed, encoding is several times faster; what
 orjson refuses (integers over 64 bits, lone surrogates) falls back to the
 standard library, so both give the same events. A lone surrogate (text that is
 not valid Unicode, say from ``os.fsdecode``) becomes U+FFFD, the replacement
-character: never ``?``, which would merge ``"a\udc80"`` with a real ``"a?"``.
+character: never ``?``, which would merge ``"a\\udc80"`` with a real ``"a?"``.
 
 ``to_json_value`` is strict (the synchronous API: a bad value raises, naming the
 property); ``lenient`` never raises (the pipeline: a value that cannot be sent as

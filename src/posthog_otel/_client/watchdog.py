@@ -20,6 +20,12 @@ with the socket's connect timeout, which never exceeds the time left.
 
 One lock guards every cutoff and attachment, so a late cutoff never interrupts a
 connection that another request has since taken from the pool.
+
+The thread starts with the first pipeline or exporter (``start``, called by their
+``Delivery``) or else the first request, and again in a forked child whose parent had
+it: never first at interpreter exit, where Python 3.12.0-3.12.2 refuse to start a
+thread. A request that cannot have it (a first request at exit there) runs unwatched,
+bounded by its socket timeouts only.
 """
 
 from __future__ import annotations
@@ -78,8 +84,28 @@ class Watchdog:
         self._thread: threading.Thread | None = None
 
     def _after_fork(self) -> None:
-        # The parent's thread does not exist here, and none of its requests are in flight.
+        # The parent's thread does not exist here, and none of its requests are in flight;
+        # a child whose parent needed one gets its own now, not first at its exit.
+        had_thread = self._thread is not None
         self._reset()
+        if had_thread:
+            self.start()
+
+    def start(self) -> None:
+        """Start the thread if it is not running (it runs until the process ends)."""
+        with self._lock:
+            self._start()
+
+    def _start(self) -> None:
+        if self._thread is not None:
+            return
+        thread = threading.Thread(target=self._run, name="posthog-otel-watchdog", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # at interpreter exit on Python 3.12.0-3.12.2
+            logger.debug("the watchdog cannot start now; requests rely on socket timeouts")
+            return
+        self._thread = thread
 
     @contextmanager
     def watch(self, deadline: float, stop: threading.Event | None = None) -> Iterator[Cutoff]:
@@ -87,11 +113,7 @@ class Watchdog:
         cutoff = Cutoff(deadline, stop)
         with self._lock:
             self._active.add(cutoff)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="posthog-otel-watchdog", daemon=True
-                )
-                self._thread.start()
+            self._start()
             earliest = deadline if stop is None else min(deadline, time.monotonic() + TICK)
             if earliest < self._wake_at:
                 self._changed.notify()

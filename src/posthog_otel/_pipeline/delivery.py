@@ -23,11 +23,13 @@ from posthog_otel._client.batch import (
 from posthog_otel._client.connection import Connection
 from posthog_otel._client.events import MAX_EVENT_BYTES
 from posthog_otel._client.retry import RETRY_STATUSES
+from posthog_otel._client.watchdog import WATCHDOG
 from posthog_otel._json import dumps, lenient
 from posthog_otel._mapping.bounds import Trims, fit_event
 from posthog_otel._mapping.convention import denylist_pattern
 from posthog_otel._mapping.logs import LogItem, LogMapper
 from posthog_otel._mapping.spans import MappingOptions, SpanMapper
+from posthog_otel._pipeline import metrics
 from posthog_otel._pipeline.stats import Stats
 from posthog_otel.errors import TransportError
 
@@ -93,6 +95,10 @@ class Delivery:
         if not 1 <= max_batch_events <= MAX_BATCH_EVENTS:
             raise ValueError(f"max_batch_size must be from 1 to {MAX_BATCH_EVENTS:,}")
         self.max_batch_events = max_batch_events
+        # Our requests need the watchdog: start it now, as Python 3.12.0-3.12.2 refuse to
+        # start a thread at interpreter exit, where the last flush may be the first send.
+        WATCHDOG.start()
+        metrics.instrument_global()  # our counters as OpenTelemetry metrics, once per process
 
     def encode_item(self, item: Item) -> list[bytes]:
         """The item's events, encoded; those that cannot be are counted as dropped.

@@ -95,11 +95,13 @@ class Pipeline:
         self.span_flags.evaluated(span.get_span_context().span_id, key, value)
 
     def flush(self, timeout: float) -> bool:
-        return self.worker.flush(timeout)
+        flushed = self.worker.flush(timeout)
+        self.stats.report()  # drop episodes gone quiet: their counts, in one line each
+        return flushed
 
     def shutdown(self, timeout: float) -> bool:
         self.closed = True
-        return self.worker.shutdown(timeout)
+        return self.worker.shutdown(timeout)  # it ends the drop episodes too (their counts)
 
     def snapshot(self) -> PipelineStats:
         worker = self.worker

@@ -1,4 +1,4 @@
-"""Counters for the pipeline, and the one warning per drop reason.
+"""Counters for the pipeline, drops logged once per episode, and the process's totals.
 
 Each count has one owner. Whoever accepts an item counts it queued (the worker's
 ``put``, the exporter's ``export``), and the encoder corrects that once the item
@@ -6,18 +6,34 @@ is mapped into its events; the encoder counts what mapping, ``before_send`` and
 encoding drop; the sender counts what PostHog accepts or refuses; whoever holds
 events when shutdown's time runs out counts them as ``shutdown``. So every
 accepted event is counted once, as sent or dropped, and ``in_flight`` is the rest.
+
+Drops are logged once per *episode* and reason, as OpenTelemetry's ``DuplicateFilter``
+does on a time window: the first drop after ``QUIET`` seconds without one is logged
+with its reason; the rest are summed into one line ("N events dropped (reason) in the
+last T s") when the episode ends (the next drop or log line after a quiet spell, a
+flush, shutdown) or, while it goes on, once every ``QUIET`` seconds. An outage on
+day 3 is logged however many blips day 1 had.
+
+Every ``Stats`` also adds its sent, dropped and retried counts to the process's
+``TOTALS``, which ``metrics`` offers as OpenTelemetry instruments: monotonic however
+many pipelines come and go.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from posthog_otel import _forksafe
+
 logger = logging.getLogger(__name__)
+
+QUIET = 60.0  # seconds without a drop (of one reason) that end its episode
 
 # Refused at the door: these were never queued, so they are not part of events_queued.
 REFUSED = frozenset({"queue_full", "closed"})
@@ -49,6 +65,11 @@ class Counter:
     @property
     def value(self) -> int:
         return self._value
+
+    def reset(self) -> None:
+        """Zero, in a forked child (a fresh lock: the parent's may be held forever)."""
+        self._lock = threading.Lock()
+        self._value = 0
 
 
 class ThreadCounter:
@@ -88,6 +109,15 @@ class ThreadCounter:
     def value(self) -> int:
         with self._lock:
             return self._folded + sum(counted[0] for _, counted in self._cells)
+
+    def reset(self) -> None:
+        """Zero, in a forked child, keeping ``mine`` and the cells: a hook holds ``mine``,
+        and the forking thread's cell lives on in it (replacing the counter would leave
+        that hook counting into a cell nobody reads)."""
+        self._lock = threading.Lock()
+        for _, counted in self._cells:
+            counted[0] = 0
+        self._folded = 0
 
 
 @dataclass(frozen=True)
@@ -139,32 +169,40 @@ class PipelineStats:
 
 
 class Stats:
-    """The live counters behind ``PipelineStats``."""
+    """The live counters behind ``PipelineStats``; ``clock`` times the drop episodes."""
 
-    def __init__(self) -> None:
-        self._reset()
-
-    def _reset(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self.spans_seen = ThreadCounter()
         self.logs_seen = ThreadCounter()
         self.events_queued = Counter()
+        self._fresh()
+
+    def _fresh(self) -> None:
         self._lock = threading.Lock()
         self._sent = 0
         self._retries = 0
         self._dropped: dict[str, int] = {}
         self._trimmed: dict[str, int] = {}
+        self._episodes: dict[str, _Episode] = {}
 
     def after_fork(self) -> None:
-        """A forked child counts from zero (its parent's events are the parent's)."""
-        self._reset()
+        """A forked child counts from zero (its parent's events are the parent's), in the
+        same counter objects: the hooks hold them."""
+        self.spans_seen.reset()
+        self.logs_seen.reset()
+        self.events_queued.reset()
+        self._fresh()
 
     def sent(self, n: int) -> None:
         with self._lock:
             self._sent += n
+        TOTALS.add_sent(n)
 
     def retried(self) -> None:
         with self._lock:
             self._retries += 1
+        TOTALS.add_retry()
 
     def trimmed(self, counts: Mapping[str, int]) -> None:
         """Count properties cut to fit the bounds (their events still go)."""
@@ -173,23 +211,62 @@ class Stats:
                 self._trimmed[reason] = self._trimmed.get(reason, 0) + n
 
     def drop(self, reason: str, n: int = 1, detail: str = "") -> None:
-        """Count ``n`` lost events; the first loss for each reason is logged."""
+        """Count ``n`` lost events; the first of an episode is logged (see the module)."""
         if n <= 0:
             return
+        now = self._clock()
         with self._lock:
-            first = reason not in self._dropped
             self._dropped[reason] = self._dropped.get(reason, 0) + n
-        if first:
+            summaries = self._ended(now)
+            episode = self._episodes.get(reason)
+            if episode is None:
+                self._episodes[reason] = _Episode(now)
+            else:
+                episode.last = now
+                episode.unlogged += n
+                if now - episode.since >= QUIET:  # still going on: one line per QUIET
+                    summaries.append((reason, episode.unlogged, now - episode.since))
+                    episode.since, episode.unlogged = now, 0
+        TOTALS.add_dropped(reason, n)
+        _log_summaries(summaries)
+        if episode is None:
             why = DROP_REASONS.get(reason) or _http_reason(reason)
-            level = logging.INFO if reason == "before_send" else logging.WARNING
             logger.log(
-                level,
+                _level(reason),
                 "posthog-otel dropped %d event(s) because %s%s. Further drops for this reason "
-                "are counted in stats() without logging.",
+                "are counted in stats() and logged as one count when they stop.",
                 n,
                 why,
                 f" ({detail})" if detail else "",
             )
+
+    def report(self) -> None:
+        """At a flush: log the counts of episodes that have gone quiet."""
+        with self._lock:
+            summaries = self._ended(self._clock())
+        _log_summaries(summaries)
+
+    def close(self) -> None:
+        """At shutdown: end every episode, logging what it dropped since its first line."""
+        now = self._clock()
+        with self._lock:
+            summaries = [
+                (reason, episode.unlogged, now - episode.since)
+                for reason, episode in self._episodes.items()
+                if episode.unlogged
+            ]
+            self._episodes.clear()
+        _log_summaries(summaries)
+
+    def _ended(self, now: float) -> list[tuple[str, int, float]]:
+        """Remove the episodes quiet for ``QUIET`` seconds; their unlogged counts (lock held)."""
+        summaries = []
+        for reason, episode in list(self._episodes.items()):
+            if now - episode.last >= QUIET:
+                del self._episodes[reason]
+                if episode.unlogged:
+                    summaries.append((reason, episode.unlogged, now - episode.since))
+        return summaries
 
     def snapshot(
         self, queue_size: int = 0, buffered_bytes: int = 0, accepted: int = 0
@@ -210,6 +287,68 @@ class Stats:
             buffered_bytes=buffered_bytes,
             trimmed=MappingProxyType(trimmed),
         )
+
+
+class _Episode:
+    """A run of drops of one reason: when its window began, its last drop, and how many
+    events since the window began no log line has counted yet."""
+
+    __slots__ = ("last", "since", "unlogged")
+
+    def __init__(self, now: float) -> None:
+        self.since = self.last = now
+        self.unlogged = 0
+
+
+def _log_summaries(summaries: list[tuple[str, int, float]]) -> None:
+    for reason, n, seconds in summaries:
+        logger.log(
+            _level(reason),
+            "posthog-otel: %d more event(s) dropped (%s) in the last %.0f s",
+            n,
+            reason,
+            seconds,
+        )
+
+
+def _level(reason: str) -> int:
+    return logging.INFO if reason == "before_send" else logging.WARNING
+
+
+class ProcessTotals:
+    """What every ``Stats`` of this process sent, dropped and retried, summed (for the
+    OpenTelemetry metrics: monotonic however many pipelines come and go). A forked child
+    starts from zero."""
+
+    def __init__(self) -> None:
+        self._after_fork()
+        _forksafe.register(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._sent = 0
+        self._retries = 0
+        self._dropped: dict[str, int] = {}
+
+    def add_sent(self, n: int) -> None:
+        with self._lock:
+            self._sent += n
+
+    def add_retry(self) -> None:
+        with self._lock:
+            self._retries += 1
+
+    def add_dropped(self, reason: str, n: int) -> None:
+        with self._lock:
+            self._dropped[reason] = self._dropped.get(reason, 0) + n
+
+    def read(self) -> tuple[int, int, dict[str, int]]:
+        """Events sent, requests retried, events dropped by reason."""
+        with self._lock:
+            return self._sent, self._retries, dict(self._dropped)
+
+
+TOTALS = ProcessTotals()
 
 
 def _http_reason(reason: str) -> str:

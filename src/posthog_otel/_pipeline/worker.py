@@ -16,10 +16,13 @@ the lock and every wait re-checks what it waits for::
   compresses, and why not the encoder) and sends the oldest; then it marks its
   items done, waking ``flush`` waiters.
 - ``shutdown`` moves to DRAINING (the encoder hands over what is left, the sender
-  sends it) and waits, at most its timeout, for STOPPED. At the deadline the
-  request in flight is cut off (``stop``), whoever holds items counts them as
-  ``shutdown`` (the encoder its queue and batch, the sender the outbox), and
-  flushes waiting for them return ``False``.
+  sends it) and waits, at most its timeout, for STOPPED. The thread waiting there
+  enforces the deadline itself (no timer thread): at the deadline it cuts off the
+  request in flight and any backoff (``stop``), flushes waiting for the rest
+  return ``False``, and it waits up to ``SETTLE`` more while whoever holds items
+  counts them as ``shutdown`` (the encoder its queue and batch, the sender the
+  outbox). So the counters are settled when ``shutdown`` returns, and once both
+  threads have ended nothing of ours refers to the worker.
 
 The lock is re-entrant so that a signal handler interrupting ``put`` can still
 flush (see ``signals``). Our own HTTP runs with instrumentation suppressed. A
@@ -38,6 +41,7 @@ from collections.abc import Callable
 
 from posthog_otel import _forksafe, _otel
 from posthog_otel._client.batch import MAX_BATCH_BYTES, OpenBatch, SealedBatch
+from posthog_otel._pipeline import metrics
 from posthog_otel._pipeline.delivery import Delivery, Item
 from posthog_otel._pipeline.outbox import Outbox
 from posthog_otel._pipeline.stats import Stats
@@ -48,6 +52,7 @@ EXIT_TIMEOUT = 30.0  # at interpreter exit, what is queued gets this long to be 
 WAKE_AT = 64  # queued items that wake the encoder before the flush interval
 CHUNK = 256  # items the encoder takes from the queue at a time
 MAX_BUFFER_BYTES = 16 * 1024 * 1024  # encoded events waiting to be sent
+SETTLE = 1.0  # after the deadline's cut-off, how long shutdown waits for the count to settle
 
 RUNNING, DRAINING, STOPPED = "running", "draining", "stopped"
 
@@ -85,6 +90,7 @@ class BatchWorker:
         self._wake_at = min(WAKE_AT, self._batch_size, max_queue_size)
         self._start(RUNNING)
         _LIVE.add(self)
+        metrics.watch(self)  # its queue in posthog_otel.queue.size
         _forksafe.register(self)
 
     def _start(self, state: str) -> None:
@@ -150,13 +156,14 @@ class BatchWorker:
 
     def shutdown(self, timeout: float) -> bool:
         """Send what is queued within ``timeout`` seconds, then stop; ``True`` if every item
-        was settled in time. Returns within ``timeout`` whatever PostHog does; idempotent."""
+        was sent or dropped in time. Returns within ``timeout`` (plus at most ``SETTLE``
+        for the cut-off to be counted) whatever PostHog does; idempotent."""
         self.begin_shutdown(self._clock() + timeout)
-        return self.wait_stopped(timeout)
+        return self.wait_stopped()
 
     def begin_shutdown(self, deadline: float) -> None:
-        """Refuse new items and drain until ``deadline`` (``clock`` scale), when a timer
-        cuts off the request in flight and any backoff; returns at once."""
+        """Refuse new items and drain until ``deadline`` (``clock`` scale); returns at once.
+        Whoever then calls ``wait_stopped`` enforces the deadline."""
         with self._cond:
             if self._state == STOPPED:
                 return
@@ -165,25 +172,31 @@ class BatchWorker:
             self._state = DRAINING
             self._deadline = deadline
             self._cond.notify_all()
-        cutoff = threading.Timer(max(0.0, deadline - self._clock()), self._cut_off)
-        cutoff.daemon = True
-        cutoff.start()
 
-    def wait_stopped(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for STOPPED."""
+    def wait_stopped(self, settle: float = SETTLE) -> bool:
+        """Wait for STOPPED until the shutdown deadline; there, cut off what is left and
+        wait up to ``settle`` seconds more for the threads to count it. ``True`` if every
+        item was settled before the deadline. Ends the drop episodes (their counts logged)."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._state == STOPPED, max(timeout, 0.0))
+            while self._state != STOPPED and self._deadline is not None:
+                left = self._deadline - self._clock()
+                if left <= 0:
+                    self._cut_off()
+                    self._cond.wait_for(lambda: self._state == STOPPED, settle)
+                    break
+                self._cond.wait(left)
+            settled = self._state == STOPPED and self._given_up_at is None
+        if self._deadline is not None:
+            self._stats.close()
+        return settled
 
     def _cut_off(self) -> None:
-        """At the deadline: shutdown gives up on whatever is not done (flushes waiting for
-        it return ``False`` now), and the request in flight and any backoff are cut off."""
-        with self._cond:
-            if self._deadline is None or self._clock() < self._deadline:
-                return
-            if self._done < self._accepted and self._given_up_at is None:
-                self._given_up_at = self._done
-            self._stop.set()
-            self._cond.notify_all()
+        """At the deadline (lock held): shutdown gives up on whatever is not done (flushes
+        waiting for it return ``False`` now); the request in flight and backoff end."""
+        if self._done < self._accepted and self._given_up_at is None:
+            self._given_up_at = self._done
+        self._stop.set()
+        self._cond.notify_all()
 
     @property
     def state(self) -> str:
@@ -365,13 +378,17 @@ _LIVE: weakref.WeakSet[BatchWorker] = weakref.WeakSet()
 
 
 def shutdown_all(timeout: float) -> None:
-    """Drain every live worker at once, all within ``timeout`` seconds."""
+    """Drain every live worker at once, all within ``timeout`` seconds (then each is cut
+    off, and all get one ``SETTLE`` together to count what they gave up)."""
     workers = list(_LIVE)
     deadline = time.monotonic() + timeout
     for worker in workers:
         worker.begin_shutdown(deadline)
     for worker in workers:
-        worker.wait_stopped(max(0.0, deadline - time.monotonic()))
+        worker.wait_stopped(settle=0.0)  # until stopped, or the deadline cut it off
+    settled_by = time.monotonic() + SETTLE
+    for worker in workers:
+        worker.wait_stopped(settle=max(0.0, settled_by - time.monotonic()))
 
 
 atexit.register(lambda: shutdown_all(EXIT_TIMEOUT))
