@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from flag_cases import Oracle, documents
-from posthog_otel._flags.local.definitions import parse_definitions
+from posthog_otel._flagdata import parse_definitions
 from posthog_otel._flags.local.evaluator import Decision, LocalFlags
 
 CASES = int(os.environ.get("POSTHOG_OTEL_DIFFERENTIAL_CASES", "12000"))

@@ -8,7 +8,7 @@ import pytest
 from conftest import API_KEY
 from local_cases import ASK, CASES, PAYLOADS, Case, document
 from posthog_otel import PostHogClient, PostHogFlagProvider
-from posthog_otel._flags.local.definitions import parse_definitions
+from posthog_otel._flagdata import parse_definitions
 from posthog_otel._flags.local.evaluator import Decision, LocalFlags, Undecided
 from posthog_otel.devserver import DevServer
 

@@ -24,7 +24,7 @@ from posthog_otel import (
     PostHogSpanExporter,
     PostHogSpanProcessor,
 )
-from posthog_otel._client.config import ENV_VARIABLES
+from posthog_otel._config import ENV_VARIABLES
 from posthog_otel.openfeature import PostHogProvider
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,10 +7,9 @@ Alongside: ``posthog_otel.openfeature`` (the OpenFeature provider, extra
 
 from posthog_otel._client.client import PostHogClient, Response
 from posthog_otel._client.events import Event
-from posthog_otel._flags.local.definitions import FlagDefinitions
+from posthog_otel._flagdata import FeatureFlag, FlagDefinitions, FlagsResponse
 from posthog_otel._flags.provider import PostHogFlagProvider
 from posthog_otel._flags.stats import FlagStats
-from posthog_otel._flags.values import FeatureFlag, FlagsResponse
 from posthog_otel._pipeline.context import capture, identify
 from posthog_otel._pipeline.exporter import PostHogSpanExporter
 from posthog_otel._pipeline.logs import PostHogLogExporter, PostHogLogProcessor

@@ -21,7 +21,7 @@ from typing import Literal
 
 from posthog_otel import _forksafe
 from posthog_otel._client.retry import retry_after_seconds
-from posthog_otel._flags.values import FlagsResponse
+from posthog_otel._flagdata import FlagsResponse
 from posthog_otel.errors import APIError, PostHogError
 
 logger = logging.getLogger(__name__)

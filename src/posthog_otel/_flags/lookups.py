@@ -4,6 +4,7 @@ exposure)."""
 
 from __future__ import annotations
 
+from posthog_otel._flagdata import FeatureFlag
 from posthog_otel._flags.cache import Lookup
 from posthog_otel._flags.local.source import FLAG_MISSING, NOT_LOADED, LocalSource
 from posthog_otel._flags.observe import FlagObserver
@@ -11,7 +12,6 @@ from posthog_otel._flags.remote import Evaluation, RemoteFlags, all_flags
 from posthog_otel._flags.remote import evaluation as remote_evaluation
 from posthog_otel._flags.stats import FlagCounters
 from posthog_otel._flags.subject import Checked
-from posthog_otel._flags.values import FeatureFlag
 
 __all__ = ["FlagLookups"]
 

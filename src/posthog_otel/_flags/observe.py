@@ -19,9 +19,14 @@ from opentelemetry import trace
 
 from posthog_otel import _forksafe
 from posthog_otel._client.connection import Connection
-from posthog_otel._flags.exposure import ExposedValues, ExposureLog, flag_called_properties
-from posthog_otel._flags.reasons import result_reason
-from posthog_otel._flags.values import FeatureFlag, FlagsResponse
+from posthog_otel._flagdata import (
+    ExposedValues,
+    ExposureLog,
+    FeatureFlag,
+    FlagsResponse,
+    flag_called_properties,
+    result_reason,
+)
 from posthog_otel._mapping.captured import captured_event
 from posthog_otel._pipeline import pipeline, signals
 from posthog_otel._pipeline.context import session_of

@@ -25,6 +25,7 @@ from typing import Any
 
 from posthog_otel._client.client import PostHogClient, client_from, connection_of
 from posthog_otel._client.events import check_groups, check_properties
+from posthog_otel._flagdata import FeatureFlag
 from posthog_otel._flags.cache import FlagCache
 from posthog_otel._flags.local.poller import DefinitionsStatus, Listener
 from posthog_otel._flags.local.source import local_source
@@ -33,7 +34,6 @@ from posthog_otel._flags.observe import FlagObserver
 from posthog_otel._flags.remote import Evaluation, RemoteFlags
 from posthog_otel._flags.stats import FlagStats
 from posthog_otel._flags.subject import Checked, Properties, checked_context, distinct_id_for
-from posthog_otel._flags.values import FeatureFlag
 from posthog_otel._pipeline import signals
 from posthog_otel._pipeline.processor import PostHogSpanProcessor, pipeline_of
 from posthog_otel.errors import PostHogError

@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 
 from posthog_otel import _otel
 from posthog_otel._client.connection import Connection
+from posthog_otel._flagdata import FeatureFlag, FlagsResponse
 from posthog_otel._flags.cache import FlagCache, Lookup, Source
-from posthog_otel._flags.values import FeatureFlag, FlagsResponse
 
 __all__ = ["Evaluation", "RemoteFlags"]
 

@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from posthog_otel import _otel
 from posthog_otel._client.client import PostHogClient, client_from, connection_of
-from posthog_otel._client.config import bool_from_env
+from posthog_otel._config import bool_from_env
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST
 from posthog_otel._mapping.spans import is_tagged
 from posthog_otel._pipeline.delivery import BeforeSend, Delivery

@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind
 
 from posthog_otel import _otel
 from posthog_otel._client.client import PostHogClient, client_from
-from posthog_otel._client.config import bool_from_env
+from posthog_otel._config import bool_from_env
 from posthog_otel._mapping.captured import HELD, take
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, SESSION_ID, TAG
 from posthog_otel._mapping.genai import AI_PARENT, LLM_REQUEST_TYPE, OPERATION, parent_for_children

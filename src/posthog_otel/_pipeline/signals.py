@@ -37,7 +37,7 @@ from types import FrameType
 from typing import Any
 
 from posthog_otel import _forksafe
-from posthog_otel._client.config import parse_bool, parse_seconds
+from posthog_otel._config import parse_bool, parse_seconds
 from posthog_otel._pipeline.worker import shutdown_all
 from posthog_otel.errors import ConfigurationError
 

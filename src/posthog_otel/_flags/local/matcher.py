@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from posthog_otel._flags.hashing import holdout_hash, rollout_hash
+from posthog_otel._flagdata import decode_payload
 from posthog_otel._flags.local.filters import FilterCompiler
+from posthog_otel._flags.local.hashing import holdout_hash, rollout_hash
 from posthog_otel._flags.local.predicate import (
     MISSING_CONTEXT,
     UNSUPPORTED_DEFINITION,
@@ -31,7 +32,6 @@ from posthog_otel._flags.local.predicate import (
     Scope,
     first_reason,
 )
-from posthog_otel._flags.values import decode_payload
 
 __all__ = ["CompiledFlag", "Decision", "Groups"]
 

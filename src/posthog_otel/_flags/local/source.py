@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from posthog_otel import _forksafe, _otel
-from posthog_otel._client.config import check_key
-from posthog_otel._flags.local.definitions import FlagDefinitions
+from posthog_otel._config import check_key
+from posthog_otel._flagdata import FeatureFlag, FlagDefinitions
 from posthog_otel._flags.local.evaluator import Decision, LocalFlags, Subject, Undecided
 from posthog_otel._flags.local.matcher import (
     CONDITION_MATCH,
@@ -28,7 +28,6 @@ from posthog_otel._flags.local.matcher import (
     CompiledFlag,
 )
 from posthog_otel._flags.local.poller import DefinitionsPoller, Fetch
-from posthog_otel._flags.values import FeatureFlag
 from posthog_otel.errors import ConfigurationError
 
 if TYPE_CHECKING:
