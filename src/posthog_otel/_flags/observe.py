@@ -28,12 +28,9 @@ from posthog_otel._flagdata import (
     result_reason,
 )
 from posthog_otel._mapping.captured import captured_event
-from posthog_otel._pipeline import pipeline, signals
+from posthog_otel._pipeline import pipeline
 from posthog_otel._pipeline.context import session_of
-from posthog_otel._pipeline.delivery import Delivery
-from posthog_otel._pipeline.pipeline import Pipeline
-from posthog_otel._pipeline.stats import Stats
-from posthog_otel._pipeline.worker import BatchWorker
+from posthog_otel._pipeline.pipeline import Pipeline, PipelineOptions, build_pipeline
 
 __all__ = ["FlagObserver", "span_event"]
 
@@ -47,10 +44,10 @@ class FlagObserver:
         shared: Pipeline | None,
         *,
         send_events: bool,
-        sigterm: tuple[bool, float],
+        options: PipelineOptions,
     ) -> None:
         self._connection = connection
-        self._sigterm = sigterm  # whether our own queue drains on SIGTERM, and how long
+        self._options = options  # for our own queue, when there is no shared one
         self._shared = shared
         self._send_events = send_events and connection.config.enabled_capture
         self._reported = ExposureLog()
@@ -146,14 +143,9 @@ class FlagObserver:
     def _own_pipeline(self) -> Pipeline | None:
         with self._lock:
             if self._own is None and not self._closed:
-                stats = Stats()
-                worker = BatchWorker(
-                    Delivery(self._connection, stats), stats, name="posthog-otel-flags"
+                self._own = build_pipeline(
+                    self._connection, self._options, name="posthog-otel-flags"
                 )
-                self._own = Pipeline(worker, stats)
-                on_sigterm, timeout = self._sigterm
-                if on_sigterm:
-                    signals.install(timeout)
             return self._own
 
 

@@ -34,7 +34,7 @@ from posthog_otel._flags.observe import FlagObserver
 from posthog_otel._flags.remote import Evaluation, RemoteFlags
 from posthog_otel._flags.stats import FlagStats
 from posthog_otel._flags.subject import Checked, Properties, checked_context, distinct_id_for
-from posthog_otel._pipeline import signals
+from posthog_otel._pipeline.pipeline import PipelineOptions
 from posthog_otel._pipeline.processor import PostHogSpanProcessor, pipeline_of
 from posthog_otel.errors import PostHogError
 
@@ -86,14 +86,14 @@ class PostHogFlagProvider:
         clock: Callable[[], float] = time.monotonic,
         **client_options: Any,
     ) -> None:
-        sigterm = signals.settings(None, None)
+        options = PipelineOptions.from_env()  # for the exposures' own queue, if needed
         if client is None and secret_key is not None:
             client_options["secret_key"] = secret_key
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
         self._connection = connection_of(self._client)
         shared = pipeline_of(processor) if processor is not None else None
         self._observer = FlagObserver(
-            self._connection, shared, send_events=send_feature_flag_events, sigterm=sigterm
+            self._connection, shared, send_events=send_feature_flag_events, options=options
         )
         cache = FlagCache(
             ttl=cache_ttl,

@@ -29,10 +29,10 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from posthog_otel import _otel
 from posthog_otel._client.client import PostHogClient, client_from, connection_of
-from posthog_otel._config import bool_from_env
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST
 from posthog_otel._mapping.spans import is_tagged
-from posthog_otel._pipeline.delivery import BeforeSend, Delivery
+from posthog_otel._pipeline.delivery import BeforeSend
+from posthog_otel._pipeline.pipeline import PipelineOptions, build_delivery
 from posthog_otel._pipeline.processor import PostHogSpanProcessor, pipeline_of
 from posthog_otel._pipeline.stats import PipelineStats, Stats
 
@@ -69,32 +69,29 @@ class PostHogSpanExporter(SpanExporter):
         privacy_mode: bool = False,
         **client_options: Any,
     ) -> None:
-        if llm_analytics is None:
-            llm_analytics = bool_from_env("POSTHOG_LLM_ANALYTICS", True)
+        options = PipelineOptions.from_env(
+            capture_exceptions=capture_exceptions,
+            include_resource_attributes=include_resource_attributes,
+            attribute_denylist=attribute_denylist,
+            before_send=before_send,
+            max_batch_size=max_batch_size,
+            export_timeout=export_timeout,
+            llm_analytics=llm_analytics,
+            privacy_mode=privacy_mode,
+        )
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
-        options: dict[str, Any] = {
-            "capture_exceptions": capture_exceptions,
-            "include_resource_attributes": include_resource_attributes,
-            "attribute_denylist": attribute_denylist,
-            "before_send": before_send,
-            "max_batch_size": max_batch_size,
-            "llm_analytics": llm_analytics,
-            "privacy_mode": privacy_mode,
-        }
         self._attached: PostHogSpanProcessor | None = None
         self._taken: weakref.WeakSet[Any] = weakref.WeakSet()
         provider = trace.get_tracer_provider()
         if attach_processor and isinstance(provider, TracerProvider):
-            self._attached = PostHogSpanProcessor(
-                self._client, export_timeout=export_timeout, **options
-            )
+            self._attached = PostHogSpanProcessor(self._client, **options.arguments())
             pipeline_of(self._attached).taken = self._taken
             provider.add_span_processor(self._attached)
         self._stats = pipeline_of(self._attached).stats if self._attached else Stats()
-        self._delivery = Delivery.for_spans(connection_of(self._client), self._stats, **options)
-        self._export_timeout = export_timeout
-        self._capture_exceptions = capture_exceptions
-        self._llm_analytics = llm_analytics
+        self._delivery = build_delivery(connection_of(self._client), self._stats, options)
+        self._export_timeout = options.export_timeout
+        self._capture_exceptions = options.capture_exceptions
+        self._llm_analytics = options.llm_analytics
         self._stop = threading.Event()
 
     def __repr__(self) -> str:

@@ -44,9 +44,8 @@ from posthog_otel._mapping.convention import (
     note_flag_evaluation,
 )
 from posthog_otel._mapping.logs import EXCEPTION_KEYS, LogItem, is_tagged_record
-from posthog_otel._pipeline import signals
-from posthog_otel._pipeline.delivery import BeforeSend, Delivery
-from posthog_otel._pipeline.pipeline import build_pipeline
+from posthog_otel._pipeline.delivery import BeforeSend
+from posthog_otel._pipeline.pipeline import PipelineOptions, build_delivery, build_pipeline
 from posthog_otel._pipeline.processor import PostHogSpanProcessor, pipeline_of
 from posthog_otel._pipeline.spanflags import SpanFlags
 from posthog_otel._pipeline.stats import PipelineStats, Stats
@@ -106,23 +105,25 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
                 raise TypeError(
                     f"processor must be a PostHogSpanProcessor, got {type(processor).__name__}"
                 )
-            given = [
-                name
-                for name, value, default in (
-                    ("client", client, None),
-                    ("api_key", api_key, None),
-                    ("host", host, None),
-                    ("include_resource_attributes", include_resource_attributes, False),
-                    ("attribute_denylist", attribute_denylist, DEFAULT_DENYLIST),
-                    ("before_send", before_send, None),
-                    ("max_queue_size", max_queue_size, 10_000),
-                    ("max_buffer_bytes", max_buffer_bytes, MAX_BUFFER_BYTES),
-                    ("max_batch_size", max_batch_size, 1000),
-                    ("flush_interval", flush_interval, 1.0),
-                    ("export_timeout", export_timeout, 30.0),
+            client_given = [
+                n
+                for n, v in (("client", client), ("api_key", api_key), ("host", host))
+                if v is not None
+            ]
+            given = (
+                client_given
+                + PipelineOptions.off_default(
+                    include_resource_attributes=include_resource_attributes,
+                    attribute_denylist=attribute_denylist,
+                    before_send=before_send,
+                    max_queue_size=max_queue_size,
+                    max_buffer_bytes=max_buffer_bytes,
+                    max_batch_size=max_batch_size,
+                    flush_interval=flush_interval,
+                    export_timeout=export_timeout,
                 )
-                if value != default
-            ] + sorted(client_options)
+                + sorted(client_options)
+            )
             if given:
                 raise TypeError(
                     "PostHogLogProcessor(processor=...) uses that processor's client, queue "
@@ -131,10 +132,7 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
             self._pipeline = pipeline_of(processor)
             self._owns_pipeline = False
         else:
-            self._client, self._owns_client = client_from(client, api_key, host, client_options)
-            self._pipeline = build_pipeline(
-                self._client,
-                name="posthog-otel-logs",
+            options = PipelineOptions.from_env(
                 capture_exceptions=capture_exceptions,
                 include_resource_attributes=include_resource_attributes,
                 attribute_denylist=attribute_denylist,
@@ -144,7 +142,10 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
                 max_batch_size=max_batch_size,
                 flush_interval=flush_interval,
                 export_timeout=export_timeout,
-                sigterm=signals.settings(None, None),
+            )
+            self._client, self._owns_client = client_from(client, api_key, host, client_options)
+            self._pipeline = build_pipeline(
+                connection_of(self._client), options, name="posthog-otel-logs"
             )
             self._owns_pipeline = True
         self._seen = self._pipeline.stats.logs_seen.add
@@ -246,6 +247,14 @@ class PostHogLogExporter(_otel.LogRecordExporter):
         **client_options: Any,
     ) -> None:
         _otel.require_logs()
+        settings = PipelineOptions.from_env(
+            capture_exceptions=capture_exceptions,
+            include_resource_attributes=include_resource_attributes,
+            attribute_denylist=attribute_denylist,
+            before_send=before_send,
+            max_batch_size=max_batch_size,
+            export_timeout=export_timeout,
+        )
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
         options: dict[str, Any] = {
             "capture_exceptions": capture_exceptions,
@@ -264,7 +273,7 @@ class PostHogLogExporter(_otel.LogRecordExporter):
             self._attached._taken = self._taken
             provider.add_log_record_processor(self._attached)
         self._stats = self._attached._pipeline.stats if self._attached else Stats()
-        self._delivery = Delivery.for_spans(connection_of(self._client), self._stats, **options)
+        self._delivery = build_delivery(connection_of(self._client), self._stats, settings)
         self._capture_exceptions = capture_exceptions
         self._export_timeout = export_timeout
         self._stop = threading.Event()

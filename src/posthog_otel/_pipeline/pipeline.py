@@ -9,67 +9,157 @@ put events into it, and the provider tells it which flags a span evaluated.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from posthog_otel._client.client import PostHogClient, connection_of
+from posthog_otel._client.batch import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
+from posthog_otel._client.connection import Connection
+from posthog_otel._config import env_settings, settle
+from posthog_otel._mapping.convention import DEFAULT_DENYLIST, denylist_pattern
+from posthog_otel._mapping.logs import LogMapper
+from posthog_otel._mapping.spans import MappingOptions, SpanMapper
 from posthog_otel._pipeline import signals
 from posthog_otel._pipeline.delivery import BeforeSend, Delivery, Item
 from posthog_otel._pipeline.spanflags import SpanFlags
 from posthog_otel._pipeline.stats import PipelineStats, Stats
-from posthog_otel._pipeline.worker import BatchWorker
+from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES, BatchWorker
+from posthog_otel.errors import ConfigurationError
 
 
-def build_pipeline(
-    client: PostHogClient,
-    *,
-    name: str,
-    capture_exceptions: bool,
-    include_resource_attributes: bool,
-    attribute_denylist: Iterable[str] | re.Pattern[str] | None,
-    before_send: BeforeSend | None,
-    max_queue_size: int,
-    max_buffer_bytes: int,
-    max_batch_size: int,
-    flush_interval: float,
-    export_timeout: float,
-    sigterm: tuple[bool, float],
-    llm_analytics: bool = True,
-    privacy_mode: bool = False,
-) -> Pipeline:
-    """A pipeline sending through ``client``, from a processor's options; when capture is
-    on it takes charge of SIGTERM as ``sigterm`` (``signals.settings``) says, and forked
-    children drain it before they end, within the same bound."""
-    stats = Stats()
-    delivery = Delivery.for_spans(
-        connection_of(client),
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Everything a span or log processor or exporter does with events, validated once.
+
+    The public constructors' keyword arguments (documented there) become one of these
+    through ``from_env``; a bad value raises ``ConfigurationError`` naming the setting,
+    or the ``POSTHOG_*`` variable it came from.
+    """
+
+    capture_exceptions: bool = False
+    include_resource_attributes: bool = False
+    privacy_mode: bool = False
+    attribute_denylist: Iterable[str] | re.Pattern[str] | None = DEFAULT_DENYLIST
+    before_send: BeforeSend | None = None
+    max_queue_size: int = 10_000
+    max_buffer_bytes: int = MAX_BUFFER_BYTES
+    max_batch_size: int = 1000
+    flush_interval: float = 1.0
+    export_timeout: float = 30.0
+    flush_on_sigterm: bool = True  # POSTHOG_FLUSH_ON_SIGTERM
+    sigterm_timeout: float = signals.DEFAULT_TIMEOUT  # POSTHOG_SIGTERM_TIMEOUT
+    llm_analytics: bool = True  # POSTHOG_LLM_ANALYTICS
+    # ``attribute_denylist`` compiled, once.
+    denylist: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "capture_exceptions",
+            "include_resource_attributes",
+            "privacy_mode",
+            "flush_on_sigterm",
+            "llm_analytics",
+        ):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigurationError(name, "must be True or False")
+        if self.before_send is not None and not callable(self.before_send):
+            raise ConfigurationError("before_send", "must be a function of one event, or None")
+        _check_int("max_queue_size", self.max_queue_size, 1)
+        _check_int("max_buffer_bytes", self.max_buffer_bytes, MAX_BATCH_BYTES, "(one request)")
+        _check_int("max_batch_size", self.max_batch_size, 1, f"and at most {MAX_BATCH_EVENTS:,}")
+        if self.max_batch_size > MAX_BATCH_EVENTS:
+            raise ConfigurationError(
+                "max_batch_size", f"must be at least 1 and at most {MAX_BATCH_EVENTS:,}"
+            )
+        for name in ("flush_interval", "export_timeout", "sigterm_timeout"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or not value > 0
+            ):
+                raise ConfigurationError(name, f"must be a positive number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        object.__setattr__(self, "denylist", denylist_pattern(self.attribute_denylist))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **given: Any) -> PipelineOptions:
+        """The options from arguments, else ``POSTHOG_*`` variables, else the defaults.
+
+        ``None`` means "not given" for a setting that has a variable
+        (``flush_on_sigterm``, ``sigterm_timeout``, ``llm_analytics``); for the others
+        it is a value (``attribute_denylist=None`` turns the denylist off).
+        """
+        unset = {name for name, value in given.items() if value is None and name in _FROM_ENV}
+        given = {name: value for name, value in given.items() if name not in unset}
+        return settle(cls, env_settings("pipeline", environ), given)
+
+    @classmethod
+    def off_default(cls, **values: Any) -> list[str]:
+        """Which of ``values`` differ from the defaults (not validated)."""
+        defaults = {f.name: f.default for f in fields(cls) if f.init}
+        return [name for name, value in values.items() if value != defaults[name]]
+
+    def arguments(self) -> dict[str, Any]:
+        """The options as constructor arguments (a processor built from an exporter's)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+
+    def mapping(self) -> MappingOptions:
+        """What ``SpanMapper`` and ``LogMapper`` need."""
+        return MappingOptions(
+            capture_exceptions=self.capture_exceptions,
+            include_resource_attributes=self.include_resource_attributes,
+            denylist=self.denylist,
+            llm_analytics=self.llm_analytics,
+            privacy_mode=self.privacy_mode,
+        )
+
+
+_FROM_ENV = {"flush_on_sigterm", "sigterm_timeout", "llm_analytics"}
+
+
+def _check_int(name: str, value: Any, least: int, more: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigurationError(name, f"must be at least {least:,} {more}".rstrip())
+
+
+def build_delivery(connection: Connection, stats: Stats, options: PipelineOptions) -> Delivery:
+    """The delivery behind a span or log processor or exporter: map, edit, encode, send."""
+    mapping = options.mapping()
+    return Delivery(
+        connection,
         stats,
-        capture_exceptions=capture_exceptions,
-        include_resource_attributes=include_resource_attributes,
-        attribute_denylist=attribute_denylist,
-        before_send=before_send,
-        max_batch_size=max_batch_size,
-        llm_analytics=llm_analytics,
-        privacy_mode=privacy_mode,
+        SpanMapper(mapping),
+        options.before_send,
+        options.max_batch_size,
+        LogMapper(mapping),
     )
+
+
+def build_pipeline(connection: Connection, options: PipelineOptions, *, name: str) -> Pipeline:
+    """A pipeline sending through ``connection`` (the one way one is made); when capture
+    is on, it takes charge of SIGTERM if ``options.flush_on_sigterm``, and forked
+    children drain it before they end, within ``options.sigterm_timeout``."""
+    stats = Stats()
     worker = BatchWorker(
-        delivery,
+        build_delivery(connection, stats, options),
         stats,
-        max_queue_size=max_queue_size,
-        max_buffer_bytes=max_buffer_bytes,
-        flush_interval=flush_interval,
-        export_timeout=export_timeout,
+        max_queue_size=options.max_queue_size,
+        max_buffer_bytes=options.max_buffer_bytes,
+        flush_interval=options.flush_interval,
+        export_timeout=options.export_timeout,
         name=name,
     )
-    pipeline = Pipeline(worker, stats, enabled=client.enabled_capture)
-    on_sigterm, timeout = sigterm
+    pipeline = Pipeline(worker, stats, enabled=connection.config.enabled_capture)
     if pipeline.enabled:
-        signals.drain_in_children(timeout)
-        if on_sigterm:
-            signals.install(timeout)
+        signals.drain_in_children(options.sigterm_timeout)
+        if options.flush_on_sigterm:
+            signals.install(options.sigterm_timeout)
     return pipeline
 
 

@@ -20,15 +20,13 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind
 
 from posthog_otel import _otel
-from posthog_otel._client.client import PostHogClient, client_from
-from posthog_otel._config import bool_from_env
+from posthog_otel._client.client import PostHogClient, client_from, connection_of
 from posthog_otel._mapping.captured import HELD, take
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, SESSION_ID, TAG
 from posthog_otel._mapping.genai import AI_PARENT, LLM_REQUEST_TYPE, OPERATION, parent_for_children
 from posthog_otel._mapping.spans import has_tagged_events
-from posthog_otel._pipeline import signals
 from posthog_otel._pipeline.delivery import BeforeSend
-from posthog_otel._pipeline.pipeline import Pipeline, activate, build_pipeline
+from posthog_otel._pipeline.pipeline import Pipeline, PipelineOptions, activate, build_pipeline
 from posthog_otel._pipeline.roots import note_root
 from posthog_otel._pipeline.stats import PipelineStats
 from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES
@@ -101,16 +99,7 @@ class PostHogSpanProcessor(SpanProcessor):
         privacy_mode: bool = False,
         **client_options: Any,
     ) -> None:
-        sigterm = signals.settings(flush_on_sigterm, sigterm_timeout)
-        if llm_analytics is None:
-            llm_analytics = bool_from_env("POSTHOG_LLM_ANALYTICS", True)
-        self._client, self._owns_client = client_from(client, api_key, host, client_options)
-        self._capture_exceptions = capture_exceptions
-        self._llm_analytics = llm_analytics
-        self._shut_down = False
-        self._pipeline = build_pipeline(
-            self._client,
-            name="posthog-otel-processor",
+        options = PipelineOptions.from_env(
             capture_exceptions=capture_exceptions,
             include_resource_attributes=include_resource_attributes,
             attribute_denylist=attribute_denylist,
@@ -120,9 +109,17 @@ class PostHogSpanProcessor(SpanProcessor):
             max_batch_size=max_batch_size,
             flush_interval=flush_interval,
             export_timeout=export_timeout,
-            sigterm=sigterm,
+            flush_on_sigterm=flush_on_sigterm,
+            sigterm_timeout=sigterm_timeout,
             llm_analytics=llm_analytics,
             privacy_mode=privacy_mode,
+        )
+        self._client, self._owns_client = client_from(client, api_key, host, client_options)
+        self._capture_exceptions = options.capture_exceptions
+        self._llm_analytics = options.llm_analytics
+        self._shut_down = False
+        self._pipeline = build_pipeline(
+            connection_of(self._client), options, name="posthog-otel-processor"
         )
         self._span_flags = self._pipeline.span_flags
         self._flags_live = self._span_flags.live  # read on every span start and end

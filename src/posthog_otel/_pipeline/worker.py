@@ -40,7 +40,7 @@ import weakref
 from collections.abc import Callable
 
 from posthog_otel import _forksafe, _otel
-from posthog_otel._client.batch import MAX_BATCH_BYTES, OpenBatch, SealedBatch
+from posthog_otel._client.batch import OpenBatch, SealedBatch
 from posthog_otel._pipeline import metrics
 from posthog_otel._pipeline.delivery import Delivery, Item
 from posthog_otel._pipeline.outbox import Outbox
@@ -72,12 +72,6 @@ class BatchWorker:
         name: str = "posthog-otel",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_queue_size < 1:
-            raise ValueError("max_queue_size must be at least 1")
-        if max_buffer_bytes < MAX_BATCH_BYTES:
-            raise ValueError(f"max_buffer_bytes must be at least {MAX_BATCH_BYTES} (one request)")
-        if flush_interval <= 0 or export_timeout <= 0:
-            raise ValueError("flush_interval and export_timeout must be positive")
         self._delivery = delivery
         self._stats = stats
         self._max_queue_size = max_queue_size
