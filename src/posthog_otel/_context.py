@@ -1,21 +1,67 @@
-"""Helpers for application code: ``capture()`` an event, ``identify()`` a user."""
+"""The user-facing context: ``capture()`` an event, ``identify()`` a user, the propagator.
+
+What application code (and the browser's SDK, through headers) tells us about who and
+which session the current work is for. It sits above ``_pipeline`` (it puts events
+into the active pipeline, and names a request's root span) and nothing in
+``_pipeline`` imports it; the flags use ``event_from_code`` and ``session_of``.
+
+``event_from_code`` makes an event in code rather than from a span: ``capture()`` with
+no recording span, and ``$feature_flag_called``.
+
+``PostHogPropagator``: the tracing headers of PostHog's client SDKs, as baggage.
+posthog-js (its ``tracing_headers`` option) sends ``X-POSTHOG-DISTINCT-ID`` and
+``X-POSTHOG-SESSION-ID`` on the requests a page makes to its own backend. Extracted
+into baggage (``posthog.distinct_id``, ``posthog.session_id``), they give every event
+of the request the browser's person and session, so PostHog links the event to the
+session replay; injected on outgoing requests, they carry the link to the services
+called next. It is the ``posthog`` entry point in ``opentelemetry_propagator``, so
+``OTEL_PROPAGATORS=tracecontext,baggage,posthog`` turns it on with no code.
+
+Values are read as PostHog's SDKs read them: control characters removed, whitespace
+trimmed, cut to 1,000 characters; nothing left means the header is absent, and of
+several values the first usable one counts. Only the first 8 KiB of a value and the
+first 16 values of a header are read (``_limits``), so a hostile request costs little.
+A header wins over a ``posthog.*`` entry already in the context (the ``baggage``
+header, when ``baggage`` runs before us); ``identify()`` in the request's code wins
+over both. Injection sends only a value the receiver would read unchanged (ASCII,
+nothing to clean); any other still travels in the ``baggage`` header, percent-encoded.
+
+These headers come from the client: they attribute events, they never authenticate.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import Enum
+from itertools import islice
 from typing import Any
 
 from opentelemetry import baggage, trace
-from opentelemetry.context import attach, detach, get_current
+from opentelemetry.context import Context, attach, detach, get_current
+from opentelemetry.propagators.textmap import (
+    CarrierT,
+    Getter,
+    Setter,
+    TextMapPropagator,
+    default_getter,
+    default_setter,
+)
 
 from posthog_otel import _otel
-from posthog_otel._client.events import check_distinct_id, check_event_name, check_properties
+from posthog_otel._client.events import (
+    check_distinct_id,
+    check_event_name,
+    check_properties,
+    now_iso,
+    uuid7,
+)
 from posthog_otel._json import dumps
-from posthog_otel._mapping.captured import captured_event, hold
+from posthog_otel._limits import MAX_TRACING_HEADER_READ, MAX_TRACING_HEADER_VALUES
+from posthog_otel._mapping.captured import hold
 from posthog_otel._mapping.convention import (
     DISTINCT_ID,
     PROPERTIES,
@@ -25,8 +71,19 @@ from posthog_otel._mapping.convention import (
 )
 from posthog_otel._pipeline import pipeline
 from posthog_otel._pipeline.roots import root_of
+from posthog_otel._version import LIB, __version__
 
-__all__ = ["capture", "identify", "session_of"]
+__all__ = [
+    "DISTINCT_ID_HEADER",
+    "MAX_HEADER_LENGTH",
+    "SESSION_ID_HEADER",
+    "PostHogPropagator",
+    "capture",
+    "clean_header_value",
+    "event_from_code",
+    "identify",
+    "session_of",
+]
 
 logger = logging.getLogger(__name__)
 _warned = threading.Event()
@@ -90,7 +147,7 @@ def capture(
                 name,
             )
         return
-    active.put(captured_event(name, props, distinct_id, span.get_span_context(), session_id))
+    active.put(event_from_code(name, props, distinct_id, span.get_span_context(), session_id))
 
 
 @contextmanager
@@ -193,3 +250,127 @@ def _is_attribute_value(value: Any) -> bool:
         kind = type(value[0])
         return kind in _PRIMITIVES and all(type(v) is kind for v in value)
     return False
+
+
+DISTINCT_ID_HEADER = "X-POSTHOG-DISTINCT-ID"
+SESSION_ID_HEADER = "X-POSTHOG-SESSION-ID"
+MAX_HEADER_LENGTH = 1000
+_HEADERS = ((DISTINCT_ID_HEADER, DISTINCT_ID), (SESSION_ID_HEADER, SESSION_ID))
+# C0, DEL and C1, as PostHog's SDKs strip; and lone surrogates, which no header can carry
+# and which would make the W3C baggage propagator raise on the way out.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean_header_value(value: object) -> str | None:
+    """A tracing header's value as PostHog's SDKs keep it, or ``None`` when nothing is
+    left (control characters and lone surrogates removed, whitespace trimmed, at most
+    1,000 characters)."""
+    if not isinstance(value, str):
+        return None
+    return _CONTROL.sub("", value[:MAX_TRACING_HEADER_READ]).strip()[:MAX_HEADER_LENGTH] or None
+
+
+class PostHogPropagator(TextMapPropagator):
+    """Reads and writes ``X-POSTHOG-DISTINCT-ID`` and ``X-POSTHOG-SESSION-ID`` as the
+    baggage entries ``posthog.distinct_id`` and ``posthog.session_id``.
+
+    Use it beside the W3C propagators: ``OTEL_PROPAGATORS=tracecontext,baggage,posthog``,
+    or ``set_global_textmap(CompositePropagator([..., PostHogPropagator()]))``. Neither
+    hook ever raises into a request.
+    """
+
+    def extract(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        getter: Getter[CarrierT] = default_getter,
+    ) -> Context:
+        """The context with the headers' values in baggage (unchanged when absent)."""
+        if context is None:
+            context = get_current()
+        try:
+            for header, key in _HEADERS:
+                value = _first_usable(getter, carrier, header)
+                if value is not None:
+                    context = baggage.set_baggage(key, value, context)
+        except Exception:  # a getter that fails must not fail the request
+            logger.debug("posthog-otel could not read the PostHog headers", exc_info=True)
+        return context
+
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        setter: Setter[CarrierT] = default_setter,
+    ) -> None:
+        """Write the headers from the context's baggage, each only if it can go as is."""
+        try:
+            entries = baggage.get_all(context)
+            if not entries:
+                return
+            for header, key in _HEADERS:
+                value = entries.get(key)
+                if isinstance(value, str) and _sendable(value):
+                    setter.set(carrier, header, value)
+        except Exception:  # a setter that fails must not fail the outgoing request
+            logger.debug("posthog-otel could not write the PostHog headers", exc_info=True)
+
+    @property
+    def fields(self) -> set[str]:
+        """The headers ``inject`` may set."""
+        return {DISTINCT_ID_HEADER, SESSION_ID_HEADER}
+
+    def __repr__(self) -> str:
+        return "PostHogPropagator()"
+
+
+def _first_usable(getter: Getter[CarrierT], carrier: CarrierT, header: str) -> str | None:
+    """The first value of ``header`` that is not empty once cleaned. Framework getters
+    match names in any case; a plain dict is tried as PostHog spells it, then lower."""
+    values: Iterable[str] | str | None = getter.get(carrier, header)
+    if values is None:
+        values = getter.get(carrier, header.lower())
+        if values is None:
+            return None
+    if isinstance(values, str):  # a getter that returns one string, not a list
+        values = (values,)
+    for value in islice(values, MAX_TRACING_HEADER_VALUES):
+        cleaned = clean_header_value(value)
+        if cleaned is not None:
+            return cleaned
+    return None
+
+
+def _sendable(value: str) -> bool:
+    """Whether a receiver (ours or PostHog's SDKs) would read ``value`` unchanged, and
+    every HTTP client can send it (ASCII)."""
+    return value.isascii() and clean_header_value(value) == value
+
+
+def event_from_code(
+    name: str,
+    props: dict[str, Any],
+    distinct_id: str | None,
+    span_context: trace.SpanContext,
+    session_id: str | None = None,
+) -> dict[str, Any]:
+    """An event in PostHog's shape: ``$lib``, the trace it happened in, the session
+    (``$session_id``), and a personless id when nobody is known."""
+    properties = {**props, "$lib": LIB, "$lib_version": __version__}
+    if session_id:
+        properties["$session_id"] = session_id
+    trace_hex = None
+    if span_context.is_valid:
+        trace_hex = trace.format_trace_id(span_context.trace_id)
+        properties["$trace_id"] = trace_hex
+        properties["$span_id"] = trace.format_span_id(span_context.span_id)
+    if distinct_id is None:
+        distinct_id = trace_hex or str(uuid7())
+        properties["$process_person_profile"] = False
+    return {
+        "event": name,
+        "distinct_id": distinct_id,
+        "properties": properties,
+        "timestamp": now_iso(),
+        "uuid": str(uuid7()),
+    }

@@ -19,6 +19,7 @@ from opentelemetry import trace
 
 from posthog_otel import _forksafe
 from posthog_otel._client.connection import Connection
+from posthog_otel._context import event_from_code, session_of
 from posthog_otel._flagdata import (
     ExposedValues,
     ExposureLog,
@@ -27,9 +28,7 @@ from posthog_otel._flagdata import (
     flag_called_properties,
     result_reason,
 )
-from posthog_otel._mapping.captured import captured_event
 from posthog_otel._pipeline import pipeline
-from posthog_otel._pipeline.context import session_of
 from posthog_otel._pipeline.pipeline import Pipeline, PipelineOptions, build_pipeline
 
 __all__ = ["FlagObserver", "span_event"]
@@ -89,7 +88,7 @@ class FlagObserver:
         if groups:
             properties["$groups"] = dict(groups)
         session = session_of(span)
-        event = captured_event(
+        event = event_from_code(
             "$feature_flag_called", properties, who, span.get_span_context(), session
         )
         target = self._shared or self._own_pipeline()
@@ -113,7 +112,7 @@ class FlagObserver:
         if groups:
             properties["$groups"] = dict(groups)
         span = trace.get_current_span()
-        event = captured_event(name, properties, who, span.get_span_context())
+        event = event_from_code(name, properties, who, span.get_span_context())
         target = self._shared or self._own_pipeline()
         return target is not None and target.put(event)
 
