@@ -88,7 +88,7 @@ def make_pipeline(server: DevServer):
         return provider.get_tracer("tests"), processor
 
     yield make
-    from posthog_otel._pipeline.processor import pipeline_of
+    from posthog_otel._pipeline.spans import pipeline_of
 
     for provider, client, processor in made:
         provider.shutdown()

@@ -11,9 +11,8 @@ from posthog_otel._context import PostHogPropagator, capture, identify
 from posthog_otel._flagdata import FeatureFlag, FlagDefinitions, FlagsResponse
 from posthog_otel._flags.provider import PostHogFlagProvider
 from posthog_otel._flags.stats import FlagStats
-from posthog_otel._pipeline.exporter import PostHogSpanExporter
 from posthog_otel._pipeline.logs import PostHogLogExporter, PostHogLogProcessor
-from posthog_otel._pipeline.processor import PostHogSpanProcessor
+from posthog_otel._pipeline.spans import PostHogSpanExporter, PostHogSpanProcessor
 from posthog_otel._pipeline.stats import PipelineStats
 from posthog_otel._version import __version__
 from posthog_otel.errors import (

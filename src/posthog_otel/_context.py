@@ -70,7 +70,7 @@ from posthog_otel._mapping.convention import (
     TAG,
 )
 from posthog_otel._pipeline import pipeline
-from posthog_otel._pipeline.roots import root_of
+from posthog_otel._pipeline.spans import request_root
 from posthog_otel._version import LIB, __version__
 
 __all__ = [
@@ -197,7 +197,7 @@ def _name_current_spans(named: Mapping[str, str], carried: Mapping[str, object])
     if not span.is_recording():
         return
     targets = [span]
-    root = root_of(span)
+    root = request_root(span)
     if root is not None and root is not span:
         targets.append(root)
     for target in targets:

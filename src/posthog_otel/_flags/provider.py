@@ -35,7 +35,7 @@ from posthog_otel._flags.remote import Evaluation, RemoteFlags
 from posthog_otel._flags.stats import FlagStats
 from posthog_otel._flags.subject import Checked, Properties, checked_context, distinct_id_for
 from posthog_otel._pipeline.pipeline import PipelineOptions
-from posthog_otel._pipeline.processor import PostHogSpanProcessor, pipeline_of
+from posthog_otel._pipeline.spans import PostHogSpanProcessor, pipeline_of
 from posthog_otel.errors import PostHogError
 
 __all__ = ["Evaluation", "PostHogFlagProvider"]

@@ -45,9 +45,13 @@ from posthog_otel._mapping.convention import (
 )
 from posthog_otel._mapping.logs import EXCEPTION_KEYS, LogItem, is_tagged_record
 from posthog_otel._pipeline.delivery import BeforeSend
-from posthog_otel._pipeline.pipeline import PipelineOptions, build_delivery, build_pipeline
-from posthog_otel._pipeline.processor import PostHogSpanProcessor, pipeline_of
-from posthog_otel._pipeline.spanflags import SpanFlags
+from posthog_otel._pipeline.pipeline import (
+    LiveSpanFlags,
+    PipelineOptions,
+    build_delivery,
+    build_pipeline,
+)
+from posthog_otel._pipeline.spans import PostHogSpanProcessor, pipeline_of
 from posthog_otel._pipeline.stats import PipelineStats, Stats
 from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES
 
@@ -370,7 +374,7 @@ def _ignore(log_record: Any) -> None:
 
 
 def _item(
-    log_record: Any, ctx: Context | None, exceptions: bool, span_flags: SpanFlags | None
+    log_record: Any, ctx: Context | None, exceptions: bool, span_flags: LiveSpanFlags | None
 ) -> LogItem:
     """The record with what its context knows: baggage's ``posthog.distinct_id`` and
     ``posthog.session_id``, the current span's attributes (copied now, as the span

@@ -5,6 +5,12 @@ The package-internal face of a ``PostHogSpanProcessor`` (reached with
 ``pipeline_of(processor)``): ``capture()`` without a span and the flag provider
 put events into it, and the provider tells it which flags a span evaluated.
 ``active()`` is the pipeline of the most recently started processor.
+
+Live span flags (``LiveSpanFlags``): flags evaluated on live spans, handed down to the
+child spans started afterwards, so events captured later in the same request, in a child span, carry
+``$feature/<key>`` for the variant the user saw. Flags evaluated on a span itself
+are read from its ``feature_flag.evaluation`` events instead (which also works for
+other providers); this table only carries what ancestors knew when a span began.
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ from posthog_otel._mapping.logs import LogMapper
 from posthog_otel._mapping.spans import MappingOptions, SpanMapper
 from posthog_otel._pipeline import signals
 from posthog_otel._pipeline.delivery import BeforeSend, Delivery, Item
-from posthog_otel._pipeline.spanflags import SpanFlags
 from posthog_otel._pipeline.stats import PipelineStats, Stats
 from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES, BatchWorker
 from posthog_otel.errors import ConfigurationError
@@ -169,7 +174,7 @@ class Pipeline:
     def __init__(self, worker: BatchWorker, stats: Stats, *, enabled: bool = True) -> None:
         self.worker = worker
         self.stats = stats
-        self.span_flags = SpanFlags()
+        self.span_flags = LiveSpanFlags()
         # Tagged spans the processor took, for an exporter attached to the same provider
         # (it must not send them again); None when no exporter asked.
         self.taken: weakref.WeakSet[Any] | None = None
@@ -213,3 +218,31 @@ def active() -> Pipeline | None:
     """The most recently started pipeline that is not shut down, if any."""
     pipeline = _active() if _active is not None else None
     return pipeline if pipeline is not None and not pipeline.closed else None
+
+
+_MAX_LIVE_SPANS = 50_000  # spans that never end must not grow this forever
+
+FlagMap = Mapping[str, Any]
+
+
+class LiveSpanFlags:
+    """span id -> (flags inherited at start, flags known now); empty unless flags are used."""
+
+    def __init__(self) -> None:
+        self.live: dict[int, tuple[FlagMap | None, FlagMap]] = {}
+
+    def started(self, span_id: int, parent_id: int) -> None:
+        entry = self.live.get(parent_id)
+        if entry is not None:
+            self.live[span_id] = (entry[1], entry[1])
+
+    def evaluated(self, span_id: int, key: str, value: Any) -> None:
+        inherited, known = self.live.get(span_id, (None, {}))
+        if len(self.live) >= _MAX_LIVE_SPANS:
+            self.live.clear()
+        self.live[span_id] = (inherited, {**known, key: value})
+
+    def ended(self, span_id: int) -> FlagMap | None:
+        """Forget the span; what it inherited from its ancestors, if anything."""
+        entry = self.live.pop(span_id, None)
+        return entry[0] if entry is not None else None
