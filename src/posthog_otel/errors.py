@@ -39,6 +39,11 @@ class PostHogError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
 
+    def with_sent(self, sent: int) -> PostHogError:
+        """This error, noting that ``sent`` leading events were accepted before it."""
+        self.sent = sent
+        return self
+
 
 class ConfigurationError(PostHogError, ValueError):
     """A setting is missing or invalid; the message names the setting, never the API key."""

@@ -197,8 +197,7 @@ class PostHogClient:
                     connection.send_batch(chunk, headers=extra), "/batch/"
                 )
             except PostHogError as exc:
-                exc.sent = sent
-                raise
+                raise exc.with_sent(sent) from exc.__cause__  # the same error, counted
             sent += len(chunk)
         return response
 

@@ -46,7 +46,7 @@ from posthog_otel._mapping.convention import (
 from posthog_otel._mapping.logs import EXCEPTION_KEYS, LogItem, is_tagged_record
 from posthog_otel._pipeline.delivery import BeforeSend
 from posthog_otel._pipeline.pipeline import (
-    LiveSpanFlags,
+    Pipeline,
     PipelineOptions,
     build_delivery,
     build_pipeline,
@@ -152,8 +152,7 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
                 connection_of(self._client), options, name="posthog-otel-logs"
             )
             self._owns_pipeline = True
-        self._seen = self._pipeline.stats.logs_seen.add
-        self._span_flags = self._pipeline.span_flags
+        self._seen = self._pipeline.count_log
         if not self._pipeline.enabled:  # capture is off: a hook that does nothing at all
             self.on_emit = self.emit = _ignore  # type: ignore[method-assign]
 
@@ -174,7 +173,7 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
             ):
                 ctx = getattr(record, "context", None) or _otel.current_context()
                 try:
-                    item = _item(log_record, ctx, self._capture_exceptions, self._span_flags)
+                    item = _item(log_record, ctx, self._capture_exceptions, self._pipeline)
                 except Exception:  # an odd span or baggage: send the record without them
                     logger.debug("posthog-otel could not read a record's context", exc_info=True)
                     item = LogItem(log_record, self._capture_exceptions)
@@ -212,7 +211,7 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
         try:
             attrs = _otel.log_attributes_of(log_record.log_record)
             if is_tagged_record(attrs, self._capture_exceptions):
-                self._pipeline.stats.drop("closed")
+                self._pipeline.drop("closed")
         except Exception:  # a hook must never raise into the application
             logger.debug("posthog-otel on_emit failed", exc_info=True)
 
@@ -374,7 +373,7 @@ def _ignore(log_record: Any) -> None:
 
 
 def _item(
-    log_record: Any, ctx: Context | None, exceptions: bool, span_flags: LiveSpanFlags | None
+    log_record: Any, ctx: Context | None, exceptions: bool, pipeline: Pipeline | None
 ) -> LogItem:
     """The record with what its context knows: baggage's ``posthog.distinct_id`` and
     ``posthog.session_id``, the current span's attributes (copied now, as the span
@@ -390,11 +389,11 @@ def _item(
         return LogItem(log_record, exceptions, distinct_id, session_id=session_id)
     attrs = _otel.attributes_of(span)
     flags: dict[str, Any] = {}
-    if span_flags is not None and span_flags.live:
+    if pipeline is not None and pipeline.flags_live:
         span_context = span.get_span_context()
-        entry = span_flags.live.get(span_context.span_id) if span_context else None
-        if entry is not None:
-            flags.update(entry[1])
+        known = pipeline.flags_of_live_span(span_context.span_id) if span_context else None
+        if known is not None:
+            flags.update(known)
     for event in tuple(_otel.events_of(span)):
         if event.name == FLAG_EVALUATION:
             try:

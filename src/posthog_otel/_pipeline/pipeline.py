@@ -169,17 +169,43 @@ def build_pipeline(connection: Connection, options: PipelineOptions, *, name: st
 
 
 class Pipeline:
-    """A worker, the counters it updates, and the live spans' flags."""
+    """A worker, the counters it updates, and the live spans' flags.
+
+    The hooks every span and record passes through call the bound methods set here
+    (``span_started``, ``span_ended``, ``count_span``, ``count_log``, ``enqueue``): one
+    call each, no attribute chain into the worker or the counters.
+    """
 
     def __init__(self, worker: BatchWorker, stats: Stats, *, enabled: bool = True) -> None:
         self.worker = worker
         self.stats = stats
-        self.span_flags = LiveSpanFlags()
-        # Tagged spans the processor took, for an exporter attached to the same provider
-        # (it must not send them again); None when no exporter asked.
-        self.taken: weakref.WeakSet[Any] | None = None
+        self._span_flags = flags = LiveSpanFlags()
         self.enabled = enabled
         self.closed = False
+        self.span_started = flags.started
+        """``span_started(span_id, parent_id)``: the span inherits its parent's flags."""
+        self.span_ended = flags.ended
+        """``span_ended(span_id)``: forget the span; the flags it inherited, if any."""
+        self.count_span = stats.spans_seen.add
+        """``count_span(n=1)``: spans seen by a hook (a per-thread cell, no shared lock)."""
+        self.count_log = stats.logs_seen.add
+        """``count_log(n=1)``: log records seen by a hook."""
+        self.enqueue = worker.put
+        """``put`` without the ``enabled`` check, for hooks installed only when it is on."""
+
+    @property
+    def flags_live(self) -> Mapping[int, Any]:
+        """Live spans with flags (empty, so falsy, until a flag is read in a span)."""
+        return self._span_flags.live
+
+    def flags_of_live_span(self, span_id: int) -> FlagMap | None:
+        """The flags known now on a live span, if any."""
+        entry = self._span_flags.live.get(span_id)
+        return entry[1] if entry is not None else None
+
+    def drop(self, reason: str, n: int = 1, detail: str = "") -> None:
+        """Count ``n`` lost events (see ``Stats.drop``)."""
+        self.stats.drop(reason, n, detail)
 
     def put(self, item: Item) -> bool:
         """Queue an item (a span, or an event built in code); never blocks."""
@@ -187,7 +213,7 @@ class Pipeline:
 
     def flag_evaluated(self, span: Any, key: str, value: Any) -> None:
         """Children of ``span`` started from now on inherit the flag's value."""
-        self.span_flags.evaluated(span.get_span_context().span_id, key, value)
+        self._span_flags.evaluated(span.get_span_context().span_id, key, value)
 
     def flush(self, timeout: float) -> bool:
         flushed = self.worker.flush(timeout)

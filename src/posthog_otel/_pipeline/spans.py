@@ -156,10 +156,14 @@ class PostHogSpanProcessor(SpanProcessor):
         self._pipeline = build_pipeline(
             connection_of(self._client), options, name="posthog-otel-processor"
         )
-        self._span_flags = self._pipeline.span_flags
-        self._flags_live = self._span_flags.live  # read on every span start and end
-        self._seen = self._pipeline.stats.spans_seen.mine  # this thread's count: cell[0]
-        self._put = self._pipeline.worker.put
+        self._flags_live = self._pipeline.flags_live  # read on every span start and end
+        self._span_started = self._pipeline.span_started
+        self._span_ended = self._pipeline.span_ended
+        self._count_span = self._pipeline.count_span
+        self._put = self._pipeline.enqueue
+        # Tagged spans taken here, for an exporter attached to the same provider (it must
+        # not send them again); None until one asks (``_track_taken``).
+        self._taken: weakref.WeakSet[Any] | None = None
         if not self._pipeline.enabled:  # capture is off: hooks that do nothing at all
             self.on_start = _ignore_start  # type: ignore[method-assign]
             self.on_end = _ignore_end  # type: ignore[method-assign]
@@ -182,7 +186,7 @@ class PostHogSpanProcessor(SpanProcessor):
             if local is None:  # isinstance() on the SDK's ABCs is slow: decide once per type
                 local = _LOCAL_SPAN_TYPES[type(parent)] = isinstance(parent, Span)
             if self._flags_live and parent is not None:  # flags were evaluated on live spans
-                self._span_flags.started(
+                self._span_started(
                     span.get_span_context().span_id, parent.get_span_context().span_id
                 )
             if local:  # a span of this process
@@ -220,10 +224,7 @@ class PostHogSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            try:
-                self._seen.cell[0] += 1
-            except AttributeError:
-                self._pipeline.stats.spans_seen.add()
+            self._count_span()
             try:
                 attrs = _otel.hook_attributes(span)
                 events = _otel.hook_events(span)
@@ -237,20 +238,24 @@ class PostHogSpanProcessor(SpanProcessor):
                 or (events and has_tagged_events(events, self._capture_exceptions))
                 or (self._llm_analytics and (OPERATION in attrs or LLM_REQUEST_TYPE in attrs))
             ):
-                inherited = (
-                    self._span_flags.ended(span.context.span_id) if self._flags_live else None
-                )
+                inherited = self._span_ended(span.context.span_id) if self._flags_live else None
                 if held:
                     self._put((span, dict(inherited) if inherited else None, held))
                 else:
                     self._put((span, dict(inherited)) if inherited else span)
-                taken = self._pipeline.taken
+                taken = self._taken
                 if taken is not None:
                     taken.add(span)
             elif self._flags_live:
-                self._span_flags.ended(span.context.span_id)
+                self._span_ended(span.context.span_id)
         except Exception:  # a hook must never raise into the application
             logger.debug("posthog-otel on_end failed", exc_info=True)
+
+    def _track_taken(self) -> weakref.WeakSet[Any]:
+        """From now on, remember the tagged spans taken here (for an attached exporter)."""
+        if self._taken is None:
+            self._taken = weakref.WeakSet()
+        return self._taken
 
     def _note_genai_parent(self, span: Span, parent: Any, parent_attrs: Any) -> None:
         ctx = parent.get_span_context()
@@ -349,11 +354,11 @@ class PostHogSpanExporter(SpanExporter):
         )
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
         self._attached: PostHogSpanProcessor | None = None
-        self._taken: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._taken: weakref.WeakSet[Any] = weakref.WeakSet()  # never filled: nothing attached
         provider = trace.get_tracer_provider()
         if attach_processor and isinstance(provider, TracerProvider):
             self._attached = PostHogSpanProcessor(self._client, **options.arguments())
-            pipeline_of(self._attached).taken = self._taken
+            self._taken = self._attached._track_taken()
             provider.add_span_processor(self._attached)
         self._stats = pipeline_of(self._attached).stats if self._attached else Stats()
         self._delivery = build_delivery(connection_of(self._client), self._stats, options)
