@@ -47,3 +47,25 @@ __all__ = [
     "capture",
     "identify",
 ]
+
+
+# Public names show where users import them from (as httpx does): reprs, tracebacks
+# and pickles say ``posthog_otel.PostHogSpanProcessor``, not the private module. The
+# errors already live in the public ``posthog_otel.errors``. A class's own annotations
+# are resolved first, in the module that defines them, so ``typing.get_type_hints``
+# keeps working on the value classes (it looks names up in ``__module__``).
+def _show_as_public(names: list[str]) -> None:
+    import typing
+
+    for name in names:
+        obj = globals()[name]
+        if not getattr(obj, "__module__", "").startswith("posthog_otel._"):
+            continue
+        own = vars(obj).get("__annotations__") if isinstance(obj, type) else None
+        if own:
+            hints = typing.get_type_hints(obj, include_extras=True)
+            obj.__annotations__ = {key: hints[key] for key in own}
+        obj.__module__ = "posthog_otel"
+
+
+_show_as_public(__all__)

@@ -44,6 +44,11 @@ class PostHogError(Exception):
         self.sent = sent
         return self
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle (for multiprocessing, say) without calling a subclass's ``__init__``,
+        whose arguments differ from ``args``: the message and the attributes."""
+        return _rebuild, (type(self), self.args, self.__dict__)
+
 
 class ConfigurationError(PostHogError, ValueError):
     """A setting is missing or invalid; the message names the setting, never the API key."""
@@ -98,6 +103,13 @@ class ResponseTooLargeError(TransportError):
         super().__init__(message)
         self.limit = limit
         self.url_path = url_path
+
+
+def _rebuild(cls: type[PostHogError], args: tuple[Any, ...], attrs: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(attrs)
+    return error
 
 
 def _short(body: Any, limit: int = 200) -> str:

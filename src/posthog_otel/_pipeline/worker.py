@@ -12,7 +12,7 @@ the lock and every wait re-checks what it waits for::
   encodes them into an open batch. A full or due batch goes to the outbox as it
   is. When the outbox holds ``max_buffer_bytes`` the encoder waits, the queue
   fills and ``put`` refuses: memory stays bounded however slow PostHog is.
-- The *sender*, outside the lock, seals the batches waiting (see ``outbox``: who
+- The *sender*, outside the lock, seals the batches waiting (see the outbox below: who
   compresses, and why not the encoder) and sends the oldest; then it marks its
   items done, waking ``flush`` waiters.
 - ``shutdown`` moves to DRAINING (the encoder hands over what is left, the sender

@@ -16,7 +16,7 @@ ends the search.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from posthog_otel._flagdata import decode_payload
@@ -235,6 +235,14 @@ class CompiledFlag:
         if isinstance(value, bool):
             return self.payloads.get("true" if value else "false")
         return self.payloads.get(value)
+
+    def result_for(self, decision: Decision, make: Callable[[], Any]) -> Any:
+        """What ``make()`` gives for ``decision``, made once and then remembered (the
+        provider's ``FeatureFlag`` for each decision)."""
+        found = self.results.get(decision)
+        if found is None:
+            found = self.results[decision] = make()
+        return found
 
     def match(
         self, values: Mapping[str, Any], bucketing: Any, scope: Scope, groups: Groups

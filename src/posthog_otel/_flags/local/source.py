@@ -161,10 +161,10 @@ def _split(flags: LocalFlags, subject: Subject) -> tuple[dict[str, FeatureFlag],
 
 def feature_flag(flag: CompiledFlag, decision: Decision) -> FeatureFlag:
     """The ``FeatureFlag`` for a decision, made once per flag and decision."""
-    found: FeatureFlag | None = flag.results.get(decision)
-    if found is None:
-        value = decision.value
-        found = flag.results[decision] = FeatureFlag(
+    value = decision.value
+
+    def make() -> FeatureFlag:
+        return FeatureFlag(
             name=flag.key,
             enabled=value,
             payload=flag.payload(value),
@@ -175,6 +175,8 @@ def feature_flag(flag: CompiledFlag, decision: Decision) -> FeatureFlag:
             reason_code=decision.code,
             static=decision == flag.everyone,
         )
+
+    found: FeatureFlag = flag.result_for(decision, make)
     return found
 
 
