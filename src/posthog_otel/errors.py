@@ -9,6 +9,7 @@ checks); background threads turn failures into counters and one log line.
      ├── ConfigurationError      (also a ValueError) a setting is missing or invalid
      ├── APIError                PostHog answered with a non-2xx status after retries
      └── TransportError          the request never got an answer (network, TLS, timeout)
+          ├── NoAnswerError          one attempt got no answer (``retryable`` says if another may)
           └── ResponseTooLargeError  the answer was over its size limit, so it was not read
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 __all__ = [
     "APIError",
     "ConfigurationError",
+    "NoAnswerError",
     "PostHogError",
     "ResponseTooLargeError",
     "TransportError",
@@ -88,6 +90,18 @@ class TransportError(PostHogError):
 
     The underlying exception is chained as ``__cause__``.
     """
+
+
+class NoAnswerError(TransportError):
+    """A request that got no answer; ``retryable`` says whether trying again can help.
+
+    The transport raises it per attempt; what reaches a caller after the retries is
+    this, or a ``TransportError`` that chains it.
+    """
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class ResponseTooLargeError(TransportError):

@@ -225,12 +225,14 @@ LAYERS = [
     {"_flags"},
     {"_flags.openfeature"},
     {"devserver"},
-    {"posthog_otel", "openfeature", "cli"},
+    {"posthog_otel", "openfeature", "cli", "devserver/__main__"},
 ]
 
 
 def node_of(path: Path) -> str:
     rel = path.relative_to(SRC).with_suffix("").as_posix()
+    if path.name == "__main__.py":  # a command, at the top whatever its folder
+        return rel
     for package in PACKAGES:
         if rel.startswith(package + "/"):
             return package.replace("/", ".")

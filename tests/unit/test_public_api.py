@@ -69,6 +69,7 @@ def test_only_these_modules_are_public():
         [
             "APIError",
             "ConfigurationError",
+            "NoAnswerError",
             "PostHogError",
             "ResponseTooLargeError",
             "TransportError",
@@ -98,7 +99,7 @@ def issubclass_safe(obj, cls) -> bool:
 def test_public_values_and_errors_pickle():
     import pickle
 
-    from posthog_otel import APIError, ConfigurationError, FeatureFlag, TransportError
+    from posthog_otel import APIError, ConfigurationError, FeatureFlag, TransportError, errors
 
     flag = FeatureFlag("beta", True)
     assert pickle.loads(pickle.dumps(flag)) == flag
@@ -106,7 +107,24 @@ def test_public_values_and_errors_pickle():
         ConfigurationError("host", "must be a URL"),
         TransportError("connection refused"),
         APIError(503, "busy"),
+        errors.NoAnswerError("timed out", retryable=True),
     ):
         again = pickle.loads(pickle.dumps(error))
         assert type(again) is type(error)
         assert str(again) == str(error)
+        assert vars(again) == vars(error)
+
+
+def test_the_devserver_runs_as_a_module():
+    """``python -m posthog_otel.devserver`` is ``posthog-otel devserver``."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "posthog_otel.devserver", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--flags" in result.stdout
