@@ -38,7 +38,7 @@ from urllib3.exceptions import (
 
 from posthog_otel import _forksafe
 from posthog_otel._client.answer import AnswerTooLargeError, UnreadableAnswerError, read_body
-from posthog_otel._client.compress import gzip_bytes
+from posthog_otel._client.batch import gzip_bytes
 from posthog_otel._client.watchdog import WATCHDOG, Cutoff
 from posthog_otel._limits import MAX_ANSWER_BYTES
 from posthog_otel._version import __version__

@@ -23,7 +23,7 @@ from posthog_otel._mapping import tags
 from posthog_otel._mapping.bounds import Trims, clip
 from posthog_otel._mapping.convention import DISTINCT_ID, TAG
 from posthog_otel._mapping.exceptions import exception_properties
-from posthog_otel._mapping.genai_content import CONTENT_EVENTS
+from posthog_otel._mapping.genai import CONTENT_EVENTS
 from posthog_otel._mapping.tags import MappingOptions
 
 __all__ = ["EXCEPTION_KEYS", "LogItem", "LogMapper", "is_tagged_record"]

@@ -27,7 +27,7 @@ from posthog_otel._mapping.convention import (
     IsoClock,
     normalise_key,
 )
-from posthog_otel._mapping.genai_content import CONTENT_EVENTS, is_content
+from posthog_otel._mapping.genai import CONTENT_EVENTS, is_content
 from posthog_otel._mapping.web import URL_ATTRIBUTES, redact_attribute
 from posthog_otel._version import LIB, __version__
 
