@@ -135,6 +135,15 @@ FAST_FILES = """
     web worker
 """
 FAST_TESTS = [*EXIT_TESTS[:2], *(f"tests/test_{name}.py" for name in FAST_FILES.split())]
+
+
+def located(test: str) -> str:
+    """``tests/test_x.py[::name]`` as it is found in its kind's folder (tests/unit, ...)."""
+    path, sep, name = test.partition("::")
+    found = sorted(ROOT.glob(f"tests/*/{Path(path).name}"))
+    return (str(found[0].relative_to(ROOT)) if found else path) + sep + name
+
+
 FAST_DESELECT = [  # these need a package only the dev group installs
     "tests/test_exporter.py::test_under_opentelemetry_instrument_identity_crosses_services",
     "tests/test_exporter.py::test_under_opentelemetry_instrument_a_burst_of_50000_loses_nothing",
@@ -176,8 +185,10 @@ def test_versions(args: list[str]) -> int:
                 ]
             )
             stamp.write_text(want.hexdigest())
-        tests = FAST_TESTS if kind == "fast" else EXIT_TESTS
-        deselect = [f"--deselect={node}" for node in FAST_DESELECT] if kind == "fast" else []
+        tests = [located(t) for t in (FAST_TESTS if kind == "fast" else EXIT_TESTS)]
+        deselect = (
+            [f"--deselect={located(node)}" for node in FAST_DESELECT] if kind == "fast" else []
+        )
         command = [str(venv_python), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         print(f"$ Python {version}: pytest ({kind} tests)", flush=True)
         if call([*command, *deselect, *tests, *args]):

@@ -11,11 +11,10 @@ import pytest
 
 from posthog_otel import PostHogClient
 from posthog_otel.devserver import DevServer
+from tests.support.server import API_KEY, wait_until
 
 if TYPE_CHECKING:
-    from services import Services  # imported lazily: it imports this module
-
-API_KEY = "phc_test_Secret_Key_0123456789"
+    from tests.support.services import Services
 
 # The suite's own process keeps its SIGTERM handler: processors made here must not take
 # charge of it. SIGTERM is tested in subprocesses, whose environment the tests set.
@@ -98,17 +97,6 @@ def make_pipeline(server: DevServer):
         client.close()
 
 
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.01) -> None:
-    """Poll ``predicate`` until it is true; fail the test if it never is."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
 @pytest.fixture(params=["orjson", "stdlib json"])
 def json_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with the orjson extra, and again with the standard library alone."""
@@ -135,36 +123,29 @@ def deflate_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     return str(request.param)
 
 
-class FakeClock:
-    """A monotonic clock the test moves by hand (``clock.now += 5``)."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def assert_accounted(stats, offered: int | None = None) -> None:
-    """Every accepted event was counted once, as sent or dropped; with ``offered``, every
-    event offered was also either accepted or refused at the door."""
-    from posthog_otel._pipeline.stats import REFUSED
-
-    settled = sum(n for reason, n in stats.dropped.items() if reason not in REFUSED)
-    assert stats.events_sent + settled == stats.events_queued, stats
-    assert stats.in_flight == 0, stats
-    if offered is not None:
-        refused = sum(n for reason, n in stats.dropped.items() if reason in REFUSED)
-        assert stats.events_queued + refused == offered, stats
-
-
 @pytest.fixture
 def services(server: DevServer) -> Iterator[Services]:
-    """Start the apps in tests/apps as real subprocesses exporting to the devserver
-    (``services.flask()``, ``services.fastapi()``; see tests/services.py); whatever is
+    """Start the apps in tests/support/apps as real subprocesses exporting to the devserver
+    (``services.flask()``, ``services.fastapi()``; see tests/support/services.py); whatever is
     still running at the end of the test is killed."""
-    from services import Services
+    from tests.support.services import Services
 
     started = Services(server.url)
     yield started
     started.close()
+
+
+KINDS = ("unit", "integration", "services", "conformance")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for kind in KINDS:
+        config.addinivalue_line("markers", f"{kind}: a test in tests/{kind} (select with -m)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its kind, its folder's name: ``pytest -m unit`` runs those."""
+    for item in items:
+        kind = item.path.parent.name
+        if kind in KINDS:
+            item.add_marker(kind)

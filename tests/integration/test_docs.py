@@ -37,10 +37,6 @@ from pathlib import Path
 import pytest
 
 try:
-    from tests.support.server import API_KEY, wait_until
-except ImportError:  # before the tests moved into packages
-    from conftest import API_KEY, wait_until
-try:
     from posthog_otel._config import ENV_VARIABLES
 except ImportError:  # before the configuration moved
     from posthog_otel._client.config import ENV_VARIABLES
@@ -53,8 +49,9 @@ from posthog_otel import (
     PostHogSpanProcessor,
 )
 from posthog_otel.openfeature import PostHogProvider
+from tests.support.paths import ROOT
+from tests.support.server import API_KEY, wait_until
 
-ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BIN = str(Path(sys.executable).parent)
 SETTINGS = ("POSTHOG_API_KEY", "POSTHOG_HOST")

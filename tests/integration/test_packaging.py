@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
+from tests.support.paths import ROOT
+
 BUILD = """
 import sys
 import hatchling.build as backend
