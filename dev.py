@@ -6,9 +6,10 @@
     python3 dev.py bench        # the side-by-side benchmarks, one Markdown report (--quick)
     python3 dev.py test-versions  # the fast tests on Python 3.10, 3.12.1 and 3.13 (pyenv's)
 
-Each job creates ``.venv`` on first use, installs what that job needs (the quickstart:
-the package; the tests: the package and its dev tools), and reinstalls only when
-pyproject.toml changes.
+Each job creates ``.venv`` on first use, installs what that job needs from
+pyproject.toml's dependency groups (the quickstart: the package and the ``examples`` group,
+what every command in README.md and docs/ runs with; the tests: ``dev``, which includes
+``examples``; the benchmarks: ``bench``), and reinstalls only when pyproject.toml changes.
 """
 
 from __future__ import annotations
@@ -33,19 +34,24 @@ def main(argv: list[str]) -> int:
         print("posthog-otel needs Python 3.10 or newer; this is " + sys.version.split()[0])
         return 1
     job, *rest = argv or ["help"]
-    jobs = {"quickstart": (quickstart, set()), "test": (test, {"dev"}), "bench": (bench, {"bench"})}
+    jobs = {
+        "quickstart": (quickstart, {"examples"}),
+        "test": (test, {"dev"}),
+        "bench": (bench, {"bench"}),
+    }
     if job == "test-versions":  # its own environments, one per Python
         return test_versions(rest)
     if job not in jobs:
         print(__doc__)
         return 0 if job in ("help", "-h", "--help") else 2
-    run_job, extras = jobs[job]
-    ensure_environment(extras)
+    run_job, groups = jobs[job]
+    ensure_environment(groups)
     return run_job(rest)
 
 
-def ensure_environment(extras: set[str]) -> None:
-    """Create .venv and install the project with ``extras``, once per pyproject change."""
+def ensure_environment(groups: set[str]) -> None:
+    """Create .venv and install the project with the dependency ``groups`` of pyproject.toml
+    (PEP 735: development tools, never extras of the library), once per pyproject change."""
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     installed: dict[str, object] = {}
     if STAMP.exists() and PYTHON.exists():
@@ -53,18 +59,28 @@ def ensure_environment(extras: set[str]) -> None:
             installed = json.loads(STAMP.read_text())
         except ValueError:
             installed = {}
-    have = set(installed.get("extras", [])) if installed.get("pyproject") == digest else None
-    if have is not None and extras <= have:
+    have = set(installed.get("groups", [])) if installed.get("pyproject") == digest else None
+    if have is not None and groups <= have:
         return
     if not PYTHON.exists():
         print("creating .venv ...", flush=True)
         run([sys.executable, "-m", "venv", str(VENV)])
-        run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-    wanted = sorted(extras | (have or set()))
-    target = f"{ROOT}[{','.join(wanted)}]" if wanted else str(ROOT)
-    print(f"installing posthog-otel{'[' + ','.join(wanted) + ']' if wanted else ''} into .venv ...")
-    run([str(PYTHON), "-m", "pip", "install", "--quiet", "-e", target])
-    STAMP.write_text(json.dumps({"pyproject": digest, "extras": wanted}))
+    if pip_version() < (25, 1):  # the first pip with --group
+        run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip>=25.1"])
+    wanted = sorted(groups | (have or set()))
+    print(f"installing posthog-otel{' with ' + ', '.join(wanted) if wanted else ''} into .venv ...")
+    pyproject = ROOT / "pyproject.toml"
+    chosen = [arg for group in wanted for arg in ("--group", f"{pyproject}:{group}")]
+    run([str(PYTHON), "-m", "pip", "install", "--quiet", "-e", str(ROOT), *chosen])
+    STAMP.write_text(json.dumps({"pyproject": digest, "groups": wanted}))
+
+
+def pip_version() -> tuple[int, ...]:
+    command = [str(PYTHON), "-m", "pip", "--version"]
+    out = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    words = out.stdout.split()
+    version = words[1] if len(words) > 1 else "0"
+    return tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
 
 
 def quickstart(args: list[str]) -> int:
@@ -128,7 +144,7 @@ def located(test: str) -> str:
     return (str(found[0].relative_to(ROOT)) if found else path) + sep + name
 
 
-FAST_DESELECT = [  # these need a package only the dev extra installs
+FAST_DESELECT = [  # these need a package only the dev group installs
     "tests/test_exporter.py::test_under_opentelemetry_instrument_identity_crosses_services",
     "tests/test_exporter.py::test_under_opentelemetry_instrument_a_burst_of_50000_loses_nothing",
     "tests/test_local_provider.py::test_openfeature_resolves_from_local_evaluation",
