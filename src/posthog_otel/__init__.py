@@ -9,8 +9,7 @@ from posthog_otel._client.client import PostHogClient, Response
 from posthog_otel._client.events import Event
 from posthog_otel._context import PostHogPropagator, capture, identify
 from posthog_otel._flagdata import FeatureFlag, FlagDefinitions, FlagsResponse
-from posthog_otel._flags.provider import PostHogFlagProvider
-from posthog_otel._flags.stats import FlagStats
+from posthog_otel._flags.provider import FlagStats, PostHogFlagProvider
 from posthog_otel._pipeline.logs import PostHogLogExporter, PostHogLogProcessor
 from posthog_otel._pipeline.spans import PostHogSpanExporter, PostHogSpanProcessor
 from posthog_otel._pipeline.stats import PipelineStats
