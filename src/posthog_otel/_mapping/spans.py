@@ -92,7 +92,18 @@ class SpanMapper:
         groups = tags.groups(reserved) if extras & tags.GROUP else {}
         session = tags.session(reserved, attrs)
         flags = dict(inherited_flags) if inherited_flags else {}
-        out: list[dict[str, Any]] = []
+        made = _SpanEvents(
+            self._events.build,
+            problems,
+            context,
+            flags,
+            trace_hex,
+            span_hex,
+            trace_id,
+            identity,
+            groups,
+            session,
+        )
         events = _otel.events_of(span) or ()
         for index, event in enumerate(chain(events, held) if held else events):
             eattrs = _otel.attributes_of(event)
@@ -108,77 +119,47 @@ class SpanMapper:
                 except Exception as exc:  # noqa: BLE001 - this event only
                     tags.lose(problems, exc)
                     continue
-                event_identity = tags.identity_or_error((ereserved, reserved), (eattrs, attrs))
-                egroups = {**groups, **tags.groups(ereserved)} if eextras & tags.GROUP else groups
-                try:
-                    out.append(
-                        self._events.build(
-                            ereserved,
-                            eextras,
-                            props,
-                            context,
-                            flags,
-                            identity=event_identity,
-                            groups=egroups,
-                            session=tags.session(ereserved, eattrs) or session,
-                            timestamp=event.timestamp,
-                            uuid=event_uuid(
-                                trace_hex, span_hex, trace_id, span_event_position(index)
-                            ),
-                            personless_id=trace_hex,
-                        )
-                    )
-                except Exception as exc:  # noqa: BLE001 - this event only
-                    tags.lose(problems, exc)
+                made.add(
+                    ereserved,
+                    eextras,
+                    props,
+                    timestamp=event.timestamp,
+                    position=span_event_position(index),
+                    identity=tags.identity_or_error((ereserved, reserved), (eattrs, attrs)),
+                    groups={**groups, **tags.groups(ereserved)} if eextras & tags.GROUP else None,
+                    session=tags.session(ereserved, eattrs),
+                )
             if name == "exception" and self._options.capture_exceptions:
                 try:
                     escaped = escaped_from(span, eattrs, last=index == len(events) - 1)
-                    out.append(
-                        self._events.build(
-                            {TAG: "$exception"},
-                            0,
-                            exception_properties(eattrs, escaped, trims=self.trims),
-                            context,
-                            flags,
-                            identity=identity,
-                            groups=groups,
-                            session=session,
-                            timestamp=event.timestamp,
-                            uuid=event_uuid(
-                                trace_hex,
-                                span_hex,
-                                trace_id,
-                                span_event_position(index, exception=True),
-                            ),
-                            personless_id=trace_hex,
-                            own_people=False,
-                        )
-                    )
+                    props = exception_properties(eattrs, escaped, trims=self.trims)
                 except Exception as exc:  # noqa: BLE001 - this event only
                     tags.lose(problems, exc)
+                else:
+                    made.add(
+                        {TAG: "$exception"},
+                        0,
+                        props,
+                        timestamp=event.timestamp,
+                        position=span_event_position(index, exception=True),
+                        own_people=False,
+                    )
         if self._options.llm_analytics and is_genai(attrs):
             try:
                 name, props, start = genai_event(
                     span, attrs, own, self._options.privacy_mode, self.trims
                 )
-                out.append(
-                    self._events.build(
-                        {**reserved, TAG: name},
-                        extras,
-                        props,
-                        context,
-                        flags,
-                        identity=identity,
-                        groups=groups,
-                        session=session,
-                        timestamp=start,
-                        uuid=event_uuid(trace_hex, span_hex, trace_id, GENAI_EVENT),
-                        personless_id=trace_hex,
-                        own_people=False,
-                    )
-                )
             except Exception as exc:  # noqa: BLE001 - this event only
                 tags.lose(problems, exc)
+            else:
+                made.add(
+                    {**reserved, TAG: name},
+                    extras,
+                    props,
+                    timestamp=start,
+                    position=GENAI_EVENT,
+                    own_people=False,
+                )
         if TAG in attrs:
             own["$otel_span_kind"] = _KIND_NAMES.get(id(span.kind), "internal")
             status = span.status
@@ -189,25 +170,10 @@ class SpanMapper:
                 own["$otel_duration_ms"] = (span.end_time - span.start_time) / 1e6
             if span.parent is not None:
                 own["$otel_parent_span_id"] = "%016x" % span.parent.span_id  # noqa: UP031
-            try:
-                out.append(
-                    self._events.build(
-                        reserved,
-                        extras,
-                        own,
-                        context,
-                        flags,
-                        identity=identity,
-                        groups=groups,
-                        session=session,
-                        timestamp=span.end_time or time.time_ns(),
-                        uuid=event_uuid(trace_hex, span_hex, trace_id, OWN_EVENT),
-                        personless_id=trace_hex,
-                    )
-                )
-            except Exception as exc:  # noqa: BLE001 - this event only
-                tags.lose(problems, exc)
-        return out
+            made.add(
+                reserved, extras, own, timestamp=span.end_time or time.time_ns(), position=OWN_EVENT
+            )
+        return made.out
 
     def _bounded(self, text: str) -> str:
         """A string of the span's own (its name, its status) within the length bound."""
@@ -230,3 +196,88 @@ class SpanMapper:
         if span.kind is SpanKind.SERVER:
             context.update(web_properties(attrs, self._options.denylist))
         return context
+
+
+_SPAN = object()  # "the span's own": the identity, groups or session the span gives
+
+
+class _SpanEvents:
+    """The events one span makes, as ``map_span`` makes them: what they all share (the
+    span's context properties, flags, ids, identity, groups, session), and the one way
+    each is built. An event that cannot be built is left out and its reason noted
+    (``tags.lose``); the others still go."""
+
+    __slots__ = (
+        "_build",
+        "_context",
+        "_flags",
+        "_groups",
+        "_identity",
+        "_problems",
+        "_session",
+        "_span_hex",
+        "_trace_hex",
+        "_trace_id",
+        "out",
+    )
+
+    def __init__(
+        self,
+        build: Any,
+        problems: list[str] | None,
+        context: dict[str, Any],
+        flags: dict[str, Any],
+        trace_hex: str,
+        span_hex: str,
+        trace_id: int,
+        identity: str | InvalidTagError | None,
+        groups: Mapping[str, str],
+        session: str | None,
+    ) -> None:
+        self._build = build
+        self._problems = problems
+        self._context = context
+        self._flags = flags
+        self._trace_hex = trace_hex
+        self._span_hex = span_hex
+        self._trace_id = trace_id
+        self._identity = identity
+        self._groups = groups
+        self._session = session
+        self.out: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        reserved: Mapping[str, Any],
+        extras: int,
+        props: dict[str, Any],
+        *,
+        timestamp: int,
+        position: int,
+        identity: Any = _SPAN,
+        groups: Mapping[str, str] | None = None,
+        session: str | None = None,
+        own_people: bool = True,
+    ) -> None:
+        """Build one event at ``position`` in the span (its uuid); ``identity``,
+        ``groups`` and ``session`` default to the span's."""
+        trace_hex = self._trace_hex
+        try:
+            self.out.append(
+                self._build(
+                    reserved,
+                    extras,
+                    props,
+                    self._context,
+                    self._flags,
+                    identity=self._identity if identity is _SPAN else identity,
+                    groups=self._groups if groups is None else groups,
+                    session=session or self._session,
+                    timestamp=timestamp,
+                    uuid=event_uuid(trace_hex, self._span_hex, self._trace_id, position),
+                    personless_id=trace_hex,
+                    own_people=own_people,
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - this event only
+            tags.lose(self._problems, exc)
