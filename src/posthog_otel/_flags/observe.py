@@ -54,7 +54,7 @@ class FlagObserver:
         # Per live span, the flags already recorded on it, with their values.
         self._on_spans: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
-        self._own: Pipeline | None = None
+        self._fallback: Pipeline | None = None
         self._closed = False
         _forksafe.register(self)
 
@@ -91,7 +91,7 @@ class FlagObserver:
         event = event_from_code(
             "$feature_flag_called", properties, who, span.get_span_context(), session
         )
-        target = self._shared or self._own_pipeline()
+        target = self._shared or self._fallback_pipeline()
         if target is not None:
             target.put(event)
 
@@ -113,21 +113,21 @@ class FlagObserver:
             properties["$groups"] = dict(groups)
         span = trace.get_current_span()
         event = event_from_code(name, properties, who, span.get_span_context())
-        target = self._shared or self._own_pipeline()
+        target = self._shared or self._fallback_pipeline()
         return target is not None and target.put(event)
 
     def flush(self, timeout: float) -> bool:
         if self._shared is not None:
             return self._shared.flush(timeout)
-        return self._own.flush(timeout) if self._own is not None else True
+        return self._fallback.flush(timeout) if self._fallback is not None else True
 
     def shutdown(self, timeout: float) -> None:
         """Deliver what is queued; our own queue stops and is not restarted."""
         with self._lock:
             self._closed = True
-            own, self._own = self._own, None
-        if own is not None:
-            own.shutdown(timeout)
+            fallback, self._fallback = self._fallback, None
+        if fallback is not None:
+            fallback.shutdown(timeout)
         elif self._shared is not None:
             self._shared.flush(timeout)
 
@@ -139,13 +139,13 @@ class FlagObserver:
             recorded[key] = value
             return True
 
-    def _own_pipeline(self) -> Pipeline | None:
+    def _fallback_pipeline(self) -> Pipeline | None:
         with self._lock:
-            if self._own is None and not self._closed:
-                self._own = build_pipeline(
+            if self._fallback is None and not self._closed:
+                self._fallback = build_pipeline(
                     self._connection, self._options, name="posthog-otel-flags"
                 )
-            return self._own
+            return self._fallback
 
 
 def span_event(

@@ -17,7 +17,7 @@ PostHog through the cache; each read counted, local, remote or undecided, and ob
 span event, exposure), who a lookup is for (``distinct_id_for``: the one given, else
 the current span's ``posthog.distinct_id``, ``identify()``'s baggage, then
 ``enduser.id``/``user.id``) with its context checked into the JSON form PostHog sees
-(``checked_context``), and what the provider has done (``FlagStats``). Local answers
+(``flag_context``), and what the provider has done (``FlagStats``). Local answers
 are ``local.source``'s, PostHog's ``remote``'s; ``observe`` owns what a read leaves on
 the trace and in exposure events.
 """
@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import baggage, trace
 
@@ -47,15 +47,15 @@ from posthog_otel._pipeline.stats import Counter
 from posthog_otel.errors import PostHogError
 
 __all__ = [
-    "Checked",
     "Evaluation",
+    "FlagContext",
     "FlagCounters",
     "FlagLookups",
     "FlagStats",
     "PostHogFlagProvider",
     "Properties",
-    "checked_context",
     "distinct_id_for",
+    "flag_context",
 ]
 
 
@@ -202,7 +202,7 @@ class PostHogFlagProvider:
         """Every flag for this user (no span events or ``$feature_flag_called``). With
         local evaluation, PostHog is asked only when some flag could not be decided."""
         who = distinct_id_for(distinct_id)
-        return self._lookups.all(who, checked_context(groups, person_properties, group_properties))
+        return self._lookups.all(who, flag_context(groups, person_properties, group_properties))
 
     def evaluate(
         self,
@@ -246,7 +246,7 @@ class PostHogFlagProvider:
         refused project key is an ``APIError`` with status 401). For start-up checks."""
         who = distinct_id_for(distinct_id)
         lookup = self._remote.lookup(
-            who, *checked_context(groups, person_properties, group_properties)
+            who, *flag_context(groups, person_properties, group_properties)
         )
         if lookup.source in ("fresh", "cached"):
             return None
@@ -332,15 +332,22 @@ class PostHogFlagProvider:
         groups: Mapping[str, str] | None,
         person_properties: Properties | None,
         group_properties: Mapping[str, Properties] | None,
-    ) -> tuple[str, Checked]:
+    ) -> tuple[str, FlagContext]:
         if not isinstance(key, str) or not key:
             raise ValueError("flag key must be a non-empty string")
         who = distinct_id_for(distinct_id)
-        return who, checked_context(groups, person_properties, group_properties)
+        return who, flag_context(groups, person_properties, group_properties)
 
 
 Properties = Mapping[str, Any]
-Checked = tuple[dict[str, str] | None, Properties | None, Mapping[str, Properties] | None]
+
+
+class FlagContext(NamedTuple):
+    """What a flag read is asked in, checked, in the JSON form PostHog sees."""
+
+    groups: dict[str, str] | None
+    person_properties: Properties | None
+    group_properties: Mapping[str, Properties] | None
 
 
 def distinct_id_for(distinct_id: str | None) -> str:
@@ -365,17 +372,19 @@ def distinct_id_for(distinct_id: str | None) -> str:
     )
 
 
-def checked_context(
+def flag_context(
     groups: Mapping[str, str] | None,
     person_properties: Properties | None,
     group_properties: Mapping[str, Properties] | None,
-) -> Checked:
+) -> FlagContext:
     """The arguments, checked, and in the JSON form PostHog would see them in."""
     if person_properties and not _plain(person_properties):
         person_properties = check_properties(person_properties, "person_properties")
     if group_properties:
         group_properties = check_properties(group_properties, "group_properties")
-    return (check_groups(groups) if groups else None), person_properties, group_properties
+    return FlagContext(
+        check_groups(groups) if groups else None, person_properties, group_properties
+    )
 
 
 _PLAIN = frozenset({str, int, bool, type(None)})
@@ -449,7 +458,9 @@ class FlagLookups:
         self._only_local = only_local
         self.counts = FlagCounters()
 
-    def evaluate(self, key: str, who: str, checked: Checked, *, wait: bool) -> Evaluation | None:
+    def evaluate(
+        self, key: str, who: str, checked: FlagContext, *, wait: bool
+    ) -> Evaluation | None:
         """Flag ``key`` for ``who``; with ``wait=False``, ``None`` instead of a request."""
         found = self._local.lookup(key, who, *checked) if self._local is not None else None
         lookup: Lookup | None = None
@@ -466,10 +477,10 @@ class FlagLookups:
             evaluation = remote_evaluation(lookup, key)
         answer = lookup.entry.answer if lookup is not None and lookup.entry is not None else None
         flag, source, error = evaluation.flag, evaluation.source, evaluation.error
-        self._observer.observe(key, flag, source, error, who, checked[0], answer)
+        self._observer.observe(key, flag, source, error, who, checked.groups, answer)
         return evaluation
 
-    def all(self, who: str, checked: Checked) -> dict[str, FeatureFlag]:
+    def all(self, who: str, checked: FlagContext) -> dict[str, FeatureFlag]:
         """Every flag for ``who`` (not observed). With local evaluation, PostHog is asked
         only when some flag could not be decided."""
         flags: dict[str, FeatureFlag] = {}

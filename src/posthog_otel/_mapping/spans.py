@@ -86,10 +86,10 @@ class SpanMapper:
         trace_id = ctx.trace_id if ctx else 0
         trace_hex = "%032x" % trace_id  # noqa: UP031 - fastest
         span_hex = "%016x" % ctx.span_id if ctx else "0" * 16  # noqa: UP031
-        own, reserved, extras = self._events.split(attrs)
+        span_props, reserved, needs = self._events.split(attrs)
         context = self._context(span, attrs, trace_hex, span_hex)
         identity = tags.identity_or_error((reserved,), (attrs,))
-        groups = tags.groups(reserved) if extras & tags.GROUP else {}
+        groups = tags.groups(reserved) if needs & tags.NEEDS_GROUPS else {}
         session = tags.session(reserved, attrs)
         flags = dict(inherited_flags) if inherited_flags else {}
         made = _SpanEvents(
@@ -115,18 +115,20 @@ class SpanMapper:
                     self.trims.note("invalid_property")
             if TAG in eattrs:
                 try:
-                    props, ereserved, eextras = self._events.split(eattrs, name)
+                    props, ereserved, eneeds = self._events.split(eattrs, name)
                 except Exception as exc:  # noqa: BLE001 - this event only
-                    tags.lose(problems, exc)
+                    tags.note_problem(problems, exc)
                     continue
                 made.add(
                     ereserved,
-                    eextras,
+                    eneeds,
                     props,
                     timestamp=event.timestamp,
                     position=span_event_position(index),
                     identity=tags.identity_or_error((ereserved, reserved), (eattrs, attrs)),
-                    groups={**groups, **tags.groups(ereserved)} if eextras & tags.GROUP else None,
+                    groups={**groups, **tags.groups(ereserved)}
+                    if eneeds & tags.NEEDS_GROUPS
+                    else None,
                     session=tags.session(ereserved, eattrs),
                 )
             if name == "exception" and self._options.capture_exceptions:
@@ -134,7 +136,7 @@ class SpanMapper:
                     escaped = escaped_from(span, eattrs, last=index == len(events) - 1)
                     props = exception_properties(eattrs, escaped, trims=self.trims)
                 except Exception as exc:  # noqa: BLE001 - this event only
-                    tags.lose(problems, exc)
+                    tags.note_problem(problems, exc)
                 else:
                     made.add(
                         {TAG: "$exception"},
@@ -142,36 +144,40 @@ class SpanMapper:
                         props,
                         timestamp=event.timestamp,
                         position=span_event_position(index, exception=True),
-                        own_people=False,
+                        apply_people=False,
                     )
         if self._options.llm_analytics and is_genai(attrs):
             try:
                 name, props, start = genai_event(
-                    span, attrs, own, self._options.privacy_mode, self.trims
+                    span, attrs, span_props, self._options.privacy_mode, self.trims
                 )
             except Exception as exc:  # noqa: BLE001 - this event only
-                tags.lose(problems, exc)
+                tags.note_problem(problems, exc)
             else:
                 made.add(
                     {**reserved, TAG: name},
-                    extras,
+                    needs,
                     props,
                     timestamp=start,
                     position=GENAI_EVENT,
-                    own_people=False,
+                    apply_people=False,
                 )
         if TAG in attrs:
-            own["$otel_span_kind"] = _KIND_NAMES.get(id(span.kind), "internal")
+            span_props["$otel_span_kind"] = _KIND_NAMES.get(id(span.kind), "internal")
             status = span.status
-            own["$otel_status"] = _STATUS_NAMES.get(id(status.status_code), "unset")
+            span_props["$otel_status"] = _STATUS_NAMES.get(id(status.status_code), "unset")
             if status.description:
-                own["$otel_status_message"] = self._bounded(status.description)
+                span_props["$otel_status_message"] = self._bounded(status.description)
             if span.start_time and span.end_time:
-                own["$otel_duration_ms"] = (span.end_time - span.start_time) / 1e6
+                span_props["$otel_duration_ms"] = (span.end_time - span.start_time) / 1e6
             if span.parent is not None:
-                own["$otel_parent_span_id"] = "%016x" % span.parent.span_id  # noqa: UP031
+                span_props["$otel_parent_span_id"] = "%016x" % span.parent.span_id  # noqa: UP031
             made.add(
-                reserved, extras, own, timestamp=span.end_time or time.time_ns(), position=OWN_EVENT
+                reserved,
+                needs,
+                span_props,
+                timestamp=span.end_time or time.time_ns(),
+                position=OWN_EVENT,
             )
         return made.out
 
@@ -205,7 +211,7 @@ class _SpanEvents:
     """The events one span makes, as ``map_span`` makes them: what they all share (the
     span's context properties, flags, ids, identity, groups, session), and the one way
     each is built. An event that cannot be built is left out and its reason noted
-    (``tags.lose``); the others still go."""
+    (``tags.note_problem``); the others still go."""
 
     __slots__ = (
         "_build",
@@ -249,7 +255,7 @@ class _SpanEvents:
     def add(
         self,
         reserved: Mapping[str, Any],
-        extras: int,
+        needs: int,
         props: dict[str, Any],
         *,
         timestamp: int,
@@ -257,7 +263,7 @@ class _SpanEvents:
         identity: Any = _SPAN,
         groups: Mapping[str, str] | None = None,
         session: str | None = None,
-        own_people: bool = True,
+        apply_people: bool = True,
     ) -> None:
         """Build one event at ``position`` in the span (its uuid); ``identity``,
         ``groups`` and ``session`` default to the span's."""
@@ -266,7 +272,7 @@ class _SpanEvents:
             self.out.append(
                 self._build(
                     reserved,
-                    extras,
+                    needs,
                     props,
                     self._context,
                     self._flags,
@@ -276,8 +282,8 @@ class _SpanEvents:
                     timestamp=timestamp,
                     uuid=event_uuid(trace_hex, self._span_hex, self._trace_id, position),
                     personless_id=trace_hex,
-                    own_people=own_people,
+                    apply_people=apply_people,
                 )
             )
         except Exception as exc:  # noqa: BLE001 - this event only
-            tags.lose(self._problems, exc)
+            tags.note_problem(self._problems, exc)

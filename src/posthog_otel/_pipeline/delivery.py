@@ -85,9 +85,9 @@ class Delivery:
             return []
         finally:
             self._count_trims()
-        held = len(events) + len(problems)
-        if held != 1:
-            self._stats.events_queued.add(held - 1)
+        event_count = len(events) + len(problems)
+        if event_count != 1:
+            self._stats.events_queued.add(event_count - 1)
         if problems:
             self._stats.drop("invalid", len(problems), problems[0])
         if self._before_send is not None:

@@ -46,7 +46,7 @@ Handler = Callable[[int, FrameType | None], Any]
 _lock = threading.Lock()
 _installed = False
 _timeout = DEFAULT_TIMEOUT
-_held = False
+_sigterm_blocked = False  # a re-raised SIGTERM waits until our exit hook has drained
 _child_timeout = 0.0  # 0: no pipeline asked yet
 
 
@@ -105,10 +105,10 @@ def _chained(previous: Handler) -> Handler:
 
 def _hold(signum: int) -> None:
     """Block ``signum`` on this (the main) thread until we have drained at exit."""
-    global _held
-    if _held:
+    global _sigterm_blocked
+    if _sigterm_blocked:
         return
-    _held = True
+    _sigterm_blocked = True
     signal.pthread_sigmask(signal.SIG_BLOCK, {signum})
     atexit.register(_release, signum)  # runs before the workers' own exit hook
 

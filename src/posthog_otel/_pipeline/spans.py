@@ -214,10 +214,10 @@ class PostHogSpanProcessor(SpanProcessor):
                     session = carried.get(SESSION_ID)
             if identity is None and session is None:
                 return
-            own = _otel.attributes_of(span)
-            if isinstance(identity, str) and identity and DISTINCT_ID not in own:
+            span_attrs = _otel.attributes_of(span)
+            if isinstance(identity, str) and identity and DISTINCT_ID not in span_attrs:
                 span.set_attribute(DISTINCT_ID, identity)
-            if isinstance(session, str) and session and SESSION_ID not in own:
+            if isinstance(session, str) and session and SESSION_ID not in span_attrs:
                 span.set_attribute(SESSION_ID, session)
         except Exception:  # a hook must never raise into the application
             logger.debug("posthog-otel on_start failed", exc_info=True)

@@ -103,9 +103,10 @@ class BatchWorker:
         self._stop = threading.Event()  # set at the deadline: cuts off backoff and requests
         # Shared, under the lock. Items are counted from put() to done.
         self._queue: collections.deque[Item] = collections.deque()
-        self._in_hand = 0  # items in the chunk the encoder is encoding (still count as queued)
+        # Items in the chunk the encoder is encoding (they still count as queued).
+        self._items_encoding = 0
         self._accepted = 0  # items put() accepted
-        self._handed = 0  # items handed to the sender (in the outbox, or done)
+        self._items_to_sender_total = 0  # items handed to the sender (in the outbox, or done)
         self._done = 0  # items whose events were all sent or dropped
         self._given_up_at: int | None = None  # _done when shutdown first gave up on items
         self._flush_wanted = 0  # the highest item count a flush waits for
@@ -128,7 +129,7 @@ class BatchWorker:
         with self._lock:
             if self._state != RUNNING:
                 refused = "closed"
-            elif len(self._queue) + self._in_hand >= self._max_queue_size:
+            elif len(self._queue) + self._items_encoding >= self._max_queue_size:
                 refused = "queue_full"
             else:
                 self._queue.append(item)
@@ -213,7 +214,7 @@ class BatchWorker:
     @property
     def queue_size(self) -> int:
         """Items waiting to be encoded (at most ``max_queue_size``)."""
-        return len(self._queue) + self._in_hand
+        return len(self._queue) + self._items_encoding
 
     @property
     def buffered_bytes(self) -> int:
@@ -244,8 +245,8 @@ class BatchWorker:
                 self._give_up_encoding()
                 return True
             chunk = [self._queue.popleft() for _ in range(min(CHUNK, len(self._queue)))]
-            self._in_hand = len(chunk)
-            flushing = self._flush_wanted > self._handed
+            self._items_encoding = len(chunk)
+            flushing = self._flush_wanted > self._items_to_sender_total
         for index, item in enumerate(chunk):
             if draining and self._out_of_time():
                 self._give_up_encoding(len(chunk) - index)
@@ -253,7 +254,7 @@ class BatchWorker:
             self._wait_for_room()
             self._add(item)
         with self._cond:
-            self._in_hand = 0
+            self._items_encoding = 0
             more = self._backlog = bool(self._queue)
         full = len(self._batch) >= self._batch_size
         if full or (not more and (flushing or draining or not woke or self._due())):
@@ -269,7 +270,7 @@ class BatchWorker:
         return (
             self._state != RUNNING
             or len(self._queue) >= self._wake_at
-            or self._flush_wanted > self._handed
+            or self._flush_wanted > self._items_to_sender_total
         )
 
     def _wait_time(self) -> float:
@@ -305,7 +306,7 @@ class BatchWorker:
             return
         with self._cond:
             self._outbox.append(self._batch, self._batched)
-            self._handed += self._batched
+            self._items_to_sender_total += self._batched
             self._cond.notify_all()
         self._batch, self._batched = self._delivery.open_batch(), 0
 
@@ -316,7 +317,7 @@ class BatchWorker:
             self._queue.clear()
             items = unencoded + queued + self._batched
             events = unencoded + queued + len(self._batch)
-            self._in_hand = 0
+            self._items_encoding = 0
             self._settle(items, given_up=True)
             self._encoder_done = True
             self._cond.notify_all()
