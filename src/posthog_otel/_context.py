@@ -135,7 +135,7 @@ def capture(
         if active is not None and hold(span, name, attributes):
             return
         if distinct_id is None:  # held too many: sent now, as the span knows the user now
-            own = _otel.attributes_of(span).get(DISTINCT_ID)
+            own = _otel.ACCESS.attributes(span).get(DISTINCT_ID)
             distinct_id = own if isinstance(own, str) and own else None
     active = active or pipeline.active()
     if active is None:
@@ -185,7 +185,7 @@ def identify(distinct_id: str, session_id: str | None = None) -> Iterator[None]:
 def _has_room(span: trace.Span) -> bool:
     """Whether the span keeps one more event without dropping its oldest."""
     try:
-        return _otel.event_room(span) > 0
+        return _otel.ACCESS.event_room(span) > 0
     except Exception:  # noqa: BLE001 - not the SDK's span: add the event as before
         return True
 
@@ -201,7 +201,7 @@ def _name_current_spans(named: Mapping[str, str], carried: Mapping[str, object])
     if root is not None and root is not span:
         targets.append(root)
     for target in targets:
-        attrs = _otel.attributes_of(target)
+        attrs = _otel.ACCESS.attributes(target)
         for key, value in named.items():
             present = attrs.get(key)
             if present is None or (present != value and present == carried.get(key)):
@@ -211,7 +211,7 @@ def _name_current_spans(named: Mapping[str, str], carried: Mapping[str, object])
 def session_of(span: trace.Span) -> str | None:
     """The session an event made now belongs to: the span's ``posthog.session_id`` if it
     is recording, else the current baggage's (``identify()``, or PostHog's headers)."""
-    session = _otel.attributes_of(span).get(SESSION_ID) if span.is_recording() else None
+    session = _otel.ACCESS.attributes(span).get(SESSION_ID) if span.is_recording() else None
     if isinstance(session, str) and session:
         return session
     return _carried(SESSION_ID)

@@ -355,7 +355,7 @@ def distinct_id_for(distinct_id: str | None) -> str:
     if distinct_id is not None:
         return check_distinct_id(distinct_id)
     span = trace.get_current_span()
-    attrs = _otel.attributes_of(span) if span.is_recording() else {}
+    attrs = _otel.ACCESS.attributes(span) if span.is_recording() else {}
     tagged = attrs.get(DISTINCT_ID)
     if isinstance(tagged, str) and tagged:
         return tagged

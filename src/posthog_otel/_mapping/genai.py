@@ -181,7 +181,7 @@ def genai_event(
     base_url = _base_url(attrs)
     if base_url:
         props["$ai_base_url"] = base_url
-    events = _otel.events_of(span)
+    events = _otel.ACCESS.events(span)
     if name in ("$ai_generation", "$ai_embedding"):
         if parameters:
             props["$ai_model_parameters"] = parameters
@@ -300,9 +300,9 @@ def _error(span: ReadableSpan, attrs: Mapping[str, Any], props: dict[str, Any]) 
     props["$ai_is_error"] = True
     message = status.description
     if not message:
-        for event in reversed(_otel.events_of(span) or ()):
+        for event in reversed(_otel.ACCESS.events(span) or ()):
             if event.name == "exception":
-                eattrs = _otel.attributes_of(event)
+                eattrs = _otel.ACCESS.attributes(event)
                 message = f"{eattrs.get('exception.type')}: {eattrs.get('exception.message')}"
                 break
     props["$ai_error"] = message or str(error_type)
@@ -602,7 +602,7 @@ def _from_events(events: Iterable[Any], trims: Trims, *, output: bool) -> list[A
     messages: list[Any] = []
     for event in events:
         name = event.name
-        attrs = _otel.attributes_of(event)
+        attrs = _otel.ACCESS.attributes(event)
         body = parse_json(attrs.get("gen_ai.event.content"), trims)
         fields = body if isinstance(body, dict) else dict(attrs)
         if output and name == "gen_ai.choice":

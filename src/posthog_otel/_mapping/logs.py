@@ -78,7 +78,7 @@ class LogMapper:
         """
         holder = item.record
         record = holder.log_record
-        attrs = _otel.log_attributes_of(record)
+        attrs = _otel.ACCESS.log_attributes(record)
         wants_exception = item.exceptions and any(k in attrs for k in EXCEPTION_KEYS)
         if TAG not in attrs and not wants_exception:
             return []

@@ -38,8 +38,9 @@ _STATUS_NAMES = {id(code): code.name.lower() for code in StatusCode}
 
 def has_tagged_events(events: Iterable[Any], capture_exceptions: bool) -> bool:
     """Whether any span event is tagged (or is an exception we were asked to send)."""
+    attributes = _otel.ACCESS.attributes
     for event in events:
-        if TAG in _otel.attributes_of(event) or (capture_exceptions and event.name == "exception"):
+        if TAG in attributes(event) or (capture_exceptions and event.name == "exception"):
             return True
     return False
 
@@ -47,11 +48,11 @@ def has_tagged_events(events: Iterable[Any], capture_exceptions: bool) -> bool:
 def is_tagged(span: Any, capture_exceptions: bool, llm_analytics: bool = False) -> bool:
     """Whether the span will make at least one event (the exporter's check; the
     processor inlines it on its hot path)."""
-    attrs = _otel.attributes_of(span)
+    attrs = _otel.ACCESS.attributes(span)
     return (
         TAG in attrs
         or (llm_analytics and is_genai(attrs))
-        or has_tagged_events(_otel.events_of(span), capture_exceptions)
+        or has_tagged_events(_otel.ACCESS.events(span), capture_exceptions)
     )
 
 
@@ -81,7 +82,7 @@ class SpanMapper:
         is left out and its reason appended to ``problems``; without a ``problems``
         list, the error (``InvalidTagError``) is raised instead.
         """
-        attrs = _otel.attributes_of(span)
+        attrs = _otel.ACCESS.attributes(span)
         ctx = span.context
         trace_id = ctx.trace_id if ctx else 0
         trace_hex = "%032x" % trace_id  # noqa: UP031 - fastest
@@ -104,9 +105,9 @@ class SpanMapper:
             groups,
             session,
         )
-        events = _otel.events_of(span) or ()
+        events = _otel.ACCESS.events(span) or ()
         for index, event in enumerate(chain(events, held) if held else events):
-            eattrs = _otel.attributes_of(event)
+            eattrs = _otel.ACCESS.attributes(event)
             name = event.name
             if name == FLAG_EVALUATION:
                 try:

@@ -166,12 +166,12 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
         try:
             self._seen()
             record = log_record.log_record
-            attrs = _otel.log_attributes_of(record)
+            attrs = _otel.ACCESS.log_attributes(record)
             if TAG in attrs or (
                 self._capture_exceptions
                 and (_EXCEPTION_TYPE in attrs or _EXCEPTION_MESSAGE in attrs)
             ):
-                ctx = getattr(record, "context", None) or _otel.current_context()
+                ctx = getattr(record, "context", None) or _otel.ACCESS.current_context()
                 try:
                     item = _item(log_record, ctx, self._capture_exceptions, self._pipeline)
                 except Exception:  # an odd span or baggage: send the record without them
@@ -209,7 +209,7 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
         """Tagged records after shutdown are refused, and counted (the queue may be shared
         and still running)."""
         try:
-            attrs = _otel.log_attributes_of(log_record.log_record)
+            attrs = _otel.ACCESS.log_attributes(log_record.log_record)
             if is_tagged_record(attrs, self._capture_exceptions):
                 self._pipeline.drop("closed")
         except Exception:  # a hook must never raise into the application
@@ -314,7 +314,7 @@ class PostHogLogExporter(_otel.LogRecordExporter):
             if self._attached is None:  # else the processor counted it
                 self._stats.logs_seen.add()
             record = log_record.log_record
-            if is_tagged_record(_otel.log_attributes_of(record), self._capture_exceptions):
+            if is_tagged_record(_otel.ACCESS.log_attributes(record), self._capture_exceptions):
                 ctx = getattr(record, "context", None)
                 items.append(_item(log_record, ctx, self._capture_exceptions, None))
         return items
@@ -380,24 +380,24 @@ def _item(
     lives on) and its flags."""
     if not ctx:
         return LogItem(log_record, exceptions)
-    carried = _otel.baggage_of(ctx)
+    carried = _otel.ACCESS.baggage_of(ctx)
     distinct_id, session_id = carried.get(DISTINCT_ID), carried.get(SESSION_ID)
     distinct_id = distinct_id if isinstance(distinct_id, str) and distinct_id else None
     session_id = session_id if isinstance(session_id, str) and session_id else None
-    span = _otel.span_of(ctx)
+    span = _otel.ACCESS.span_of(ctx)
     if not isinstance(span, ReadableSpan):  # none, or not ours to read (a remote parent)
         return LogItem(log_record, exceptions, distinct_id, session_id=session_id)
-    attrs = _otel.attributes_of(span)
+    attrs = _otel.ACCESS.attributes(span)
     flags: dict[str, Any] = {}
     if pipeline is not None and pipeline.flags_live:
         span_context = span.get_span_context()
         known = pipeline.flags_of_live_span(span_context.span_id) if span_context else None
         if known is not None:
             flags.update(known)
-    for event in tuple(_otel.events_of(span)):
+    for event in tuple(_otel.ACCESS.events(span)):
         if event.name == FLAG_EVALUATION:
             try:
-                note_flag_evaluation(_otel.attributes_of(event), flags)
+                note_flag_evaluation(_otel.ACCESS.attributes(event), flags)
             except Exception:  # one odd evaluation costs only itself
                 logger.debug("posthog-otel could not read a flag evaluation", exc_info=True)
     span_attrs = dict(attrs) if attrs else None

@@ -160,6 +160,7 @@ class PostHogSpanProcessor(SpanProcessor):
         self._span_started = self._pipeline.span_started
         self._span_ended = self._pipeline.span_ended
         self._count_span = self._pipeline.count_span
+        self._seen = self._pipeline.span_cells  # this thread's count: .cell[0]
         self._put = self._pipeline.enqueue
         # Tagged spans taken here, for an exporter attached to the same provider (it must
         # not send them again); None until one asks (``_track_taken``).
@@ -178,9 +179,10 @@ class PostHogSpanProcessor(SpanProcessor):
         # Every span passes through here: the accessors are C-level, and most spans stop
         # after a few dictionary lookups (measured in instructions, benchmarks/README).
         try:
-            ctx = parent_context if parent_context is not None else _otel.hook_current_context()
-            parent = _otel.hook_span_of(ctx)
-            carried = _otel.hook_baggage_of(ctx)
+            access = _otel.ACCESS  # the accessors in use, bound for this call
+            ctx = parent_context if parent_context is not None else access.fast_current_context()
+            parent = access.fast_span_of(ctx)
+            carried = access.fast_baggage_of(ctx)
             identity = session = None
             local = _LOCAL_SPAN_TYPES.get(type(parent))
             if local is None:  # isinstance() on the SDK's ABCs is slow: decide once per type
@@ -191,9 +193,9 @@ class PostHogSpanProcessor(SpanProcessor):
                 )
             if local:  # a span of this process
                 try:
-                    parent_attrs = _otel.hook_attributes(parent)
+                    parent_attrs = access.fast_attributes(parent)
                 except AttributeError:
-                    parent_attrs = _otel.attributes_of(parent)
+                    parent_attrs = access.attributes(parent)
                 if parent_attrs:
                     identity = parent_attrs.get(DISTINCT_ID)
                     session = parent_attrs.get(SESSION_ID)
@@ -214,7 +216,7 @@ class PostHogSpanProcessor(SpanProcessor):
                     session = carried.get(SESSION_ID)
             if identity is None and session is None:
                 return
-            span_attrs = _otel.attributes_of(span)
+            span_attrs = access.attributes(span)
             if isinstance(identity, str) and identity and DISTINCT_ID not in span_attrs:
                 span.set_attribute(DISTINCT_ID, identity)
             if isinstance(session, str) and session and SESSION_ID not in span_attrs:
@@ -224,13 +226,17 @@ class PostHogSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            self._count_span()
             try:
-                attrs = _otel.hook_attributes(span)
-                events = _otel.hook_events(span)
+                self._seen.cell[0] += 1
+            except AttributeError:  # this thread's first span
+                self._count_span()
+            access = _otel.ACCESS  # the accessors in use, bound for this call
+            try:
+                attrs = access.fast_attributes(span)
+                events = access.fast_events(span)
             except AttributeError:
-                attrs = _otel.attributes_of(span)
-                events = _otel.events_of(span)
+                attrs = access.attributes(span)
+                events = access.events(span)
             held = take(span.context) if HELD else ()  # captures a full span held aside
             if (
                 TAG in attrs
@@ -260,7 +266,7 @@ class PostHogSpanProcessor(SpanProcessor):
     def _note_genai_parent(self, span: Span, parent: Any, parent_attrs: Any) -> None:
         ctx = parent.get_span_context()
         value = parent_for_children(parent_attrs, ctx.span_id, ctx.trace_id)
-        if value is not None and AI_PARENT not in _otel.attributes_of(span):
+        if value is not None and AI_PARENT not in _otel.ACCESS.attributes(span):
             span.set_attribute(AI_PARENT, value)
 
     # -- lifecycle -----------------------------------------------------------------------
