@@ -74,7 +74,7 @@ def decode_payload(raw: Any) -> Any:
         return raw
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json reads
         return RawPayload(raw)
 
 

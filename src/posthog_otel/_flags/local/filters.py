@@ -9,6 +9,11 @@
   variant matches its own name, and ``true`` matches any variant. A filter shaped
   wrongly (another operator, no key or value) never matches, with one warning.
 - anything else: a property filter (``properties``).
+
+Bounds (``_limits``): a cohort nested (through its groups and the cohorts it names)
+deeper than ``FLAG_MAX_NESTING`` is measured without recursion before it is compiled,
+and needs the server; so does a cohort group, or a dependency chain, longer than
+``FLAG_MAX_ITEMS``, or a chain that names anything but flag keys.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from posthog_otel._flags.local.predicate import (
     Scope,
     first_reason,
     never_decided,
+    shown,
 )
 from posthog_otel._flags.local.properties import compile_property
+from posthog_otel._limits import FLAG_MAX_ITEMS, FLAG_MAX_NESTING
 
 __all__ = ["FilterCompiler", "dependency_matches"]
 
@@ -45,6 +52,7 @@ class FilterCompiler:
         self._version = matching_version
         self._groups: dict[str, Predicate] = {}
         self._compiling: set[str] = set()
+        self._heights = cohort_heights(cohorts)
 
     def compile(self, prop: Any) -> Predicate:
         if not isinstance(prop, Mapping):
@@ -63,8 +71,10 @@ class FilterCompiler:
         op = prop.get("operator") or "exact"
         if cohort_id not in self._cohorts:
             return _static_cohort(cohort_id, negated=op == "not_in")
-        if op not in _COHORT_OPERATORS:
-            return never_decided(UNSUPPORTED_DEFINITION, f"cohort operator {op!r}")
+        if not isinstance(op, str) or op not in _COHORT_OPERATORS:
+            return never_decided(UNSUPPORTED_DEFINITION, f"cohort operator {shown(op)}")
+        if self._heights.get(cohort_id, 0) > FLAG_MAX_NESTING:
+            return _malformed(f"cohort {cohort_id} nests over {FLAG_MAX_NESTING} deep")
         members = self._cohort_group(cohort_id)
         if op == "not_in":
             return lambda values, scope: not members(values, scope)
@@ -91,6 +101,8 @@ class FilterCompiler:
             return _malformed("a cohort group must be an object of type AND or OR")
         if not isinstance(group.get("values"), list):
             return _malformed("a cohort group's values must be a list")
+        if len(group["values"]) > FLAG_MAX_ITEMS:
+            return _malformed(f"a cohort group of over {FLAG_MAX_ITEMS} entries")
         every: bool = group["type"] == "AND"
         entries: list[tuple[Predicate, bool]] = []
         for entry in group["values"]:
@@ -123,6 +135,52 @@ class FilterCompiler:
         return group_matches
 
 
+def cohort_heights(cohorts: Mapping[str, Any]) -> dict[str, int]:
+    """How deep each cohort nests: its groups, and through the cohorts it names, theirs.
+
+    Iterative (a chain of any depth costs no recursion), and capped: a height over
+    ``FLAG_MAX_NESTING`` is reported as one more than it. A cohort in a cycle counts the
+    cycle once (compiling it finds the cycle)."""
+    own: dict[str, list[tuple[str, int]]] = {}  # cohort -> (cohort named, at what depth)
+    for cohort_id, group in cohorts.items():
+        refs: list[tuple[str, int]] = []
+        stack: list[tuple[Any, int]] = [(group, 1)]
+        while stack:
+            node, depth = stack.pop()
+            if depth > FLAG_MAX_NESTING:
+                refs.append(("", depth))  # deep enough on its own
+                continue
+            entries = node.get("values") if isinstance(node, Mapping) else None
+            if isinstance(entries, list):
+                stack.extend((entry, depth + 1) for entry in entries[: FLAG_MAX_ITEMS + 1])
+            elif isinstance(node, Mapping) and node.get("type") == "cohort":
+                refs.append((str(node.get("value")), depth))
+        own[str(cohort_id)] = refs
+    heights: dict[str, int] = {"": FLAG_MAX_NESTING + 1}
+    for root in own:
+        todo = [root]
+        visiting: set[str] = set()
+        while todo:
+            cohort_id = todo[-1]
+            if cohort_id in heights:
+                todo.pop()
+                continue
+            waiting = [
+                ref
+                for ref, _ in own[cohort_id]
+                if ref in own and ref not in heights and ref not in visiting
+            ]
+            if cohort_id not in visiting and waiting:
+                visiting.add(cohort_id)
+                todo.extend(waiting)
+                continue
+            todo.pop()
+            visiting.discard(cohort_id)
+            height = max((d + heights.get(ref, 0) for ref, d in own[cohort_id]), default=1)
+            heights[cohort_id] = min(height, FLAG_MAX_NESTING + 1)
+    return heights
+
+
 def _static_cohort(cohort_id: str, *, negated: bool) -> Predicate:
     def predicate(values: Mapping[str, Any], scope: Scope) -> bool:
         if scope.server_side:  # nobody is in a cohort the server does not know
@@ -148,15 +206,19 @@ def _dependency(prop: Mapping[str, Any]) -> Predicate:
     key = prop.get("key")
     expected = prop.get("value")
     if prop.get("operator", "exact") != "flag_evaluates_to" or not key or expected is None:
-        _warn_once(str(key), "the operator must be flag_evaluates_to, with a key and a value")
+        _warn_once(shown(key), "the operator must be flag_evaluates_to, with a key and a value")
         return lambda values, scope: False
     chain = prop.get("dependency_chain")
     if not isinstance(chain, list):
-        return never_decided(UNSUPPORTED_DEFINITION, f"dependency on {key!r} without a chain")
+        return never_decided(UNSUPPORTED_DEFINITION, f"dependency on {shown(key)} without a chain")
     if not chain:
-        return never_decided(UNSUPPORTED_DEFINITION, f"circular dependency on {key!r}")
+        return never_decided(UNSUPPORTED_DEFINITION, f"circular dependency on {shown(key)}")
+    if not isinstance(key, str) or not all(isinstance(name, str) for name in chain):
+        return never_decided(UNSUPPORTED_DEFINITION, "a dependency chain names only flag keys")
+    if len(chain) > FLAG_MAX_ITEMS:
+        return never_decided(UNSUPPORTED_DEFINITION, f"a dependency chain of over {FLAG_MAX_ITEMS}")
     order = tuple(chain)
-    name = str(key)
+    name = key
 
     def predicate(values: Mapping[str, Any], scope: Scope) -> bool:
         return dependency_matches(expected, scope.dependency(order, name, values))
