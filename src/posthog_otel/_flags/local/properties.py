@@ -256,6 +256,8 @@ def _json(value: Any, reason: str, depth: int) -> str:
     if isinstance(value, str):
         return _quoted(value)
     if isinstance(value, int):
+        if value.bit_length() > 10_000:  # str() refuses over 4,300 digits, slowly
+            raise InconclusiveError(reason, "an integer too long to write out")
         return str(value)
     if isinstance(value, float):
         return _float_text(value, reason)
