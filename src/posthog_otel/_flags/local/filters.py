@@ -36,7 +36,7 @@ from posthog_otel._flags.local.predicate import (
 from posthog_otel._flags.local.properties import compile_property
 from posthog_otel._limits import FLAG_MAX_ITEMS, FLAG_MAX_NESTING
 
-__all__ = ["FilterCompiler", "dependency_matches"]
+__all__ = ["FilterCompiler", "cohort_heights", "cohort_key", "dependency_matches"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +67,10 @@ class FilterCompiler:
     # -- cohorts -------------------------------------------------------------------------
 
     def _cohort(self, prop: Mapping[str, Any]) -> Predicate:
-        cohort_id = str(prop.get("value"))
+        cohort_id = cohort_key(prop.get("value"))  # "": no cohort the definitions hold
         op = prop.get("operator") or "exact"
-        if cohort_id not in self._cohorts:
-            return _static_cohort(cohort_id, negated=op == "not_in")
+        if not cohort_id or cohort_id not in self._cohorts:
+            return _static_cohort(cohort_id or shown(prop.get("value")), negated=op == "not_in")
         if not isinstance(op, str) or op not in _COHORT_OPERATORS:
             return never_decided(UNSUPPORTED_DEFINITION, f"cohort operator {shown(op)}")
         if self._heights.get(cohort_id, 0) > FLAG_MAX_NESTING:
@@ -135,6 +135,15 @@ class FilterCompiler:
         return group_matches
 
 
+def cohort_key(value: Any) -> str:
+    """A cohort filter's value as the cohorts' key (``""`` if it cannot be one)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() < 64:
+        return str(value)
+    return ""
+
+
 def cohort_heights(cohorts: Mapping[str, Any]) -> dict[str, int]:
     """How deep each cohort nests: its groups, and through the cohorts it names, theirs.
 
@@ -143,20 +152,24 @@ def cohort_heights(cohorts: Mapping[str, Any]) -> dict[str, int]:
     cycle once (compiling it finds the cycle)."""
     own: dict[str, list[tuple[str, int]]] = {}  # cohort -> (cohort named, at what depth)
     for cohort_id, group in cohorts.items():
-        refs: list[tuple[str, int]] = []
+        refs: list[tuple[str, int]] = [("", 1)]  # the cohort's own group: 1 deep
         stack: list[tuple[Any, int]] = [(group, 1)]
         while stack:
-            node, depth = stack.pop()
+            node, depth = stack.pop()  # a group, ``depth`` deep in this cohort
             if depth > FLAG_MAX_NESTING:
                 refs.append(("", depth))  # deep enough on its own
                 continue
             entries = node.get("values") if isinstance(node, Mapping) else None
-            if isinstance(entries, list):
-                stack.extend((entry, depth + 1) for entry in entries[: FLAG_MAX_ITEMS + 1])
-            elif isinstance(node, Mapping) and node.get("type") == "cohort":
-                refs.append((str(node.get("value")), depth))
+            for entry in entries[: FLAG_MAX_ITEMS + 1] if isinstance(entries, list) else ():
+                if not isinstance(entry, Mapping):
+                    continue
+                if "values" in entry:  # a nested group, as the compiler reads it
+                    stack.append((entry, depth + 1))
+                    refs.append(("", depth + 1))
+                elif entry.get("type") == "cohort":
+                    refs.append((cohort_key(entry.get("value")), depth))  # one deeper
         own[str(cohort_id)] = refs
-    heights: dict[str, int] = {"": FLAG_MAX_NESTING + 1}
+    heights: dict[str, int] = {"": 0}
     for root in own:
         todo = [root]
         visiting: set[str] = set()
@@ -168,7 +181,7 @@ def cohort_heights(cohorts: Mapping[str, Any]) -> dict[str, int]:
             waiting = [
                 ref
                 for ref, _ in own[cohort_id]
-                if ref in own and ref not in heights and ref not in visiting
+                if ref and ref in own and ref not in heights and ref not in visiting
             ]
             if cohort_id not in visiting and waiting:
                 visiting.add(cohort_id)
@@ -176,7 +189,7 @@ def cohort_heights(cohorts: Mapping[str, Any]) -> dict[str, int]:
                 continue
             todo.pop()
             visiting.discard(cohort_id)
-            height = max((d + heights.get(ref, 0) for ref, d in own[cohort_id]), default=1)
+            height = max(d + heights.get(ref, 0) for ref, d in own[cohort_id])
             heights[cohort_id] = min(height, FLAG_MAX_NESTING + 1)
     return heights
 
