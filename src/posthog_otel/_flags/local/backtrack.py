@@ -4,13 +4,15 @@
 and every thread of the process waits. A pattern is searched with ``re`` only for
 texts short enough that this model bounds the search by ``REGEX_RE_COST``; longer ones
 go to the ``automaton``. The model bounds the backtracking search tree: start positions
-(one when every branch begins with ``^``) x the ways the pattern can match from one
-position x its size. Ways multiply along a sequence and add over an alternation's
-branches (the largest counts when the branches begin with disjoint characters); a
-repeat of a body with one way counts its repeat counts, a repeat of a body with several
-ways multiplies them per round, and a repeat of a body that can match nothing is left
-to the automaton. The model is pessimistic (``\\w+@\\w+`` is far cheaper than it says),
-never optimistic; the tests time ``re`` at the lengths it allows.
+(one when every branch begins with ``^``) x the steps from one position, where each item
+of a sequence is reached once per way the items before it can match. Ways multiply
+along a sequence and add over an alternation's branches (the largest counts when the
+branches begin with disjoint characters); a repeat of a body with one way counts its
+repeat counts, a repeat of a body with several ways multiplies them per round, a
+repeat of one character class that what follows cannot begin with (``\\w+@``) hands on
+one way, and a repeat of a body that can match nothing is left to the automaton. The
+model is pessimistic (``.*.*=`` is far cheaper than it says), never optimistic; the
+tests time ``re`` at the lengths it allows.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from posthog_otel._flags.local.automaton import SINGLE
+from posthog_otel._flags.local.automaton import SINGLE, char_test
 from posthog_otel._limits import REGEX_MAX_VALUE_CHARS, REGEX_RE_COST
 
 __all__ = ["re_safe_length"]
@@ -42,7 +44,7 @@ def re_safe_length(items: Sequence[tuple[Any, Any]]) -> int:
 
 def _cost(items: Sequence[tuple[Any, Any]], n: int) -> float:
     starts = 1 if _anchored(items) else n + 1
-    return min(_INFINITE, starts * _ways(items, n) * _size(items, n))
+    return min(_INFINITE, starts * _walk(items, n)[1])
 
 
 def _anchored(items: Sequence[tuple[Any, Any]]) -> bool:
@@ -59,53 +61,64 @@ def _anchored(items: Sequence[tuple[Any, Any]]) -> bool:
     return False
 
 
-def _ways(items: Sequence[tuple[Any, Any]], n: int) -> float:
-    """How many ways, at most, ``items`` can match from one position of an n-char text."""
-    total = 1.0
-    for op, av in items:
-        total = min(_INFINITE, total * _item_ways(str(op), av, n))
-    return total
+def _walk(items: Sequence[tuple[Any, Any]], n: int) -> tuple[float, float]:
+    """From one position of an n-char text: the ways ``items`` can match, at most, and the
+    steps a backtracking search spends on them (its search tree: each item is reached
+    once per way of the items before it)."""
+    ways, work = 1.0, 0.0
+    for at, (op, av) in enumerate(items):
+        item_ways, item_work = _item(str(op), av, n, items[at + 1 :])
+        work = min(_INFINITE, work + ways * item_work)
+        ways = min(_INFINITE, ways * item_ways)
+    return ways, work
 
 
-def _item_ways(name: str, av: Any, n: int) -> float:
+def _item(name: str, av: Any, n: int, rest: Sequence[tuple[Any, Any]]) -> tuple[float, float]:
     if name in SINGLE or name == "AT":
-        return 1.0
+        return 1.0, 1.0
     if name == "SUBPATTERN":
-        return _ways(av[3], n)
+        return _walk(av[3], n)
     if name == "BRANCH":
         branches = av[1]
-        each = [_ways(branch, n) for branch in branches]
-        return max(each) if _disjoint(branches) else min(_INFINITE, sum(each))
+        each = [_walk(branch, n) for branch in branches]
+        work = sum(k for _, k in each) + 1  # every branch is tried, on every arrival
+        if _disjoint(branches):
+            return max(w for w, _ in each), work
+        return min(_INFINITE, sum(w for w, _ in each)), work
     if name in ("MAX_REPEAT", "MIN_REPEAT"):
-        low, high, body = av
-        if _min_length(body) == 0:
-            return _INFINITE  # empty rounds: leave it to the automaton
-        top = min(high, n)  # every round takes a character
-        if top < low:
-            return 1.0
-        per_round = _ways(body, n)
-        if per_round <= 1.0:
-            return float(top - low + 1)
-        if top * math.log2(per_round) > 100:  # a power this large is past any budget
-            return _INFINITE
-        return min(_INFINITE, sum(per_round**k for k in range(low, top + 1)))
-    return _INFINITE  # nothing else passes regex's scan; refuse to guess
+        return _repeat(av, n, rest)
+    return _INFINITE, _INFINITE  # nothing else passes regex's scan; refuse to guess
 
 
-def _size(items: Sequence[tuple[Any, Any]], n: int) -> float:
-    """The steps one way through ``items`` takes, at most (counted repeats unrolled)."""
-    total = 0.0
-    for op, av in items:
-        name = str(op)
-        if name == "SUBPATTERN":
-            total += _size(av[3], n)
-        elif name == "BRANCH":
-            total += sum(_size(branch, n) for branch in av[1]) + 1
-        elif name in ("MAX_REPEAT", "MIN_REPEAT"):
-            total += _size(av[2], n) * min(max(av[0], 1), n + 1) + 1
-        else:
-            total += 1
-    return total
+def _repeat(av: Any, n: int, rest: Sequence[tuple[Any, Any]]) -> tuple[float, float]:
+    low, high, body = av
+    if _min_length(body) == 0:
+        return _INFINITE, _INFINITE  # empty rounds: leave it to the automaton
+    top = min(high, n)  # every round takes a character
+    per_round, round_work = _walk(body, n)
+    if top < low:  # too few characters: a failed walk
+        return 1.0, (top + 1) * round_work
+    if _stops_before(body, rest):
+        return 1.0, top + 1.0  # one place to stop: the run's end
+    if per_round <= 1.0:  # one walk forward, then a step back per way
+        return float(top - low + 1), (top + 1) * round_work + (top - low + 1)
+    if top * math.log2(per_round) > 100:  # a power this large is past any budget
+        return _INFINITE, _INFINITE
+    ways = sum(per_round**k for k in range(low, top + 1))
+    return min(_INFINITE, ways), min(_INFINITE, sum(per_round**k for k in range(top + 1)))
+
+
+def _stops_before(body: Sequence[tuple[Any, Any]], rest: Sequence[tuple[Any, Any]]) -> bool:
+    """Whether a repeat of one character class ends only where ``rest`` can begin: when
+    no character that can begin ``rest`` is in the class (``\\w+@``), a repeat can hand
+    on one way at most, the one that ends the run."""
+    if len(body) != 1 or str(body[0][0]) not in SINGLE:
+        return False
+    follow = _first(rest)
+    if follow is None:
+        return False
+    test = char_test(str(body[0][0]), body[0][1])
+    return not any(test(chr(code)) for code in follow)
 
 
 def _min_length(items: Sequence[tuple[Any, Any]]) -> int:
