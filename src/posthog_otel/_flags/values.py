@@ -74,7 +74,7 @@ def decode_payload(raw: Any) -> Any:
         return raw
     try:
         return json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than json reads
+    except ValueError:
         return RawPayload(raw)
 
 
