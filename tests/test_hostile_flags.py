@@ -80,6 +80,7 @@ def group_tower(depth):
 
 
 EMAIL = {"email": "a@b.c"}
+EMAIL_IS = person("email", "exact", "a@b.c")
 # name: (the odd flag, the cohorts, the properties the lookup passes)
 ODD = {
     "a list as a property key": (flag("odd", person(["email"], "exact", "x")), {}, EMAIL),
@@ -111,6 +112,24 @@ ODD = {
         flag("odd", person("email", "regex", "a")),
         {},
         {"email": "a" * (REGEX_MAX_VALUE_CHARS + 1)},
+    ),
+    f"over {FLAG_MAX_ITEMS} filters in all conditions": (
+        {
+            **flag("odd"),
+            "filters": {
+                "groups": [
+                    {"properties": [person("email", "exact", "a@b.c")] * 600},
+                    {"properties": [person("email", "exact", "a@b.c")] * 600},
+                ]
+            },
+        },
+        {},
+        EMAIL,
+    ),
+    f"a cohort of over {FLAG_MAX_ITEMS} entries": (
+        flag("odd", {"type": "cohort", "key": "id", "value": 1}),
+        {"1": {"type": "OR", "values": [{"type": "AND", "values": [EMAIL_IS] * 600}] * 2}},
+        EMAIL,
     ),
     f"a condition of over {FLAG_MAX_ITEMS} filters": (
         flag("odd", *[person("email", "exact", "a@b.c")] * (FLAG_MAX_ITEMS + 1)),

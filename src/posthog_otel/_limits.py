@@ -19,8 +19,10 @@ from __future__ import annotations
 FLAG_MAX_NESTING = 32
 # Flags depending on flags deeper than this make the flag at the top undecided.
 FLAG_MAX_DEPENDENCY_DEPTH = 32
-# A list in one flag's definition (its conditions, a condition's filters, its variants,
-# a cohort group's entries, a dependency chain) longer than this makes the flag undecided.
+# More than this many conditions, variants, filters (in all its conditions) or entries in
+# a dependency chain make a flag undecided; so do cohorts with more entries in all their
+# groups, for the flags that use them. (An `exact` filter's list of values is not bounded:
+# it is a set, read in constant time.)
 FLAG_MAX_ITEMS = 1_000
 # A filter value (or a property value) nested deeper than this has no text: undecided.
 FLAG_MAX_VALUE_DEPTH = 32

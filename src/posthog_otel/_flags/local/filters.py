@@ -11,9 +11,10 @@
 - anything else: a property filter (``properties``).
 
 Bounds (``_limits``): a cohort nested (through its groups and the cohorts it names)
-deeper than ``FLAG_MAX_NESTING`` is measured without recursion before it is compiled,
-and needs the server; so does a cohort group, or a dependency chain, longer than
-``FLAG_MAX_ITEMS``, or a chain that names anything but flag keys.
+deeper than ``FLAG_MAX_NESTING``, or holding more than ``FLAG_MAX_ITEMS`` entries in all
+its groups, is measured without recursion before it is compiled, and needs the server;
+so does a dependency chain longer than ``FLAG_MAX_ITEMS``, or one that names anything
+but flag keys.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class FilterCompiler:
         if not isinstance(op, str) or op not in _COHORT_OPERATORS:
             return never_decided(UNSUPPORTED_DEFINITION, f"cohort operator {shown(op)}")
         if self._heights.get(cohort_id, 0) > FLAG_MAX_NESTING:
-            return _malformed(f"cohort {cohort_id} nests over {FLAG_MAX_NESTING} deep")
+            problem = f"over {FLAG_MAX_NESTING} deep or {FLAG_MAX_ITEMS} entries"
+            return _malformed(f"cohort {cohort_id} nests {problem}")
         members = self._cohort_group(cohort_id)
         if op == "not_in":
             return lambda values, scope: not members(values, scope)
@@ -101,8 +103,6 @@ class FilterCompiler:
             return _malformed("a cohort group must be an object of type AND or OR")
         if not isinstance(group.get("values"), list):
             return _malformed("a cohort group's values must be a list")
-        if len(group["values"]) > FLAG_MAX_ITEMS:
-            return _malformed(f"a cohort group of over {FLAG_MAX_ITEMS} entries")
         every: bool = group["type"] == "AND"
         entries: list[tuple[Predicate, bool]] = []
         for entry in group["values"]:
@@ -154,12 +154,17 @@ def cohort_heights(cohorts: Mapping[str, Any]) -> dict[str, int]:
     for cohort_id, group in cohorts.items():
         refs: list[tuple[str, int]] = [("", 1)]  # the cohort's own group: 1 deep
         stack: list[tuple[Any, int]] = [(group, 1)]
+        entries_seen = 0
         while stack:
             node, depth = stack.pop()  # a group, ``depth`` deep in this cohort
             if depth > FLAG_MAX_NESTING:
                 refs.append(("", depth))  # deep enough on its own
                 continue
             entries = node.get("values") if isinstance(node, Mapping) else None
+            entries_seen += len(entries) if isinstance(entries, list) else 0
+            if entries_seen > FLAG_MAX_ITEMS:  # too large to evaluate per lookup
+                refs.append(("", FLAG_MAX_NESTING + 1))
+                break
             for entry in entries[: FLAG_MAX_ITEMS + 1] if isinstance(entries, list) else ():
                 if not isinstance(entry, Mapping):
                     continue

@@ -98,7 +98,7 @@ class _Condition:
         if not isinstance(filters, list) or not isinstance(rollout, (int, float, type(None))):
             raise _MalformedError("a condition needs a list of filters and a numeric rollout")
         if len(filters) > FLAG_MAX_ITEMS:
-            raise _MalformedError(f"a condition of over {FLAG_MAX_ITEMS} filters")
+            raise _MalformedError(f"over {FLAG_MAX_ITEMS} filters in a condition")
         self.tests: tuple[Predicate, ...] = tuple(compiler.compile(f) for f in filters)
         self.threshold: float | None = None if rollout is None else rollout / 100
         override = raw.get("variant")
@@ -201,6 +201,8 @@ class CompiledFlag:
         self.conditions = tuple(
             _Condition(c, i, compiler, self.aggregation, names) for i, c in enumerate(conditions)
         )
+        if sum(len(c.tests) for c in self.conditions) > FLAG_MAX_ITEMS:  # each lookup tests all
+            raise _MalformedError(f"over {FLAG_MAX_ITEMS} filters in all")
         payloads = filters.get("payloads") or {}
         self.payloads = {str(k): decode_payload(v) for k, v in dict(payloads).items()}
 
