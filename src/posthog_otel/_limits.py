@@ -26,6 +26,8 @@ FLAG_MAX_DEPENDENCY_DEPTH = 32
 FLAG_MAX_ITEMS = 1_000
 # A filter value (or a property value) nested deeper than this has no text: undecided.
 FLAG_MAX_VALUE_DEPTH = 32
+# An integer longer than this (about 3,000 digits; str() refuses 4,300) has no text.
+FLAG_MAX_INT_BITS = 10_000
 # A relative date (-7d) with a count of more digits than this is not a date: undecided.
 FLAG_MAX_DATE_DIGITS = 6
 

@@ -3,10 +3,10 @@
 A filter date is ISO 8601 (``2024-05-01``, ``2024-05-01T10:00:00Z``, ``... +02:00``,
 ``... UTC``; no zone means UTC; a bare year means that year, today's month and day) or
 relative to now: ``-24h``, ``-7d``, ``-2w``, ``-1m``, ``-1y`` (the minus is optional,
-the count under 10,000; a count of more than ``FLAG_MAX_DATE_DIGITS`` digits
-is not a date). Months and years count back in calendar steps, clamping the
-day on the way, so March 31 less two months is January 28 (PostHog's SDK
-specification). Relative dates are read at each evaluation, not once.
+the count under 10,000, and a count of more than ``FLAG_MAX_DATE_DIGITS`` digits not a
+date). Months and years count back in calendar steps, clamping the day on the way, so
+March 31 less two months is January 28 (PostHog's SDK specification). Relative dates
+are read at each evaluation, not once.
 
 The property may be an ISO string, a ``datetime`` or a ``date``; anything else, or a
 string that is not a date, is inconclusive.

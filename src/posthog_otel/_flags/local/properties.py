@@ -35,7 +35,7 @@ from posthog_otel._flags.local.predicate import (
     never_decided,
     shown,
 )
-from posthog_otel._limits import FLAG_MAX_VALUE_DEPTH
+from posthog_otel._limits import FLAG_MAX_INT_BITS, FLAG_MAX_VALUE_DEPTH
 
 __all__ = ["OPERATORS", "compile_property", "json_text", "number_or_none"]
 
@@ -256,7 +256,7 @@ def _json(value: Any, reason: str, depth: int) -> str:
     if isinstance(value, str):
         return _quoted(value)
     if isinstance(value, int):
-        if value.bit_length() > 10_000:  # str() refuses over 4,300 digits, slowly
+        if value.bit_length() > FLAG_MAX_INT_BITS:
             raise InconclusiveError(reason, "an integer too long to write out")
         return str(value)
     if isinstance(value, float):

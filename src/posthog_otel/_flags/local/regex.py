@@ -28,9 +28,9 @@ fallback would still be needed and two engines' readings would have to agree; th
 ``regex`` package's ``timeout`` bounds time but still backtracks exponentially up to
 it, and holds the GIL unless asked not to. The syntax above is a regular language, so
 the automaton needs nothing and gives ``re``'s answer, as the tests check. A pattern
-longer than
-``REGEX_MAX_PATTERN_CHARS`` or nested deeper than ``REGEX_MAX_NESTING``, a value longer
-than ``REGEX_MAX_VALUE_CHARS``, or a search over its step budget is inconclusive.
+longer than ``REGEX_MAX_PATTERN_CHARS`` or nested deeper than ``REGEX_MAX_NESTING``, a
+value longer than ``REGEX_MAX_VALUE_CHARS``, or a search over its step budget is
+inconclusive: that filter is undecided, as any filter local evaluation cannot decide.
 """
 
 from __future__ import annotations
