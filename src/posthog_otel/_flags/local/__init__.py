@@ -8,6 +8,8 @@
     matcher       one compiled flag: holdout, conditions in order, rollout, variants
     filters       a filter by its type: property, cohort (nested groups) or flag dependency
     properties    property operators; regex, dates and semver in modules of their own
+    backtrack     when Python's re is provably cheap for a pattern; else the automaton,
+    automaton     a linear-time regex search with a step budget
     predicate     the contract of a compiled filter, and the "inconclusive" answers
 
 Everything but the poller is pure: definitions and the caller's identity, properties
