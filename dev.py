@@ -131,6 +131,7 @@ EXIT_TESTS = [
 FAST_FILES = """
     architecture batch cache cli client compress config connection context definitions devserver
     events exceptions exporter genai hashing json local_operators local_provider local_table
+    hostile_answers hostile_flags hostile_spans fuzz_flags fuzz_spans
     metrics processor properties provider reasons retry spans stats transport values watchdog
     web worker
 """

@@ -3,9 +3,10 @@
 A filter date is ISO 8601 (``2024-05-01``, ``2024-05-01T10:00:00Z``, ``... +02:00``,
 ``... UTC``; no zone means UTC; a bare year means that year, today's month and day) or
 relative to now: ``-24h``, ``-7d``, ``-2w``, ``-1m``, ``-1y`` (the minus is optional,
-the count under 10,000). Months and years count back in calendar steps, clamping the
-day on the way, so March 31 less two months is January 28 (PostHog's SDK
-specification). Relative dates are read at each evaluation, not once.
+the count under 10,000, and a count of more than ``FLAG_MAX_DATE_DIGITS`` digits not a
+date). Months and years count back in calendar steps, clamping the day on the way, so
+March 31 less two months is January 28 (PostHog's SDK specification). Relative dates
+are read at each evaluation, not once.
 
 The property may be an ISO string, a ``datetime`` or a ``date``; anything else, or a
 string that is not a date, is inconclusive.
@@ -23,7 +24,9 @@ from posthog_otel._flags.local.predicate import (
     MISSING_CONTEXT,
     UNSUPPORTED_DEFINITION,
     InconclusiveError,
+    shown,
 )
+from posthog_otel._limits import FLAG_MAX_DATE_DIGITS
 
 __all__ = ["OPERATORS", "compile_test", "parse_datetime"]
 
@@ -54,7 +57,7 @@ def compile_test(op: str, value: Any) -> Callable[[Any], bool]:
         try:
             seen = _aware(parse_datetime(v))
         except (ValueError, OverflowError):
-            raise InconclusiveError(MISSING_CONTEXT, f"{v!r} is not a date") from None
+            raise InconclusiveError(MISSING_CONTEXT, f"{shown(v)} is not a date") from None
         return seen < when if before else seen > when
 
     return test
@@ -76,14 +79,17 @@ def _filter_date(text: str) -> dt.datetime:
     try:
         return _aware(parse_datetime(text))
     except (ValueError, OverflowError):
-        raise InconclusiveError(UNSUPPORTED_DEFINITION, f"{text!r} is not a date") from None
+        raise InconclusiveError(UNSUPPORTED_DEFINITION, f"{shown(text)} is not a date") from None
 
 
 def _relative(text: str) -> dt.datetime | None:
     found = _RELATIVE.match(text)
     if found is None:
         return None
-    count, unit = int(found.group(1)), found.group(2)
+    digits, unit = found.group(1).lstrip("0") or "0", found.group(2)
+    if len(digits) > FLAG_MAX_DATE_DIGITS:  # int() of thousands of digits raises
+        return None
+    count = int(digits)
     if count >= _MAX_COUNT:
         return None
     now = dt.datetime.now(dt.timezone.utc)

@@ -13,6 +13,7 @@ group the caller did not give is ``False``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -34,10 +35,11 @@ from posthog_otel._flags.local.predicate import (
     InconclusiveError,
     NeedsServerError,
 )
+from posthog_otel._limits import FLAG_MAX_DEPENDENCY_DEPTH
 
 __all__ = ["Decision", "LocalFlags", "Subject", "Undecided"]
 
-_MAX_DEPTH = 32  # flags depending on flags; PostHog sends chains, so this is a guard
+logger = logging.getLogger(__name__)
 
 
 class Undecided(NamedTuple):
@@ -99,6 +101,8 @@ class LocalFlags:
             return self._decide(flag, subject, server_side)
         except InconclusiveError as exc:
             return Undecided(exc.reason, str(exc))
+        except Exception as exc:  # noqa: BLE001 - an odd definition costs this flag only
+            return _failed(key, exc)
 
     def decide_all(
         self, subject: Subject, *, server_side: bool = False
@@ -110,6 +114,8 @@ class LocalFlags:
                 answers[key] = self._decide(flag, subject, server_side)
             except InconclusiveError as exc:
                 answers[key] = Undecided(exc.reason, str(exc))
+            except Exception as exc:  # noqa: BLE001 - an odd definition costs this flag only
+                answers[key] = _failed(key, exc)
         return answers
 
     def _decide(self, flag: CompiledFlag, subject: Subject, server_side: bool) -> Decision:
@@ -135,6 +141,23 @@ class LocalFlags:
         group_key = groups.keys[name]
         scope = _Scope(self.flags, group_key, subject.device_id, server_side)
         return flag.match(groups.properties[name], group_key, scope, groups)
+
+
+def _failed(key: str, exc: Exception) -> Undecided:
+    """A flag whose evaluation failed in a way no filter foresaw (a bug, or a value deeper
+    than the stack allows): undecided, logged once per flag key."""
+    if key not in _failed_keys and len(_failed_keys) < 1000:
+        _failed_keys.add(key)
+        logger.warning(
+            "posthog-otel: flag %r could not be evaluated locally (%s); asking PostHog",
+            key[:200],
+            type(exc).__name__,
+            exc_info=True,
+        )
+    return Undecided(UNSUPPORTED_DEFINITION, f"flag {key[:200]!r} failed: {type(exc).__name__}")
+
+
+_failed_keys: set[str] = set()  # no lock: at worst a race logs twice
 
 
 class _Scope:
@@ -176,7 +199,7 @@ class _Scope:
         if flag.continuity and not self.server_side:
             self.done[name] = None
             raise InconclusiveError(UNRESOLVED_DEPENDENCY, f"flag {name!r} keeps experiences")
-        if self.depth >= _MAX_DEPTH:
+        if self.depth >= FLAG_MAX_DEPENDENCY_DEPTH:
             raise NeedsServerError(UNSUPPORTED_DEFINITION, "flag dependencies nest too deep")
         self.depth += 1
         try:

@@ -9,6 +9,12 @@
   variant matches its own name, and ``true`` matches any variant. A filter shaped
   wrongly (another operator, no key or value) never matches, with one warning.
 - anything else: a property filter (``properties``).
+
+Bounds (``_limits``): a cohort nested (through its groups and the cohorts it names)
+deeper than ``FLAG_MAX_NESTING``, or holding more than ``FLAG_MAX_ITEMS`` entries in all
+its groups, is measured without recursion before it is compiled, and needs the server;
+so does a dependency chain longer than ``FLAG_MAX_ITEMS``, or one that names anything
+but flag keys.
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ from posthog_otel._flags.local.predicate import (
     Scope,
     first_reason,
     never_decided,
+    shown,
 )
 from posthog_otel._flags.local.properties import compile_property
+from posthog_otel._limits import FLAG_MAX_ITEMS, FLAG_MAX_NESTING
 
-__all__ = ["FilterCompiler", "dependency_matches"]
+__all__ = ["FilterCompiler", "cohort_heights", "cohort_key", "dependency_matches"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +53,7 @@ class FilterCompiler:
         self._version = matching_version
         self._groups: dict[str, Predicate] = {}
         self._compiling: set[str] = set()
+        self._heights = cohort_heights(cohorts)
 
     def compile(self, prop: Any) -> Predicate:
         if not isinstance(prop, Mapping):
@@ -59,12 +68,15 @@ class FilterCompiler:
     # -- cohorts -------------------------------------------------------------------------
 
     def _cohort(self, prop: Mapping[str, Any]) -> Predicate:
-        cohort_id = str(prop.get("value"))
+        cohort_id = cohort_key(prop.get("value"))  # "": no cohort the definitions hold
         op = prop.get("operator") or "exact"
-        if cohort_id not in self._cohorts:
-            return _static_cohort(cohort_id, negated=op == "not_in")
-        if op not in _COHORT_OPERATORS:
-            return never_decided(UNSUPPORTED_DEFINITION, f"cohort operator {op!r}")
+        if not cohort_id or cohort_id not in self._cohorts:
+            return _static_cohort(cohort_id or shown(prop.get("value")), negated=op == "not_in")
+        if not isinstance(op, str) or op not in _COHORT_OPERATORS:
+            return never_decided(UNSUPPORTED_DEFINITION, f"cohort operator {shown(op)}")
+        if self._heights.get(cohort_id, 0) > FLAG_MAX_NESTING:
+            problem = f"over {FLAG_MAX_NESTING} deep or {FLAG_MAX_ITEMS} entries"
+            return _malformed(f"cohort {cohort_id} nests {problem}")
         members = self._cohort_group(cohort_id)
         if op == "not_in":
             return lambda values, scope: not members(values, scope)
@@ -123,6 +135,70 @@ class FilterCompiler:
         return group_matches
 
 
+def cohort_key(value: Any) -> str:
+    """A cohort filter's value as the cohorts' key (``""`` if it cannot be one)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() < 64:
+        return str(value)
+    return ""
+
+
+def cohort_heights(cohorts: Mapping[str, Any]) -> dict[str, int]:
+    """How deep each cohort nests: its groups, and through the cohorts it names, theirs.
+
+    Iterative (a chain of any depth costs no recursion), and capped: a height over
+    ``FLAG_MAX_NESTING`` is reported as one more than it. A cohort in a cycle counts the
+    cycle once (compiling it finds the cycle)."""
+    own: dict[str, list[tuple[str, int]]] = {}  # cohort -> (cohort named, at what depth)
+    for cohort_id, group in cohorts.items():
+        refs: list[tuple[str, int]] = [("", 1)]  # the cohort's own group: 1 deep
+        stack: list[tuple[Any, int]] = [(group, 1)]
+        entries_seen = 0
+        while stack:
+            node, depth = stack.pop()  # a group, ``depth`` deep in this cohort
+            if depth > FLAG_MAX_NESTING:
+                refs.append(("", depth))  # deep enough on its own
+                continue
+            entries = node.get("values") if isinstance(node, Mapping) else None
+            entries_seen += len(entries) if isinstance(entries, list) else 0
+            if entries_seen > FLAG_MAX_ITEMS:  # too large to evaluate per lookup
+                refs.append(("", FLAG_MAX_NESTING + 1))
+                break
+            for entry in entries[: FLAG_MAX_ITEMS + 1] if isinstance(entries, list) else ():
+                if not isinstance(entry, Mapping):
+                    continue
+                if "values" in entry:  # a nested group, as the compiler reads it
+                    stack.append((entry, depth + 1))
+                    refs.append(("", depth + 1))
+                elif entry.get("type") == "cohort":
+                    refs.append((cohort_key(entry.get("value")), depth))  # one deeper
+        own[str(cohort_id)] = refs
+    heights: dict[str, int] = {"": 0}
+    for root in own:
+        todo = [root]
+        visiting: set[str] = set()
+        while todo:
+            cohort_id = todo[-1]
+            if cohort_id in heights:
+                todo.pop()
+                continue
+            waiting = [
+                ref
+                for ref, _ in own[cohort_id]
+                if ref and ref in own and ref not in heights and ref not in visiting
+            ]
+            if cohort_id not in visiting and waiting:
+                visiting.add(cohort_id)
+                todo.extend(waiting)
+                continue
+            todo.pop()
+            visiting.discard(cohort_id)
+            height = max(d + heights.get(ref, 0) for ref, d in own[cohort_id])
+            heights[cohort_id] = min(height, FLAG_MAX_NESTING + 1)
+    return heights
+
+
 def _static_cohort(cohort_id: str, *, negated: bool) -> Predicate:
     def predicate(values: Mapping[str, Any], scope: Scope) -> bool:
         if scope.server_side:  # nobody is in a cohort the server does not know
@@ -148,15 +224,19 @@ def _dependency(prop: Mapping[str, Any]) -> Predicate:
     key = prop.get("key")
     expected = prop.get("value")
     if prop.get("operator", "exact") != "flag_evaluates_to" or not key or expected is None:
-        _warn_once(str(key), "the operator must be flag_evaluates_to, with a key and a value")
+        _warn_once(shown(key), "the operator must be flag_evaluates_to, with a key and a value")
         return lambda values, scope: False
     chain = prop.get("dependency_chain")
     if not isinstance(chain, list):
-        return never_decided(UNSUPPORTED_DEFINITION, f"dependency on {key!r} without a chain")
+        return never_decided(UNSUPPORTED_DEFINITION, f"dependency on {shown(key)} without a chain")
     if not chain:
-        return never_decided(UNSUPPORTED_DEFINITION, f"circular dependency on {key!r}")
+        return never_decided(UNSUPPORTED_DEFINITION, f"circular dependency on {shown(key)}")
+    if not isinstance(key, str) or not all(isinstance(name, str) for name in chain):
+        return never_decided(UNSUPPORTED_DEFINITION, "a dependency chain names only flag keys")
+    if len(chain) > FLAG_MAX_ITEMS:
+        return never_decided(UNSUPPORTED_DEFINITION, f"a dependency chain of over {FLAG_MAX_ITEMS}")
     order = tuple(chain)
-    name = str(key)
+    name = key
 
     def predicate(values: Mapping[str, Any], scope: Scope) -> bool:
         return dependency_matches(expected, scope.dependency(order, name, values))

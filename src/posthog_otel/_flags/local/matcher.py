@@ -32,6 +32,7 @@ from posthog_otel._flags.local.predicate import (
     Scope,
     first_reason,
 )
+from posthog_otel._limits import FLAG_MAX_ITEMS
 
 __all__ = ["CompiledFlag", "Decision", "Groups"]
 
@@ -96,6 +97,8 @@ class _Condition:
         rollout = raw.get("rollout_percentage")
         if not isinstance(filters, list) or not isinstance(rollout, (int, float, type(None))):
             raise _MalformedError("a condition needs a list of filters and a numeric rollout")
+        if len(filters) > FLAG_MAX_ITEMS:
+            raise _MalformedError(f"over {FLAG_MAX_ITEMS} filters in a condition")
         self.tests: tuple[Predicate, ...] = tuple(compiler.compile(f) for f in filters)
         self.threshold: float | None = None if rollout is None else rollout / 100
         override = raw.get("variant")
@@ -167,8 +170,9 @@ class CompiledFlag:
         self.results: dict[Decision, Any] = {}  # the provider's FeatureFlag per decision
         try:
             self._compile(raw, compiler)
-        except (_MalformedError, TypeError, ValueError, KeyError, AttributeError) as exc:
-            self.broken = f"flag {self.key!r} has a definition we cannot read ({exc})"
+        except Exception as exc:  # noqa: BLE001 - any odd definition costs this flag only
+            problem = f"{type(exc).__name__}: {exc}"[:200]
+            self.broken = f"flag {self.key[:200]!r} has a definition we cannot read ({problem})"
         # The decision every subject gets, if the definition leaves nothing to chance.
         self.everyone: Decision | None = None if self.broken else self._everyone()
 
@@ -192,9 +196,13 @@ class CompiledFlag:
         conditions = filters.get("groups") or []
         if not isinstance(conditions, list):
             raise _MalformedError("filters.groups must be a list")
+        if len(conditions) > FLAG_MAX_ITEMS or len(self.variants) > FLAG_MAX_ITEMS:
+            raise _MalformedError(f"over {FLAG_MAX_ITEMS} conditions or variants")
         self.conditions = tuple(
             _Condition(c, i, compiler, self.aggregation, names) for i, c in enumerate(conditions)
         )
+        if sum(len(c.tests) for c in self.conditions) > FLAG_MAX_ITEMS:  # each lookup tests all
+            raise _MalformedError(f"over {FLAG_MAX_ITEMS} filters in all")
         payloads = filters.get("payloads") or {}
         self.payloads = {str(k): decode_payload(v) for k, v in dict(payloads).items()}
 

@@ -27,6 +27,7 @@ __all__ = [
     "Scope",
     "first_reason",
     "never_decided",
+    "shown",
 ]
 
 # Why a flag is undecided. When several apply, the first in this order is reported
@@ -91,3 +92,13 @@ def never_decided(reason: str, detail: str) -> Predicate:
         raise InconclusiveError(reason, detail)
 
     return predicate
+
+
+def shown(value: Any) -> str:
+    """A value from a definition, fit for a message: text shortened, anything else by its
+    type (the repr of a deeply nested value could itself fail)."""
+    if isinstance(value, str):
+        return repr(value[:80])
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)[:80]
+    return f"a {type(value).__name__}"

@@ -33,7 +33,9 @@ from posthog_otel._flags.local.predicate import (
     Predicate,
     Scope,
     never_decided,
+    shown,
 )
+from posthog_otel._limits import FLAG_MAX_INT_BITS, FLAG_MAX_VALUE_DEPTH
 
 __all__ = ["OPERATORS", "compile_property", "json_text", "number_or_none"]
 
@@ -61,13 +63,15 @@ def compile_property(prop: Mapping[str, Any], matching_version: int) -> Predicat
     """The predicate for one ``person`` or ``group`` property filter."""
     key = prop.get("key")
     op = prop.get("operator") or "exact"
-    if op not in OPERATORS:
-        return never_decided(UNSUPPORTED_DEFINITION, f"unknown operator {op!r}")
+    if not isinstance(key, str):
+        return never_decided(UNSUPPORTED_DEFINITION, f"property key {shown(key)}")
+    if not isinstance(op, str) or op not in OPERATORS:
+        return never_decided(UNSUPPORTED_DEFINITION, f"unknown operator {shown(op)}")
     test = _test(op, prop.get("value"), matching_version)
 
     def predicate(values: Mapping[str, Any], scope: Scope) -> bool:
         if key in values:
-            return test(values[key])  # type: ignore[index]
+            return test(values[key])
         if scope.server_side:
             return op == "is_not_set"
         raise InconclusiveError(MISSING_CONTEXT, f"property {key!r} not given")
@@ -79,6 +83,9 @@ def _test(op: str, value: Any, matching_version: int) -> Test:
     if op in ("is_set", "is_not_set"):
         is_set = op == "is_set"
         return lambda _: is_set
+    if _too_deep(value):
+        problem = f"a filter value nested over {FLAG_MAX_VALUE_DEPTH} deep"
+        return _raise(InconclusiveError(UNSUPPORTED_DEFINITION, problem))
     try:
         if op in ("exact", "is_not"):
             exact = _exact(value, matching_version)
@@ -98,6 +105,21 @@ def _test(op: str, value: Any, matching_version: int) -> Test:
         return _not_none(semver.compile_test(op, value))
     except InconclusiveError as problem:
         return _not_none(_raise(problem))
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether lists and objects nest deeper than ``FLAG_MAX_VALUE_DEPTH`` (no recursion)."""
+    level = [value]
+    for _ in range(FLAG_MAX_VALUE_DEPTH + 1):
+        level = [
+            inner
+            for item in level
+            if isinstance(item, (list, dict))
+            for inner in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return False
+    return True
 
 
 def _raise(problem: InconclusiveError) -> Test:
@@ -172,7 +194,7 @@ _FOUND: dict[str, Callable[[str, str], bool]] = {
 def _numeric(compare: Callable[[float, float], bool], value: Any) -> Test:
     bound = number_or_none(value)
     if bound is None:
-        raise InconclusiveError(UNSUPPORTED_DEFINITION, f"{value!r} is not a finite number")
+        raise InconclusiveError(UNSUPPORTED_DEFINITION, f"{shown(value)} is not a finite number")
     limit = bound
 
     def test(v: Any) -> bool:
@@ -196,6 +218,8 @@ def number_or_none(value: Any) -> float | None:
 
 
 def _regex(op: str, value: Any) -> Test:
+    if isinstance(value, (list, dict)):
+        raise InconclusiveError(UNSUPPORTED_DEFINITION, f"a regex must be text, not {shown(value)}")
     pattern = str(value)
     compiled = regex.compile_shared(pattern) if pattern else None
     negate = op == "not_regex"
@@ -219,10 +243,12 @@ def json_text(value: Any, reason: str) -> str:
     JSON cannot hold is inconclusive for ``reason`` (whose side it came from)."""
     if isinstance(value, str):
         return value
-    return _json(value, reason)
+    return _json(value, reason, 0)
 
 
-def _json(value: Any, reason: str) -> str:
+def _json(value: Any, reason: str, depth: int) -> str:
+    if depth > FLAG_MAX_VALUE_DEPTH:
+        raise InconclusiveError(reason, f"a value nested over {FLAG_MAX_VALUE_DEPTH} deep")
     if value is None:
         return "null"
     if value is True or value is False:
@@ -230,15 +256,17 @@ def _json(value: Any, reason: str) -> str:
     if isinstance(value, str):
         return _quoted(value)
     if isinstance(value, int):
+        if value.bit_length() > FLAG_MAX_INT_BITS:
+            raise InconclusiveError(reason, "an integer too long to write out")
         return str(value)
     if isinstance(value, float):
         return _float_text(value, reason)
     if isinstance(value, list):
-        return "[" + ",".join(_json(item, reason) for item in value) + "]"
+        return "[" + ",".join(_json(item, reason, depth + 1) for item in value) + "]"
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             raise InconclusiveError(reason, "object keys must be strings")
-        pairs = (f"{_quoted(k)}:{_json(value[k], reason)}" for k in sorted(value))
+        pairs = (f"{_quoted(k)}:{_json(value[k], reason, depth + 1)}" for k in sorted(value))
         return "{" + ",".join(pairs) + "}"
     raise InconclusiveError(reason, f"a {type(value).__name__} has no JSON form")
 

@@ -18,6 +18,19 @@ keeps to the syntax both read alike; anything else is inconclusive (asked of Pos
 non-ASCII text under ``\\w`` (the engines class marks and numbers differently), the
 separators U+001C-U+001F under ``\\s``, and a final newline where ``$`` meets a
 repetition. A pattern that neither engine accepts matches nothing, either way.
+
+Every search is bounded in time. Python's ``re`` searches a value only when
+``backtrack``'s cost model proves it cheap at that length (the common case: C speed);
+the ``automaton`` (linear time, in pure Python so other threads run, with a step
+budget) searches the rest. An optional engine was weighed and left out: ``google-re2``
+is linear too but is a compiled extension that would have to be an extra, so the
+fallback would still be needed and two engines' readings would have to agree; the
+``regex`` package's ``timeout`` bounds time but still backtracks exponentially up to
+it, and holds the GIL unless asked not to. The syntax above is a regular language, so
+the automaton needs nothing and gives ``re``'s answer, as the tests check. A pattern
+longer than ``REGEX_MAX_PATTERN_CHARS`` or nested deeper than ``REGEX_MAX_NESTING``, a
+value longer than ``REGEX_MAX_VALUE_CHARS``, or a search over its step budget is
+inconclusive: that filter is undecided, as any filter local evaluation cannot decide.
 """
 
 from __future__ import annotations
@@ -25,7 +38,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from posthog_otel._flags.local import automaton, backtrack
 from posthog_otel._flags.local.predicate import UNSUPPORTED_DEFINITION, InconclusiveError
+from posthog_otel._limits import REGEX_MAX_NESTING, REGEX_MAX_PATTERN_CHARS, REGEX_MAX_VALUE_CHARS
 
 __all__ = ["SharedRegex", "compile_shared", "search"]
 
@@ -45,6 +60,8 @@ class SharedRegex:
     word_class: bool
     space_class: bool
     strict_end_repeats: bool  # ``$`` together with a quantifier or an alternation
+    re_up_to: int  # the longest value Python's re searches within its cost budget
+    machine: automaton.Automaton | None  # for longer values; None: too large to build
 
 
 def _unshared(why: str) -> InconclusiveError:
@@ -54,21 +71,28 @@ def _unshared(why: str) -> InconclusiveError:
 def compile_shared(pattern: str) -> SharedRegex | None:
     """The (non-empty) pattern, compiled; ``None`` if it is invalid (matches nothing). Raises
     ``InconclusiveError`` when the engines could read it differently."""
+    if len(pattern) > REGEX_MAX_PATTERN_CHARS:
+        raise _unshared(f"a pattern over {REGEX_MAX_PATTERN_CHARS} characters")
     scan = _Scan(pattern)
     translated = scan.run()
     try:
         compiled = re.compile(translated)
+        parsed = automaton.parse(translated)
     except re.error:
         return None
     except (RecursionError, OverflowError, ValueError) as exc:
         raise _unshared(type(exc).__name__) from None
     strict = scan.end_anchor and scan.repeats
-    return SharedRegex(compiled, scan.word_class, scan.space_class, strict)
+    safe = backtrack.re_safe_length(parsed)
+    machine = None if safe >= REGEX_MAX_VALUE_CHARS else automaton.build(parsed)
+    return SharedRegex(compiled, scan.word_class, scan.space_class, strict, safe, machine)
 
 
 def search(regex: SharedRegex, text: str) -> bool:
     """Whether the pattern occurs in ``text``; ``InconclusiveError`` for a value the engines
-    could treat differently."""
+    could treat differently, or one too long or too dear to search."""
+    if len(text) > REGEX_MAX_VALUE_CHARS:
+        raise _unshared(f"a value over {REGEX_MAX_VALUE_CHARS} characters")
     if regex.strict_end_repeats and text.endswith("\n"):
         raise _unshared("a final newline against a strict $")
     if not text.isascii():
@@ -79,10 +103,17 @@ def search(regex: SharedRegex, text: str) -> bool:
             raise _unshared("non-ASCII marks or numbers under \\w")
     if regex.space_class and not _SEPARATORS.isdisjoint(text):
         raise _unshared("U+001C-U+001F under \\s")
+    if len(text) <= regex.re_up_to:
+        try:
+            return regex.compiled.search(text) is not None
+        except (RecursionError, MemoryError) as exc:
+            raise _unshared(type(exc).__name__) from None
+    if regex.machine is None:
+        raise _unshared("a pattern too large to search this value in bounded time")
     try:
-        return regex.compiled.search(text) is not None
-    except (RecursionError, MemoryError) as exc:
-        raise _unshared(type(exc).__name__) from None
+        return regex.machine.search(text)
+    except automaton.OverBudgetError:
+        raise _unshared("the search is over its step budget") from None
 
 
 class _Scan:
@@ -131,6 +162,8 @@ class _Scan:
         if char in "*+?{|":
             self.repeats = True
         if char == "(":
+            if len(self.groups) >= REGEX_MAX_NESTING:
+                raise _unshared(f"groups nested over {REGEX_MAX_NESTING} deep")
             self.groups.append(False)
         elif char == ")":
             self.closed_repeats = self.groups.pop() if self.groups else False

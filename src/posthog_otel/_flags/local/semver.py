@@ -21,6 +21,7 @@ from posthog_otel._flags.local.predicate import (
     MISSING_CONTEXT,
     UNSUPPORTED_DEFINITION,
     InconclusiveError,
+    shown,
 )
 
 __all__ = ["OPERATORS", "compile_test", "parse_version"]
@@ -67,7 +68,9 @@ def compile_test(op: str, value: Any) -> Callable[[Any], bool]:
             return lambda v: low <= _property_version(v) < high
         wanted = parse_version(value)
     except ValueError:
-        raise InconclusiveError(UNSUPPORTED_DEFINITION, f"{value!r} is not a version") from None
+        raise InconclusiveError(
+            UNSUPPORTED_DEFINITION, f"{shown(value)} is not a version"
+        ) from None
     compare = _COMPARE[op]
     return lambda v: compare(_property_version(v), wanted)
 
@@ -76,7 +79,7 @@ def _property_version(value: Any) -> Version:
     try:
         return _parsed(value) if type(value) is str else parse_version(value)
     except ValueError:
-        raise InconclusiveError(MISSING_CONTEXT, f"{value!r} is not a version") from None
+        raise InconclusiveError(MISSING_CONTEXT, f"{shown(value)} is not a version") from None
 
 
 def parse_version(value: Any) -> Version:
