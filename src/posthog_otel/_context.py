@@ -61,7 +61,6 @@ from posthog_otel._client.events import (
 )
 from posthog_otel._json import dumps
 from posthog_otel._limits import MAX_TRACING_HEADER_READ, MAX_TRACING_HEADER_VALUES
-from posthog_otel._mapping.captured import hold
 from posthog_otel._mapping.convention import (
     DISTINCT_ID,
     PROPERTIES,
@@ -70,7 +69,7 @@ from posthog_otel._mapping.convention import (
     TAG,
 )
 from posthog_otel._pipeline import pipeline
-from posthog_otel._pipeline.spans import request_root
+from posthog_otel._pipeline.spans import hold, request_root
 from posthog_otel._version import LIB, __version__
 
 __all__ = [
