@@ -88,7 +88,7 @@ def make_pipeline(server: DevServer):
         return provider.get_tracer("tests"), processor
 
     yield make
-    from posthog_otel._pipeline.processor import pipeline_of
+    from posthog_otel._pipeline.spans import pipeline_of
 
     for provider, client, processor in made:
         provider.shutdown()
@@ -114,7 +114,7 @@ def deflate_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     """Run a test with the isal extra's deflate, and again with the standard library's."""
     import zlib
 
-    import posthog_otel._client.compress as compress
+    import posthog_otel._client.batch as compress
 
     if request.param == "zlib":
         monkeypatch.setattr(compress, "_deflate", zlib)

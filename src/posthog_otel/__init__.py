@@ -7,15 +7,11 @@ Alongside: ``posthog_otel.openfeature`` (the OpenFeature provider, extra
 
 from posthog_otel._client.client import PostHogClient, Response
 from posthog_otel._client.events import Event
-from posthog_otel._flags.local.definitions import FlagDefinitions
-from posthog_otel._flags.provider import PostHogFlagProvider
-from posthog_otel._flags.stats import FlagStats
-from posthog_otel._flags.values import FeatureFlag, FlagsResponse
-from posthog_otel._pipeline.context import capture, identify
-from posthog_otel._pipeline.exporter import PostHogSpanExporter
+from posthog_otel._context import PostHogPropagator, capture, identify
+from posthog_otel._flagdata import FeatureFlag, FlagDefinitions, FlagsResponse
+from posthog_otel._flags.provider import FlagStats, PostHogFlagProvider
 from posthog_otel._pipeline.logs import PostHogLogExporter, PostHogLogProcessor
-from posthog_otel._pipeline.processor import PostHogSpanProcessor
-from posthog_otel._pipeline.propagator import PostHogPropagator
+from posthog_otel._pipeline.spans import PostHogSpanExporter, PostHogSpanProcessor
 from posthog_otel._pipeline.stats import PipelineStats
 from posthog_otel._version import __version__
 from posthog_otel.errors import (
@@ -50,3 +46,25 @@ __all__ = [
     "capture",
     "identify",
 ]
+
+
+# Public names show where users import them from (as httpx does): reprs, tracebacks
+# and pickles say ``posthog_otel.PostHogSpanProcessor``, not the private module. The
+# errors already live in the public ``posthog_otel.errors``. A class's own annotations
+# are resolved first, in the module that defines them, so ``typing.get_type_hints``
+# keeps working on the value classes (it looks names up in ``__module__``).
+def _show_as_public(names: list[str]) -> None:
+    import typing
+
+    for name in names:
+        obj = globals()[name]
+        if not getattr(obj, "__module__", "").startswith("posthog_otel._"):
+            continue
+        own = vars(obj).get("__annotations__") if isinstance(obj, type) else None
+        if own:
+            hints = typing.get_type_hints(obj, include_extras=True)
+            obj.__annotations__ = {key: hints[key] for key in own}
+        obj.__module__ = "posthog_otel"
+
+
+_show_as_public(__all__)

@@ -19,9 +19,11 @@ underscore; an architecture test enforces it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import baggage as _baggage
@@ -31,23 +33,15 @@ from opentelemetry.context import Context
 from opentelemetry.trace import propagation as _propagation
 
 __all__ = [
+    "ACCESS",
+    "FAST",
+    "PUBLIC",
+    "Accessors",
     "LogRecordExportResult",
     "LogRecordExporter",
     "LogRecordProcessor",
-    "attributes_of",
-    "baggage_of",
-    "current_context",
-    "event_room",
-    "events_of",
     "global_logger_provider",
-    "hook_attributes",
-    "hook_baggage_of",
-    "hook_current_context",
-    "hook_events",
-    "hook_span_of",
-    "log_attributes_of",
     "require_logs",
-    "span_of",
     "suppressed",
     "use_public_api",
 ]
@@ -121,101 +115,94 @@ def _public_baggage_of(ctx: Context) -> Mapping[str, object]:
     return _baggage.get_all(ctx)
 
 
-def _resolve() -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Accessors:
+    """How spans, span events, log records and contexts are read: ``FAST`` through
+    OpenTelemetry's private names (each with a public fallback), ``PUBLIC`` through its
+    public API only. ``ACCESS`` is the set in use; read it at call time, never bind it."""
+
+    attributes: Callable[[Any], Mapping[str, Any]]
+    """A span's, span event's or log record's attributes, read without copying."""
+    events: Callable[[Any], Sequence[Any]]
+    """A span's events, read without copying."""
+    event_room: Callable[[Any], int]
+    """How many more events a recording SDK span keeps before it drops its oldest ones."""
+    log_attributes: Callable[[Any], Mapping[str, Any]]
+    """An OpenTelemetry log record's attributes (empty when it has none)."""
+    current_context: Callable[[], Context]
+    """The current context (one call instead of two on the fast path)."""
+    span_of: Callable[[Context], Any]
+    """The span stored in a context, or ``None``."""
+    baggage_of: Callable[[Context], Mapping[str, object]]
+    """The baggage entries stored in a context (empty when none)."""
+    suppress_key: Any
+    """The SDK's key that suppresses instrumentation, or ``None``."""
+    # The same, for the span hooks every span passes through: no Python frame on the
+    # fast path. ``fast_attributes`` and ``fast_events`` may raise ``AttributeError``
+    # (then use the ones above), and ``fast_baggage_of`` may return ``None`` for none.
+    fast_attributes: Callable[[Any], Mapping[str, Any]]
+    fast_events: Callable[[Any], Sequence[Any]]
+    fast_current_context: Callable[[], Context]
+    fast_span_of: Callable[[Context], Any]
+    fast_baggage_of: Callable[[Context], Mapping[str, object] | None]
+
+
+PUBLIC = Accessors(
+    attributes=_public_attributes,
+    events=_public_events,
+    event_room=_public_event_room,
+    log_attributes=_public_log_attributes,
+    current_context=_context.get_current,
+    span_of=_public_span_of,
+    baggage_of=_public_baggage_of,
+    suppress_key=None,
+    fast_attributes=_public_attributes,
+    fast_events=_public_events,
+    fast_current_context=_context.get_current,
+    fast_span_of=_public_span_of,
+    fast_baggage_of=_public_baggage_of,
+)
+
+
+def _resolve() -> Accessors:
+    """``PUBLIC`` with every reader this SDK's private names allow replaced."""
     runtime = _private(_context, "_RUNTIME_CONTEXT")
     span_key = _private(_propagation, "_SPAN_KEY")
     baggage_key = _private(_baggage, "_BAGGAGE_KEY")
     fast: dict[str, Any] = {
-        "attributes_of": _fast_attributes,
-        "events_of": _fast_events,
+        "attributes": _fast_attributes,
+        "events": _fast_events,
         "event_room": _fast_event_room,
-        "log_attributes_of": _fast_log_attributes,
+        "log_attributes": _fast_log_attributes,
         "suppress_key": _private(_context, "_SUPPRESS_INSTRUMENTATION_KEY"),
     }
     if runtime is not None and hasattr(runtime, "get_current"):
-        fast["current_context"] = fast["hook_current_context"] = runtime.get_current
+        fast["current_context"] = fast["fast_current_context"] = runtime.get_current
         variable = _private(runtime, "_current_context")
         if callable(getattr(variable, "get", None)):
-            fast["hook_current_context"] = variable.get  # a ContextVar: no Python frame
+            fast["fast_current_context"] = variable.get  # a ContextVar: no Python frame
     if span_key is not None:
         fast["span_of"] = lambda ctx: ctx.get(span_key)
-        fast["hook_span_of"] = operator.methodcaller("get", span_key)
+        fast["fast_span_of"] = operator.methodcaller("get", span_key)
     if baggage_key is not None:
         fast["baggage_of"] = lambda ctx: ctx.get(baggage_key) or {}
-        fast["hook_baggage_of"] = operator.methodcaller("get", baggage_key)
-    # For the hooks every span passes through: C-implemented, so no Python frame; they
-    # raise AttributeError for objects without these names (hooks then fall back).
-    fast["hook_attributes"] = operator.attrgetter("_attributes._dict")
-    fast["hook_events"] = operator.attrgetter("_events")
-    return fast
+        fast["fast_baggage_of"] = operator.methodcaller("get", baggage_key)
+    # C-implemented, so no Python frame; they raise AttributeError for objects without
+    # these names (hooks then fall back).
+    fast["fast_attributes"] = operator.attrgetter("_attributes._dict")
+    fast["fast_events"] = operator.attrgetter("_events")
+    return dataclasses.replace(PUBLIC, **fast)
 
 
-_PUBLIC: dict[str, Any] = {
-    "attributes_of": _public_attributes,
-    "events_of": _public_events,
-    "event_room": _public_event_room,
-    "log_attributes_of": _public_log_attributes,
-    "current_context": _context.get_current,
-    "span_of": _public_span_of,
-    "baggage_of": _public_baggage_of,
-    "suppress_key": None,
-    "hook_attributes": _public_attributes,
-    "hook_events": _public_events,
-    "hook_current_context": _context.get_current,
-    "hook_span_of": _public_span_of,
-    "hook_baggage_of": _public_baggage_of,
-}
-
-attributes_of: Callable[[Any], Mapping[str, Any]]
-"""A span's, span event's or log record's attributes, read without copying."""
-events_of: Callable[[Any], Sequence[Any]]
-"""A span's events, read without copying."""
-event_room: Callable[[Any], int]
-"""How many more events a recording SDK span keeps before it drops its oldest ones."""
-log_attributes_of: Callable[[Any], Mapping[str, Any]]
-"""An OpenTelemetry log record's attributes (empty when it has none)."""
-current_context: Callable[[], Context]
-"""The current context (one call instead of two on the fast path)."""
-span_of: Callable[[Context], Any]
-"""The span stored in a context, or ``None``."""
-baggage_of: Callable[[Context], Mapping[str, object]]
-"""The baggage entries stored in a context (empty when none)."""
-_suppress_key: Any = None
-# The same, for the span hooks: no Python frame on the fast path. ``hook_attributes`` and
-# ``hook_events`` may raise ``AttributeError`` (then use the functions above), and
-# ``hook_baggage_of`` may return ``None`` for no baggage.
-hook_attributes: Callable[[Any], Mapping[str, Any]]
-hook_events: Callable[[Any], Sequence[Any]]
-hook_current_context: Callable[[], Context]
-hook_span_of: Callable[[Context], Any]
-hook_baggage_of: Callable[[Context], Mapping[str, object] | None]
-
-
-def _install(chosen: dict[str, Any]) -> None:
-    global attributes_of, events_of, log_attributes_of, current_context, span_of, baggage_of
-    global _suppress_key, hook_attributes, hook_events, hook_current_context, hook_span_of
-    global hook_baggage_of, event_room
-    hook_attributes = chosen["hook_attributes"]
-    hook_events = chosen["hook_events"]
-    hook_current_context = chosen["hook_current_context"]
-    hook_span_of = chosen["hook_span_of"]
-    hook_baggage_of = chosen["hook_baggage_of"]
-    attributes_of = chosen["attributes_of"]
-    events_of = chosen["events_of"]
-    event_room = chosen["event_room"]
-    log_attributes_of = chosen["log_attributes_of"]
-    current_context = chosen["current_context"]
-    span_of = chosen["span_of"]
-    baggage_of = chosen["baggage_of"]
-    _suppress_key = chosen["suppress_key"]
+FAST = _resolve()
+ACCESS = FAST
 
 
 def use_public_api(public: bool = True) -> None:
-    """Use only OpenTelemetry's public API from now on (``False``: the fast paths again).
-
-    Callers must look these functions up on this module at call time, never bind them.
-    """
-    _install(dict(_PUBLIC) if public else {**_PUBLIC, **_resolve()})
+    """Use only OpenTelemetry's public API from now on (``False``: the fast paths again,
+    resolved anew)."""
+    global ACCESS
+    ACCESS = PUBLIC if public else _resolve()
 
 
 @contextlib.contextmanager
@@ -226,8 +213,9 @@ def suppressed() -> Iterator[None]:
     used when installed; failing both, our requests may be traced (they carry no
     tags, so they never become events).
     """
-    if _suppress_key is not None:
-        token = _context.attach(_context.set_value(_suppress_key, True))
+    key = ACCESS.suppress_key
+    if key is not None:
+        token = _context.attach(_context.set_value(key, True))
         try:
             yield
         finally:
@@ -240,9 +228,6 @@ def suppressed() -> Iterator[None]:
         return
     with suppress_instrumentation():
         yield
-
-
-use_public_api(False)
 
 
 # -- the logs SDK ----------------------------------------------------------------------

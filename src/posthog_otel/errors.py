@@ -9,6 +9,7 @@ checks); background threads turn failures into counters and one log line.
      ├── ConfigurationError      (also a ValueError) a setting is missing or invalid
      ├── APIError                PostHog answered with a non-2xx status after retries
      └── TransportError          the request never got an answer (network, TLS, timeout)
+          ├── NoAnswerError          one attempt got no answer (``retryable`` says if another may)
           └── ResponseTooLargeError  the answer was over its size limit, so it was not read
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 __all__ = [
     "APIError",
     "ConfigurationError",
+    "NoAnswerError",
     "PostHogError",
     "ResponseTooLargeError",
     "TransportError",
@@ -38,6 +40,16 @@ class PostHogError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
+
+    def with_sent(self, sent: int) -> PostHogError:
+        """This error, noting that ``sent`` leading events were accepted before it."""
+        self.sent = sent
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle (for multiprocessing, say) without calling a subclass's ``__init__``,
+        whose arguments differ from ``args``: the message and the attributes."""
+        return _rebuild, (type(self), self.args, self.__dict__)
 
 
 class ConfigurationError(PostHogError, ValueError):
@@ -80,6 +92,18 @@ class TransportError(PostHogError):
     """
 
 
+class NoAnswerError(TransportError):
+    """A request that got no answer; ``retryable`` says whether trying again can help.
+
+    The transport raises it per attempt; what reaches a caller after the retries is
+    this, or a ``TransportError`` that chains it.
+    """
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
 class ResponseTooLargeError(TransportError):
     """The answer was larger than its limit (as received, or once inflated), so it was
     cut off unread and the request failed; it is not retried.
@@ -93,6 +117,13 @@ class ResponseTooLargeError(TransportError):
         super().__init__(message)
         self.limit = limit
         self.url_path = url_path
+
+
+def _rebuild(cls: type[PostHogError], args: tuple[Any, ...], attrs: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(attrs)
+    return error
 
 
 def _short(body: Any, limit: int = 200) -> str:

@@ -17,7 +17,7 @@ import os
 
 import pytest
 
-from posthog_otel._flags.local.definitions import parse_definitions
+from posthog_otel._flagdata import parse_definitions
 from posthog_otel._flags.local.evaluator import Decision, LocalFlags
 from tests.support import paths
 from tests.support.flag_cases import Oracle, documents

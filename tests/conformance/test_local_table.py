@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from posthog_otel import PostHogClient, PostHogFlagProvider
-from posthog_otel._flags.local.definitions import parse_definitions
+from posthog_otel._flagdata import parse_definitions
 from posthog_otel._flags.local.evaluator import Decision, LocalFlags, Undecided
 from posthog_otel.devserver import DevServer
 from tests.support.local_cases import ASK, CASES, PAYLOADS, Case, document

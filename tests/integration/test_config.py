@@ -7,7 +7,7 @@ import math
 import pytest
 
 from posthog_otel import ConfigurationError, PostHogClient
-from posthog_otel._client.config import ENV_VARIABLES, ClientConfig
+from posthog_otel._config import ENV_VARIABLES, ClientConfig
 
 KEY = "phc_config_Secret_9876"
 

@@ -145,7 +145,7 @@ def test_posthogs_own_sdk_polls_the_devserver_and_agrees(server, caplog):
     """PostHog's Python SDK, with a secret key, loads the devserver's definitions and
     decides as our evaluator does; it logs no error on the way."""
     posthog = pytest.importorskip("posthog")
-    from posthog_otel._flags.local.definitions import parse_definitions
+    from posthog_otel._flagdata import parse_definitions
     from posthog_otel._flags.local.evaluator import Decision, LocalFlags
 
     doc = next(documents(seed=3, count=1, flags=12, subjects=40))

@@ -20,7 +20,7 @@ import urllib.request
 import pytest
 
 from posthog_otel import capture, identify
-from posthog_otel._pipeline.processor import pipeline_of
+from posthog_otel._pipeline.spans import pipeline_of
 from tests.support.server import assert_accounted, wait_until
 
 

@@ -20,12 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from posthog_otel import PostHogClient, PostHogFlagProvider
+from posthog_otel._flagdata import parse_definitions, parse_flags_response
 from posthog_otel._flags.local import automaton, backtrack, regex
-from posthog_otel._flags.local.definitions import parse_definitions
 from posthog_otel._flags.local.evaluator import Decision, LocalFlags, Undecided
 from posthog_otel._flags.local.predicate import InconclusiveError
 from posthog_otel._flags.local.properties import OPERATORS
-from posthog_otel._flags.values import parse_flags_response
 from tests.support.server import API_KEY
 
 SCALE = int(os.environ.get("FUZZ_EXAMPLES", "1"))

@@ -16,8 +16,8 @@ from opentelemetry.trace import Status, StatusCode
 from posthog_otel import PostHogClient, PostHogSpanExporter, PostHogSpanProcessor, identify
 from posthog_otel._client.events import MAX_EVENT_BYTES
 from posthog_otel._json import dumps
+from posthog_otel._mapping.bounds import MAX_CONTENT_BYTES, bounded
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST, denylist_pattern
-from posthog_otel._mapping.genai_content import MAX_CONTENT_BYTES, bounded
 from posthog_otel._mapping.spans import MappingOptions, SpanMapper
 from posthog_otel.errors import ConfigurationError
 from tests.support.server import API_KEY

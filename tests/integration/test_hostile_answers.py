@@ -327,7 +327,7 @@ def test_every_public_object_hides_the_keys_in_its_repr(server):
         PostHogSpanExporter,
         PostHogSpanProcessor,
     )
-    from posthog_otel._client.config import ClientConfig
+    from posthog_otel._config import ClientConfig
 
     with PostHogClient(
         API_KEY, server.url, secret_key=SECRET, headers={"X-Token": SECRET}

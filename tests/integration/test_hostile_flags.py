@@ -11,7 +11,7 @@ import time
 import pytest
 
 from posthog_otel import PostHogClient, PostHogFlagProvider
-from posthog_otel._flags.local.definitions import parse_definitions
+from posthog_otel._flagdata import parse_definitions
 from posthog_otel._flags.local.evaluator import LocalFlags, Undecided
 from posthog_otel._limits import (
     FLAG_MAX_ITEMS,

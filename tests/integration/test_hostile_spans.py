@@ -24,9 +24,9 @@ from posthog_otel._limits import (
     MAX_STRING_LENGTH,
     MAX_VALUE_DEPTH,
 )
-from posthog_otel._mapping import captured
 from posthog_otel._mapping.logs import LogItem, LogMapper
 from posthog_otel._mapping.spans import MappingOptions, SpanMapper
+from posthog_otel._pipeline import spans as captured
 from tests.support.server import assert_accounted
 from tests.support.spans import recording
 

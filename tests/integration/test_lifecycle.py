@@ -26,7 +26,7 @@ from posthog_otel import (
     PostHogLogProcessor,
     PostHogSpanProcessor,
 )
-from posthog_otel._pipeline.processor import pipeline_of
+from posthog_otel._pipeline.spans import pipeline_of
 from tests.support.server import API_KEY, assert_accounted, wait_until
 
 

@@ -129,7 +129,7 @@ def test_capture_on_a_sampled_out_trace_still_goes_out(server, make_pipeline):
 
 
 def test_capture_with_no_processor_is_dropped_with_one_warning(caplog):
-    import posthog_otel._pipeline.context as helpers
+    import posthog_otel._context as helpers
 
     helpers._warned.clear()
     with caplog.at_level(logging.WARNING, logger="posthog_otel"):

@@ -30,7 +30,7 @@ from posthog_otel import (
     capture,
     identify,
 )
-from posthog_otel._pipeline.propagator import clean_header_value
+from posthog_otel._context import clean_header_value
 from tests.support.server import API_KEY
 
 BROWSER = {"X-POSTHOG-DISTINCT-ID": "anon-0190f3", "X-POSTHOG-SESSION-ID": "0190f3-session"}

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from posthog_otel._pipeline.processor import pipeline_of
+from posthog_otel._pipeline.spans import pipeline_of
 from tests.support.server import assert_accounted, wait_until
 
 

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from posthog_otel._flags.cache import FlagCache
-from posthog_otel._flags.values import FeatureFlag, FlagsResponse
+from posthog_otel._flagdata import FeatureFlag, FlagsResponse
+from posthog_otel._flags.remote import FlagCache
 from posthog_otel.errors import APIError, TransportError
 from tests.support.server import FakeClock
 

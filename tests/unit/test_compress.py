@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from posthog_otel._client.compress import GzipWriter, gzip_bytes
+from posthog_otel._client.batch import GzipWriter, gzip_bytes
 
 PARTS = [b'{"api_key":"k","batch":[', b",".join(b'{"event":"e%d"}' % i for i in range(3000))]
 

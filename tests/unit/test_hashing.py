@@ -1,6 +1,6 @@
 """The rollout hash must agree with PostHog's flag service bit for bit."""
 
-from posthog_otel._flags.hashing import rollout_hash
+from posthog_otel._flags.local.hashing import rollout_hash
 
 # Known answers published with PostHog's SDKs: for "distinct_id_0", "distinct_id_1", ...
 # a 45% rollout of "simple-flag" is on (1) or off (0) exactly as below.

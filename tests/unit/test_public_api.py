@@ -69,8 +69,62 @@ def test_only_these_modules_are_public():
         [
             "APIError",
             "ConfigurationError",
+            "NoAnswerError",
             "PostHogError",
             "ResponseTooLargeError",
             "TransportError",
         ]
     )
+
+
+def test_public_names_show_the_public_module():
+    """``posthog_otel.PostHogSpanProcessor``, not the private module it is defined in (as
+    httpx does); the errors live in the public ``posthog_otel.errors``."""
+    import typing
+
+    for name in posthog_otel.__all__:
+        obj = getattr(posthog_otel, name)
+        if name == "__version__":
+            continue
+        expected = "posthog_otel.errors" if issubclass_safe(obj, Exception) else "posthog_otel"
+        assert obj.__module__ == expected, name
+        if isinstance(obj, type):  # annotations still resolve (dataclasses, NamedTuples)
+            typing.get_type_hints(obj)
+
+
+def issubclass_safe(obj, cls) -> bool:
+    return isinstance(obj, type) and issubclass(obj, cls)
+
+
+def test_public_values_and_errors_pickle():
+    import pickle
+
+    from posthog_otel import APIError, ConfigurationError, FeatureFlag, TransportError, errors
+
+    flag = FeatureFlag("beta", True)
+    assert pickle.loads(pickle.dumps(flag)) == flag
+    for error in (
+        ConfigurationError("host", "must be a URL"),
+        TransportError("connection refused"),
+        APIError(503, "busy"),
+        errors.NoAnswerError("timed out", retryable=True),
+    ):
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error)
+        assert str(again) == str(error)
+        assert vars(again) == vars(error)
+
+
+def test_the_devserver_runs_as_a_module():
+    """``python -m posthog_otel.devserver`` is ``posthog-otel devserver``."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "posthog_otel.devserver", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--flags" in result.stdout

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from posthog_otel._flags.local.definitions import parse_definitions
+from posthog_otel._flagdata import FeatureFlag, parse_definitions, result_reason
 from posthog_otel._flags.local.evaluator import LocalFlags
-from posthog_otel._flags.reasons import result_reason
-from posthog_otel._flags.values import FeatureFlag
 
 PLAN = {"key": "plan", "type": "person", "operator": "exact", "value": ["pro"]}
 SPLIT = {

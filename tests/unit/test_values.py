@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from posthog_otel._flags.values import (
+from posthog_otel._flagdata import (
     FeatureFlag,
     RawPayload,
     decode_payload,

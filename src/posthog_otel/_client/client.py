@@ -15,17 +15,21 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from posthog_otel._client.config import (
+from posthog_otel._client.connection import Connection, Response
+from posthog_otel._client.events import Event, iso_utc, now_iso, parse_timestamp
+from posthog_otel._config import (
     DEFAULT_FLAGS_PATH,
     DEFAULT_HOST,
     ClientConfig,
     check_headers,
 )
-from posthog_otel._client.connection import Connection, Response
-from posthog_otel._client.events import Event, iso_utc, now_iso, parse_timestamp
-from posthog_otel._flags.exposure import ExposureLog, flag_called_properties
-from posthog_otel._flags.local.definitions import FlagDefinitions
-from posthog_otel._flags.values import FeatureFlag, FlagsResponse
+from posthog_otel._flagdata import (
+    ExposureLog,
+    FeatureFlag,
+    FlagDefinitions,
+    FlagsResponse,
+    flag_called_properties,
+)
 from posthog_otel._json import dumps
 from posthog_otel.errors import PostHogError
 
@@ -193,8 +197,7 @@ class PostHogClient:
                     connection.send_batch(chunk, headers=extra), "/batch/"
                 )
             except PostHogError as exc:
-                exc.sent = sent
-                raise
+                raise exc.with_sent(sent) from exc.__cause__  # the same error, counted
             sent += len(chunk)
         return response
 

@@ -15,12 +15,16 @@ from typing import Any
 from urllib.parse import quote
 
 from posthog_otel._client.batch import MAX_BATCH_BYTES, OpenBatch, SealedBatch, batch_head, batches
-from posthog_otel._client.config import ClientConfig, check_key
 from posthog_otel._client.events import check_distinct_id, check_groups, check_properties
 from posthog_otel._client.retry import RetryPolicy, send_with_retries
 from posthog_otel._client.transport import HTTPResult, Transport
-from posthog_otel._flags.local.definitions import FlagDefinitions, parse_definitions
-from posthog_otel._flags.values import FlagsResponse, parse_flags_response
+from posthog_otel._config import ClientConfig, check_key
+from posthog_otel._flagdata import (
+    FlagDefinitions,
+    FlagsResponse,
+    parse_definitions,
+    parse_flags_response,
+)
 from posthog_otel._json import dumps, loads
 from posthog_otel._limits import MAX_DEFINITIONS_ANSWER_BYTES, MAX_KEPT_HEADER_CHARS
 from posthog_otel.errors import APIError, ConfigurationError, PostHogError

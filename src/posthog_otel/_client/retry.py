@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from posthog_otel._client.transport import HTTPResult, NoAnswerError
+from posthog_otel._client.transport import HTTPResult
+from posthog_otel.errors import NoAnswerError
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_DELAY = 30.0

@@ -38,11 +38,11 @@ from urllib3.exceptions import (
 
 from posthog_otel import _forksafe
 from posthog_otel._client.answer import AnswerTooLargeError, UnreadableAnswerError, read_body
-from posthog_otel._client.compress import gzip_bytes
+from posthog_otel._client.batch import gzip_bytes
 from posthog_otel._client.watchdog import WATCHDOG, Cutoff
 from posthog_otel._limits import MAX_ANSWER_BYTES
 from posthog_otel._version import __version__
-from posthog_otel.errors import ResponseTooLargeError, TransportError
+from posthog_otel.errors import NoAnswerError, ResponseTooLargeError
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +56,6 @@ class HTTPResult:
     status: int
     headers: Mapping[str, str]
     data: bytes
-
-
-class NoAnswerError(TransportError):
-    """A request that got no answer; ``retryable`` says whether trying again can help."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
 
 
 class Transport:
@@ -113,14 +105,7 @@ class Transport:
         data = gzip_bytes(body) if self._gzip and not gzipped else body
         if gzipped or self._gzip:
             request_headers["Content-Encoding"] = "gzip"
-        url = self._base_url + path
-        with WATCHDOG.watch(time.monotonic() + timeout, stop) as cutoff:
-            try:
-                return self._send(url, data, request_headers, cutoff, limit)
-            except _StaleConnectionError as exc:
-                # The server closed a pooled keep-alive connection as we reused it.
-                logger.debug("retrying %s once on another connection: %s", path, exc)
-                return self._send(url, data, request_headers, cutoff, limit)
+        return self._request("POST", path, data, request_headers, timeout, stop, limit)
 
     def get(
         self,
@@ -138,15 +123,29 @@ class Transport:
             raise NoAnswerError(f"request to {path} not sent: stopping", retryable=False)
         request_headers = {k: v for k, v in self._headers.items() if k != "Content-Type"}
         request_headers.update(headers or {})
+        return self._request("GET", path, None, request_headers, timeout, stop, limit)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        timeout: float,
+        stop: threading.Event | None,
+        limit: int,
+    ) -> HTTPResult:
+        """One request under the watchdog's deadline, retried once on another connection
+        when the server closed the pooled keep-alive one as we reused it (a poll every
+        30 s often finds it closed)."""
         url = self._base_url + path
         with WATCHDOG.watch(time.monotonic() + timeout, stop) as cutoff:
             try:
-                return self._send(url, None, request_headers, cutoff, limit, method="GET")
+                return self._send(url, body, headers, cutoff, limit, method=method)
             except _StaleConnectionError as exc:
-                # A poll every 30 s often finds its keep-alive connection closed.
-                where = urlsplit(url).path  # the query holds the project key
-                logger.debug("retrying GET %s once on another connection: %s", where, exc)
-                return self._send(url, None, request_headers, cutoff, limit, method="GET")
+                where = urlsplit(url).path  # without the query, which may hold a key
+                logger.debug("retrying %s %s once on another connection: %s", method, where, exc)
+                return self._send(url, body, headers, cutoff, limit, method=method)
 
     def close(self) -> None:
         with self._lock:

@@ -19,16 +19,17 @@ from opentelemetry import trace
 
 from posthog_otel import _forksafe
 from posthog_otel._client.connection import Connection
-from posthog_otel._flags.exposure import ExposedValues, ExposureLog, flag_called_properties
-from posthog_otel._flags.reasons import result_reason
-from posthog_otel._flags.values import FeatureFlag, FlagsResponse
-from posthog_otel._mapping.captured import captured_event
-from posthog_otel._pipeline import pipeline, signals
-from posthog_otel._pipeline.context import session_of
-from posthog_otel._pipeline.delivery import Delivery
-from posthog_otel._pipeline.pipeline import Pipeline
-from posthog_otel._pipeline.stats import Stats
-from posthog_otel._pipeline.worker import BatchWorker
+from posthog_otel._context import event_from_code, session_of
+from posthog_otel._flagdata import (
+    ExposedValues,
+    ExposureLog,
+    FeatureFlag,
+    FlagsResponse,
+    flag_called_properties,
+    result_reason,
+)
+from posthog_otel._pipeline import pipeline
+from posthog_otel._pipeline.pipeline import Pipeline, PipelineOptions, build_pipeline
 
 __all__ = ["FlagObserver", "span_event"]
 
@@ -42,10 +43,10 @@ class FlagObserver:
         shared: Pipeline | None,
         *,
         send_events: bool,
-        sigterm: tuple[bool, float],
+        options: PipelineOptions,
     ) -> None:
         self._connection = connection
-        self._sigterm = sigterm  # whether our own queue drains on SIGTERM, and how long
+        self._options = options  # for our own queue, when there is no shared one
         self._shared = shared
         self._send_events = send_events and connection.config.enabled_capture
         self._reported = ExposureLog()
@@ -53,7 +54,7 @@ class FlagObserver:
         # Per live span, the flags already recorded on it, with their values.
         self._on_spans: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
-        self._own: Pipeline | None = None
+        self._fallback: Pipeline | None = None
         self._closed = False
         _forksafe.register(self)
 
@@ -87,10 +88,10 @@ class FlagObserver:
         if groups:
             properties["$groups"] = dict(groups)
         session = session_of(span)
-        event = captured_event(
+        event = event_from_code(
             "$feature_flag_called", properties, who, span.get_span_context(), session
         )
-        target = self._shared or self._own_pipeline()
+        target = self._shared or self._fallback_pipeline()
         if target is not None:
             target.put(event)
 
@@ -111,22 +112,22 @@ class FlagObserver:
         if groups:
             properties["$groups"] = dict(groups)
         span = trace.get_current_span()
-        event = captured_event(name, properties, who, span.get_span_context())
-        target = self._shared or self._own_pipeline()
+        event = event_from_code(name, properties, who, span.get_span_context())
+        target = self._shared or self._fallback_pipeline()
         return target is not None and target.put(event)
 
     def flush(self, timeout: float) -> bool:
         if self._shared is not None:
             return self._shared.flush(timeout)
-        return self._own.flush(timeout) if self._own is not None else True
+        return self._fallback.flush(timeout) if self._fallback is not None else True
 
     def shutdown(self, timeout: float) -> None:
         """Deliver what is queued; our own queue stops and is not restarted."""
         with self._lock:
             self._closed = True
-            own, self._own = self._own, None
-        if own is not None:
-            own.shutdown(timeout)
+            fallback, self._fallback = self._fallback, None
+        if fallback is not None:
+            fallback.shutdown(timeout)
         elif self._shared is not None:
             self._shared.flush(timeout)
 
@@ -138,18 +139,13 @@ class FlagObserver:
             recorded[key] = value
             return True
 
-    def _own_pipeline(self) -> Pipeline | None:
+    def _fallback_pipeline(self) -> Pipeline | None:
         with self._lock:
-            if self._own is None and not self._closed:
-                stats = Stats()
-                worker = BatchWorker(
-                    Delivery(self._connection, stats), stats, name="posthog-otel-flags"
+            if self._fallback is None and not self._closed:
+                self._fallback = build_pipeline(
+                    self._connection, self._options, name="posthog-otel-flags"
                 )
-                self._own = Pipeline(worker, stats)
-                on_sigterm, timeout = self._sigterm
-                if on_sigterm:
-                    signals.install(timeout)
-            return self._own
+            return self._fallback
 
 
 def span_event(

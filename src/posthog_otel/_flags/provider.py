@@ -12,33 +12,51 @@ With a secret key, flags are decided in process (local evaluation): the project'
 flag definitions are polled in the background (``_flags.local``), and PostHog is
 asked only for a flag the definitions cannot decide for this user.
 
-The parts: ``lookups`` (which source answers a read), ``local.source`` (local
-answers), ``remote`` (PostHog's, through the cache), ``observe`` (what a read leaves
-on the trace and in exposure events).
+Here too: which source answers a read (``FlagLookups``: local evaluation first, then
+PostHog through the cache; each read counted, local, remote or undecided, and observed:
+span event, exposure), who a lookup is for (``distinct_id_for``: the one given, else
+the current span's ``posthog.distinct_id``, ``identify()``'s baggage, then
+``enduser.id``/``user.id``) with its context checked into the JSON form PostHog sees
+(``flag_context``), and what the provider has done (``FlagStats``). Local answers
+are ``local.source``'s, PostHog's ``remote``'s; ``observe`` owns what a read leaves on
+the trace and in exposure events.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
+from opentelemetry import baggage, trace
+
+from posthog_otel import _forksafe, _otel
 from posthog_otel._client.client import PostHogClient, client_from, connection_of
-from posthog_otel._client.events import check_groups, check_properties
-from posthog_otel._flags.cache import FlagCache
+from posthog_otel._client.events import check_distinct_id, check_groups, check_properties
+from posthog_otel._flagdata import FeatureFlag
 from posthog_otel._flags.local.poller import DefinitionsStatus, Listener
-from posthog_otel._flags.local.source import local_source
-from posthog_otel._flags.lookups import FlagLookups
+from posthog_otel._flags.local.source import FLAG_MISSING, NOT_LOADED, LocalSource, local_source
 from posthog_otel._flags.observe import FlagObserver
-from posthog_otel._flags.remote import Evaluation, RemoteFlags
-from posthog_otel._flags.stats import FlagStats
-from posthog_otel._flags.subject import Checked, Properties, checked_context, distinct_id_for
-from posthog_otel._flags.values import FeatureFlag
-from posthog_otel._pipeline import signals
-from posthog_otel._pipeline.processor import PostHogSpanProcessor, pipeline_of
+from posthog_otel._flags.remote import Evaluation, FlagCache, Lookup, RemoteFlags, all_flags
+from posthog_otel._flags.remote import evaluation as remote_evaluation
+from posthog_otel._mapping.convention import DISTINCT_ID, USER_ID_KEYS
+from posthog_otel._pipeline.pipeline import PipelineOptions
+from posthog_otel._pipeline.spans import PostHogSpanProcessor, pipeline_of
+from posthog_otel._pipeline.stats import Counter
 from posthog_otel.errors import PostHogError
 
-__all__ = ["Evaluation", "PostHogFlagProvider"]
+__all__ = [
+    "Evaluation",
+    "FlagContext",
+    "FlagCounters",
+    "FlagLookups",
+    "FlagStats",
+    "PostHogFlagProvider",
+    "Properties",
+    "distinct_id_for",
+    "flag_context",
+]
 
 
 class PostHogFlagProvider:
@@ -86,14 +104,14 @@ class PostHogFlagProvider:
         clock: Callable[[], float] = time.monotonic,
         **client_options: Any,
     ) -> None:
-        sigterm = signals.settings(None, None)
+        options = PipelineOptions.from_env()  # for the exposures' own queue, if needed
         if client is None and secret_key is not None:
             client_options["secret_key"] = secret_key
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
         self._connection = connection_of(self._client)
         shared = pipeline_of(processor) if processor is not None else None
         self._observer = FlagObserver(
-            self._connection, shared, send_events=send_feature_flag_events, sigterm=sigterm
+            self._connection, shared, send_events=send_feature_flag_events, options=options
         )
         cache = FlagCache(
             ttl=cache_ttl,
@@ -184,7 +202,7 @@ class PostHogFlagProvider:
         """Every flag for this user (no span events or ``$feature_flag_called``). With
         local evaluation, PostHog is asked only when some flag could not be decided."""
         who = distinct_id_for(distinct_id)
-        return self._lookups.all(who, checked_context(groups, person_properties, group_properties))
+        return self._lookups.all(who, flag_context(groups, person_properties, group_properties))
 
     def evaluate(
         self,
@@ -228,7 +246,7 @@ class PostHogFlagProvider:
         refused project key is an ``APIError`` with status 401). For start-up checks."""
         who = distinct_id_for(distinct_id)
         lookup = self._remote.lookup(
-            who, *checked_context(groups, person_properties, group_properties)
+            who, *flag_context(groups, person_properties, group_properties)
         )
         if lookup.source in ("fresh", "cached"):
             return None
@@ -314,8 +332,188 @@ class PostHogFlagProvider:
         groups: Mapping[str, str] | None,
         person_properties: Properties | None,
         group_properties: Mapping[str, Properties] | None,
-    ) -> tuple[str, Checked]:
+    ) -> tuple[str, FlagContext]:
         if not isinstance(key, str) or not key:
             raise ValueError("flag key must be a non-empty string")
         who = distinct_id_for(distinct_id)
-        return who, checked_context(groups, person_properties, group_properties)
+        return who, flag_context(groups, person_properties, group_properties)
+
+
+Properties = Mapping[str, Any]
+
+
+class FlagContext(NamedTuple):
+    """What a flag read is asked in, checked, in the JSON form PostHog sees."""
+
+    groups: dict[str, str] | None
+    person_properties: Properties | None
+    group_properties: Mapping[str, Properties] | None
+
+
+def distinct_id_for(distinct_id: str | None) -> str:
+    """``distinct_id`` checked, or the one in the current context; ``ValueError`` if none."""
+    if distinct_id is not None:
+        return check_distinct_id(distinct_id)
+    span = trace.get_current_span()
+    attrs = _otel.ACCESS.attributes(span) if span.is_recording() else {}
+    tagged = attrs.get(DISTINCT_ID)
+    if isinstance(tagged, str) and tagged:
+        return tagged
+    carried = baggage.get_baggage(DISTINCT_ID)
+    if isinstance(carried, str) and carried:
+        return carried
+    for name in USER_ID_KEYS:
+        value = attrs.get(name)
+        if isinstance(value, str) and value:
+            return value
+    raise ValueError(
+        "no distinct_id given and none in the current context: pass distinct_id=, or "
+        "wrap the request in identify(user_id)"
+    )
+
+
+def flag_context(
+    groups: Mapping[str, str] | None,
+    person_properties: Properties | None,
+    group_properties: Mapping[str, Properties] | None,
+) -> FlagContext:
+    """The arguments, checked, and in the JSON form PostHog would see them in."""
+    if person_properties and not _plain(person_properties):
+        person_properties = check_properties(person_properties, "person_properties")
+    if group_properties:
+        group_properties = check_properties(group_properties, "group_properties")
+    return FlagContext(
+        check_groups(groups) if groups else None, person_properties, group_properties
+    )
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _plain(properties: Any) -> bool:
+    """Whether ``properties`` are already what ``check_properties`` would make of them (a
+    dict of strings to strings, integers, booleans or ``None``): the common case, and
+    worth the shortcut on a lookup that takes microseconds."""
+    if type(properties) is not dict:
+        return False
+    for key, value in properties.items():
+        if type(key) is not str or type(value) not in _PLAIN:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class FlagStats:
+    """A snapshot of a ``PostHogFlagProvider``'s lookups since it started.
+
+    Attributes:
+        local: lookups decided from the flag definitions, with no request.
+        remote: lookups answered from PostHog's flag service (or its cached answers).
+        inconclusive: lookups the definitions could not decide (a property not given,
+            a static cohort, experience continuity, ...), or made before they
+            loaded; each is also counted in ``remote`` unless ``only_local`` is set.
+        definitions_loaded: local evaluation has definitions to decide from.
+        definition_polls: requests made for flag definitions.
+    """
+
+    local: int = 0
+    remote: int = 0
+    inconclusive: int = 0
+    definitions_loaded: bool = False
+    definition_polls: int = 0
+
+
+class FlagCounters:
+    """The provider's counters, for any thread; a forked child counts on from the
+    parent's numbers with fresh locks."""
+
+    __slots__ = ("__weakref__", "inconclusive", "local", "remote")
+
+    def __init__(self) -> None:
+        self.local = Counter()
+        self.remote = Counter()
+        self.inconclusive = Counter()
+        _forksafe.register(self)
+
+    def _after_fork(self) -> None:
+        for name in ("local", "remote", "inconclusive"):
+            fresh = Counter()
+            fresh.add(getattr(self, name).value)
+            setattr(self, name, fresh)
+
+
+class FlagLookups:
+    """Reads for checked arguments (``subject``): one flag, or all of a user's flags."""
+
+    def __init__(
+        self,
+        local: LocalSource | None,
+        remote: RemoteFlags,
+        observer: FlagObserver,
+        only_local: bool,
+    ) -> None:
+        self._local = local
+        self._remote = remote
+        self._observer = observer
+        self._only_local = only_local
+        self.counts = FlagCounters()
+
+    def evaluate(
+        self, key: str, who: str, checked: FlagContext, *, wait: bool
+    ) -> Evaluation | None:
+        """Flag ``key`` for ``who``; with ``wait=False``, ``None`` instead of a request."""
+        found = self._local.lookup(key, who, *checked) if self._local is not None else None
+        lookup: Lookup | None = None
+        evaluation = self._local_evaluation(found)
+        if evaluation is None:
+            lookup = (
+                self._remote.lookup(who, *checked) if wait else self._remote.peek(who, *checked)
+            )
+            if lookup is None:
+                return None  # nothing counted: the caller asks again, waiting
+            if found is not None and found != FLAG_MISSING:
+                self.counts.inconclusive.add()
+            self.counts.remote.add()
+            evaluation = remote_evaluation(lookup, key)
+        answer = lookup.entry.answer if lookup is not None and lookup.entry is not None else None
+        flag, source, error = evaluation.flag, evaluation.source, evaluation.error
+        self._observer.observe(key, flag, source, error, who, checked.groups, answer)
+        return evaluation
+
+    def all(self, who: str, checked: FlagContext) -> dict[str, FeatureFlag]:
+        """Every flag for ``who`` (not observed). With local evaluation, PostHog is asked
+        only when some flag could not be decided."""
+        flags: dict[str, FeatureFlag] = {}
+        undecided: list[str] | None = None
+        if self._local is not None:
+            found = self._local.lookup_all(who, *checked)
+            if found is not None:
+                flags, undecided = found
+            if not undecided and found is not None:
+                self.counts.local.add()
+                return flags
+            self.counts.inconclusive.add()
+            if self._only_local:
+                return flags
+        self.counts.remote.add()
+        remote = all_flags(self._remote.lookup(who, *checked))
+        if remote is None:
+            return flags
+        if undecided is None:
+            return remote
+        wanted = set(undecided) | (remote.keys() - flags.keys())  # and flags we lack
+        return {**flags, **{k: f for k, f in remote.items() if k in wanted}}
+
+    def _local_evaluation(self, found: FeatureFlag | str | None) -> Evaluation | None:
+        """What local evaluation's answer (or why it has none) makes of a read; ``None``
+        to ask PostHog instead."""
+        if isinstance(found, FeatureFlag):
+            self.counts.local.add()
+            return Evaluation(found, "local")
+        if found is None or not self._only_local:
+            return None
+        if found != FLAG_MISSING:
+            self.counts.inconclusive.add()
+        if found == NOT_LOADED:
+            return Evaluation(None, "unavailable", NOT_LOADED)
+        return Evaluation(None, "local", found)

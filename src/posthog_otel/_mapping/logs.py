@@ -23,7 +23,7 @@ from posthog_otel._mapping import tags
 from posthog_otel._mapping.bounds import Trims, clip
 from posthog_otel._mapping.convention import DISTINCT_ID, TAG
 from posthog_otel._mapping.exceptions import exception_properties
-from posthog_otel._mapping.genai_content import CONTENT_EVENTS
+from posthog_otel._mapping.genai import CONTENT_EVENTS
 from posthog_otel._mapping.tags import MappingOptions
 
 __all__ = ["EXCEPTION_KEYS", "LogItem", "LogMapper", "is_tagged_record"]
@@ -78,24 +78,24 @@ class LogMapper:
         """
         holder = item.record
         record = holder.log_record
-        attrs = _otel.log_attributes_of(record)
+        attrs = _otel.ACCESS.log_attributes(record)
         wants_exception = item.exceptions and any(k in attrs for k in EXCEPTION_KEYS)
         if TAG not in attrs and not wants_exception:
             return []
         event_name = getattr(record, "event_name", None)
-        props, reserved, extras = self._events.split(
+        props, reserved, needs = self._events.split(
             attrs, event_name if isinstance(event_name, str) else None
         )
         for key, value in props.items():
             if isinstance(value, Mapping):  # logging's extra may nest maps: scrub them too
                 props[key] = self._events.scrub(value)
         span_attrs = item.span_attributes or {}
-        _, span_reserved, span_extras = self._events.split(span_attrs)
+        _, span_reserved, span_needs = self._events.split(span_attrs)
         carried = {DISTINCT_ID: item.distinct_id} if item.distinct_id else {}
         # Nearest first: the record's own tag, the baggage it was emitted in, its span's.
         who = tags.identity_or_error((reserved, carried, span_reserved), (attrs, span_attrs))
-        groups = tags.groups(span_reserved) if span_extras & tags.GROUP else {}
-        if extras & tags.GROUP:
+        groups = tags.groups(span_reserved) if span_needs & tags.NEEDS_GROUPS else {}
+        if needs & tags.NEEDS_GROUPS:
             groups = {**groups, **tags.groups(reserved)}
         session = (  # as for identity: the record's own, its baggage's, its span's
             tags.session(reserved, attrs)
@@ -109,7 +109,7 @@ class LogMapper:
         out: list[dict[str, Any]] = []
 
         def build(
-            reserved: Mapping[str, Any], extras: int, props: dict[str, Any], own_people: bool
+            reserved: Mapping[str, Any], needs: int, props: dict[str, Any], apply_people: bool
         ) -> None:
             """One event of this record, with everything the record's events share."""
             uuid = str(uuid7())
@@ -117,7 +117,7 @@ class LogMapper:
                 out.append(
                     self._events.build(
                         reserved,
-                        extras,
+                        needs,
                         props,
                         context,
                         flags,
@@ -127,23 +127,23 @@ class LogMapper:
                         timestamp=timestamp,
                         uuid=uuid,
                         personless_id=trace_hex or uuid,
-                        own_people=own_people,
+                        apply_people=apply_people,
                     )
                 )
             except tags.InvalidTagError as exc:
-                tags.lose(problems, exc)
+                tags.note_problem(problems, exc)
 
         if TAG in attrs:
-            build(reserved, extras, props, own_people=True)
+            build(reserved, needs, props, apply_people=True)
         if wants_exception:
             try:
                 details = {k: v for k, v in props.items() if not k.startswith("exception.")}
                 level = _level(record.severity_number)
                 details.update(exception_properties(attrs, False, level, trims=self.trims))
             except Exception as exc:  # noqa: BLE001 - this event only
-                tags.lose(problems, exc)
+                tags.note_problem(problems, exc)
             else:
-                build({TAG: "$exception"}, 0, details, own_people=False)
+                build({TAG: "$exception"}, 0, details, apply_people=False)
         return out
 
     def _context(self, holder: Any, record: Any) -> dict[str, Any]:

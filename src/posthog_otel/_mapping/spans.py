@@ -38,8 +38,9 @@ _STATUS_NAMES = {id(code): code.name.lower() for code in StatusCode}
 
 def has_tagged_events(events: Iterable[Any], capture_exceptions: bool) -> bool:
     """Whether any span event is tagged (or is an exception we were asked to send)."""
+    attributes = _otel.ACCESS.attributes
     for event in events:
-        if TAG in _otel.attributes_of(event) or (capture_exceptions and event.name == "exception"):
+        if TAG in attributes(event) or (capture_exceptions and event.name == "exception"):
             return True
     return False
 
@@ -47,11 +48,11 @@ def has_tagged_events(events: Iterable[Any], capture_exceptions: bool) -> bool:
 def is_tagged(span: Any, capture_exceptions: bool, llm_analytics: bool = False) -> bool:
     """Whether the span will make at least one event (the exporter's check; the
     processor inlines it on its hot path)."""
-    attrs = _otel.attributes_of(span)
+    attrs = _otel.ACCESS.attributes(span)
     return (
         TAG in attrs
         or (llm_analytics and is_genai(attrs))
-        or has_tagged_events(_otel.events_of(span), capture_exceptions)
+        or has_tagged_events(_otel.ACCESS.events(span), capture_exceptions)
     )
 
 
@@ -81,21 +82,32 @@ class SpanMapper:
         is left out and its reason appended to ``problems``; without a ``problems``
         list, the error (``InvalidTagError``) is raised instead.
         """
-        attrs = _otel.attributes_of(span)
+        attrs = _otel.ACCESS.attributes(span)
         ctx = span.context
         trace_id = ctx.trace_id if ctx else 0
         trace_hex = "%032x" % trace_id  # noqa: UP031 - fastest
         span_hex = "%016x" % ctx.span_id if ctx else "0" * 16  # noqa: UP031
-        own, reserved, extras = self._events.split(attrs)
+        span_props, reserved, needs = self._events.split(attrs)
         context = self._context(span, attrs, trace_hex, span_hex)
         identity = tags.identity_or_error((reserved,), (attrs,))
-        groups = tags.groups(reserved) if extras & tags.GROUP else {}
+        groups = tags.groups(reserved) if needs & tags.NEEDS_GROUPS else {}
         session = tags.session(reserved, attrs)
         flags = dict(inherited_flags) if inherited_flags else {}
-        out: list[dict[str, Any]] = []
-        events = _otel.events_of(span) or ()
+        made = _SpanEvents(
+            self._events.build,
+            problems,
+            context,
+            flags,
+            trace_hex,
+            span_hex,
+            trace_id,
+            identity,
+            groups,
+            session,
+        )
+        events = _otel.ACCESS.events(span) or ()
         for index, event in enumerate(chain(events, held) if held else events):
-            eattrs = _otel.attributes_of(event)
+            eattrs = _otel.ACCESS.attributes(event)
             name = event.name
             if name == FLAG_EVALUATION:
                 try:
@@ -104,110 +116,71 @@ class SpanMapper:
                     self.trims.note("invalid_property")
             if TAG in eattrs:
                 try:
-                    props, ereserved, eextras = self._events.split(eattrs, name)
+                    props, ereserved, eneeds = self._events.split(eattrs, name)
                 except Exception as exc:  # noqa: BLE001 - this event only
-                    tags.lose(problems, exc)
+                    tags.note_problem(problems, exc)
                     continue
-                event_identity = tags.identity_or_error((ereserved, reserved), (eattrs, attrs))
-                egroups = {**groups, **tags.groups(ereserved)} if eextras & tags.GROUP else groups
-                try:
-                    out.append(
-                        self._events.build(
-                            ereserved,
-                            eextras,
-                            props,
-                            context,
-                            flags,
-                            identity=event_identity,
-                            groups=egroups,
-                            session=tags.session(ereserved, eattrs) or session,
-                            timestamp=event.timestamp,
-                            uuid=event_uuid(
-                                trace_hex, span_hex, trace_id, span_event_position(index)
-                            ),
-                            personless_id=trace_hex,
-                        )
-                    )
-                except Exception as exc:  # noqa: BLE001 - this event only
-                    tags.lose(problems, exc)
+                made.add(
+                    ereserved,
+                    eneeds,
+                    props,
+                    timestamp=event.timestamp,
+                    position=span_event_position(index),
+                    identity=tags.identity_or_error((ereserved, reserved), (eattrs, attrs)),
+                    groups={**groups, **tags.groups(ereserved)}
+                    if eneeds & tags.NEEDS_GROUPS
+                    else None,
+                    session=tags.session(ereserved, eattrs),
+                )
             if name == "exception" and self._options.capture_exceptions:
                 try:
                     escaped = escaped_from(span, eattrs, last=index == len(events) - 1)
-                    out.append(
-                        self._events.build(
-                            {TAG: "$exception"},
-                            0,
-                            exception_properties(eattrs, escaped, trims=self.trims),
-                            context,
-                            flags,
-                            identity=identity,
-                            groups=groups,
-                            session=session,
-                            timestamp=event.timestamp,
-                            uuid=event_uuid(
-                                trace_hex,
-                                span_hex,
-                                trace_id,
-                                span_event_position(index, exception=True),
-                            ),
-                            personless_id=trace_hex,
-                            own_people=False,
-                        )
-                    )
+                    props = exception_properties(eattrs, escaped, trims=self.trims)
                 except Exception as exc:  # noqa: BLE001 - this event only
-                    tags.lose(problems, exc)
+                    tags.note_problem(problems, exc)
+                else:
+                    made.add(
+                        {TAG: "$exception"},
+                        0,
+                        props,
+                        timestamp=event.timestamp,
+                        position=span_event_position(index, exception=True),
+                        apply_people=False,
+                    )
         if self._options.llm_analytics and is_genai(attrs):
             try:
                 name, props, start = genai_event(
-                    span, attrs, own, self._options.privacy_mode, self.trims
-                )
-                out.append(
-                    self._events.build(
-                        {**reserved, TAG: name},
-                        extras,
-                        props,
-                        context,
-                        flags,
-                        identity=identity,
-                        groups=groups,
-                        session=session,
-                        timestamp=start,
-                        uuid=event_uuid(trace_hex, span_hex, trace_id, GENAI_EVENT),
-                        personless_id=trace_hex,
-                        own_people=False,
-                    )
+                    span, attrs, span_props, self._options.privacy_mode, self.trims
                 )
             except Exception as exc:  # noqa: BLE001 - this event only
-                tags.lose(problems, exc)
+                tags.note_problem(problems, exc)
+            else:
+                made.add(
+                    {**reserved, TAG: name},
+                    needs,
+                    props,
+                    timestamp=start,
+                    position=GENAI_EVENT,
+                    apply_people=False,
+                )
         if TAG in attrs:
-            own["$otel_span_kind"] = _KIND_NAMES.get(id(span.kind), "internal")
+            span_props["$otel_span_kind"] = _KIND_NAMES.get(id(span.kind), "internal")
             status = span.status
-            own["$otel_status"] = _STATUS_NAMES.get(id(status.status_code), "unset")
+            span_props["$otel_status"] = _STATUS_NAMES.get(id(status.status_code), "unset")
             if status.description:
-                own["$otel_status_message"] = self._bounded(status.description)
+                span_props["$otel_status_message"] = self._bounded(status.description)
             if span.start_time and span.end_time:
-                own["$otel_duration_ms"] = (span.end_time - span.start_time) / 1e6
+                span_props["$otel_duration_ms"] = (span.end_time - span.start_time) / 1e6
             if span.parent is not None:
-                own["$otel_parent_span_id"] = "%016x" % span.parent.span_id  # noqa: UP031
-            try:
-                out.append(
-                    self._events.build(
-                        reserved,
-                        extras,
-                        own,
-                        context,
-                        flags,
-                        identity=identity,
-                        groups=groups,
-                        session=session,
-                        timestamp=span.end_time or time.time_ns(),
-                        uuid=event_uuid(trace_hex, span_hex, trace_id, OWN_EVENT),
-                        personless_id=trace_hex,
-                    )
-                )
-            except Exception as exc:  # noqa: BLE001 - this event only
-                tags.lose(problems, exc)
-        return out
+                span_props["$otel_parent_span_id"] = "%016x" % span.parent.span_id  # noqa: UP031
+            made.add(
+                reserved,
+                needs,
+                span_props,
+                timestamp=span.end_time or time.time_ns(),
+                position=OWN_EVENT,
+            )
+        return made.out
 
     def _bounded(self, text: str) -> str:
         """A string of the span's own (its name, its status) within the length bound."""
@@ -230,3 +203,88 @@ class SpanMapper:
         if span.kind is SpanKind.SERVER:
             context.update(web_properties(attrs, self._options.denylist))
         return context
+
+
+_SPAN = object()  # "the span's own": the identity, groups or session the span gives
+
+
+class _SpanEvents:
+    """The events one span makes, as ``map_span`` makes them: what they all share (the
+    span's context properties, flags, ids, identity, groups, session), and the one way
+    each is built. An event that cannot be built is left out and its reason noted
+    (``tags.note_problem``); the others still go."""
+
+    __slots__ = (
+        "_build",
+        "_context",
+        "_flags",
+        "_groups",
+        "_identity",
+        "_problems",
+        "_session",
+        "_span_hex",
+        "_trace_hex",
+        "_trace_id",
+        "out",
+    )
+
+    def __init__(
+        self,
+        build: Any,
+        problems: list[str] | None,
+        context: dict[str, Any],
+        flags: dict[str, Any],
+        trace_hex: str,
+        span_hex: str,
+        trace_id: int,
+        identity: str | InvalidTagError | None,
+        groups: Mapping[str, str],
+        session: str | None,
+    ) -> None:
+        self._build = build
+        self._problems = problems
+        self._context = context
+        self._flags = flags
+        self._trace_hex = trace_hex
+        self._span_hex = span_hex
+        self._trace_id = trace_id
+        self._identity = identity
+        self._groups = groups
+        self._session = session
+        self.out: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        reserved: Mapping[str, Any],
+        needs: int,
+        props: dict[str, Any],
+        *,
+        timestamp: int,
+        position: int,
+        identity: Any = _SPAN,
+        groups: Mapping[str, str] | None = None,
+        session: str | None = None,
+        apply_people: bool = True,
+    ) -> None:
+        """Build one event at ``position`` in the span (its uuid); ``identity``,
+        ``groups`` and ``session`` default to the span's."""
+        trace_hex = self._trace_hex
+        try:
+            self.out.append(
+                self._build(
+                    reserved,
+                    needs,
+                    props,
+                    self._context,
+                    self._flags,
+                    identity=self._identity if identity is _SPAN else identity,
+                    groups=self._groups if groups is None else groups,
+                    session=session or self._session,
+                    timestamp=timestamp,
+                    uuid=event_uuid(trace_hex, self._span_hex, self._trace_id, position),
+                    personless_id=trace_hex,
+                    apply_people=apply_people,
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - this event only
+            tags.note_problem(self._problems, exc)

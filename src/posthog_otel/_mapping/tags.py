@@ -27,18 +27,18 @@ from posthog_otel._mapping.convention import (
     IsoClock,
     normalise_key,
 )
-from posthog_otel._mapping.genai_content import CONTENT_EVENTS, is_content
+from posthog_otel._mapping.genai import CONTENT_EVENTS, is_content
 from posthog_otel._mapping.web import URL_ATTRIBUTES, redact_attribute
 from posthog_otel._version import LIB, __version__
 
 __all__ = [
-    "GROUP",
+    "NEEDS_GROUPS",
     "EventBuilder",
     "InvalidTagError",
     "MappingOptions",
     "groups",
     "identity_or_error",
-    "lose",
+    "note_problem",
     "session",
 ]
 
@@ -48,9 +48,10 @@ class InvalidTagError(ValueError):
 
 
 # What an attribute key is, decided once per key: a property, a credential to drop, a URL
-# to redact, or reserved (a bit flag, so one pass over the keys says which extras they need).
+# to redact, or reserved (bit flags, so one pass over the keys says what the event needs:
+# groups, the people properties, the JSON properties).
 _PLAIN, _DENIED, _URL = 0, -1, -2
-_RESERVED, GROUP, _PEOPLE, _JSON = 1, 2, 4, 8
+_RESERVED, NEEDS_GROUPS, _NEEDS_PEOPLE, _NEEDS_JSON = 1, 2, 4, 8
 _SCALARS_AND_STR = frozenset({str, int, float, bool, type(None)})
 
 
@@ -85,12 +86,13 @@ class EventBuilder:
         self, attrs: Mapping[str, Any], event_name: str | None = None
     ) -> tuple[dict[str, Any], dict[str, Any], int]:
         """Plain properties (minus denied keys), the reserved ``posthog.*`` values, and
-        which extras (``GROUP``, people, JSON properties) the reserved ones ask for.
+        ``needs``, a bitmask of what the reserved ones ask for (``NEEDS_GROUPS``, people,
+        JSON properties).
         ``event_name``: the span event's or log record's, which may mark its attributes
         as GenAI content."""
         props: dict[str, Any] = {}
         reserved: dict[str, Any] = {}
-        extras = 0
+        needs = 0
         kinds = self._kinds
         trims = self.trims
         scalars, longest = _SCALARS_AND_STR, MAX_STRING_LENGTH  # locals: read per attribute
@@ -107,13 +109,13 @@ class EventBuilder:
                 props[key] = value
             elif kind > 0:
                 reserved[key] = value
-                extras |= kind
+                needs |= kind
             elif kind == _URL:
                 props[key] = redact_attribute(key, value, self._denylist)
         if self._privacy and event_name and event_name.startswith(CONTENT_EVENTS):
             for key in [k for k in props if is_content(k, event_name)]:
                 del props[key]
-        return props, reserved, extras
+        return props, reserved, needs
 
     def denied(self, key: str) -> bool:
         """Whether ``key`` names a credential that must never be sent."""
@@ -138,7 +140,7 @@ class EventBuilder:
     def build(
         self,
         reserved: Mapping[str, Any],
-        extras: int,
+        needs: int,
         props: dict[str, Any],
         context: Mapping[str, Any],
         flags: Mapping[str, Any],
@@ -149,7 +151,7 @@ class EventBuilder:
         timestamp: int,
         uuid: str,
         personless_id: str,
-        own_people: bool = True,
+        apply_people: bool = True,
     ) -> dict[str, Any]:
         """One event called ``reserved[TAG]``; ``personless_id`` when nobody is known.
 
@@ -162,9 +164,9 @@ class EventBuilder:
         if isinstance(identity, InvalidTagError):
             raise identity
         properties = {**context, **props}
-        if extras & _JSON:
+        if needs & _NEEDS_JSON:
             properties.update(self._extra_properties(reserved[PROPERTIES]))
-        if extras & _PEOPLE and own_people:
+        if needs & _NEEDS_PEOPLE and apply_people:
             self._people(reserved, properties)
         for key, value in flags.items():
             properties[f"$feature/{key}"] = value
@@ -188,11 +190,11 @@ class EventBuilder:
         if key.startswith(RESERVED_PREFIX):
             kind = _RESERVED
             if key.startswith(GROUPS_PREFIX):
-                kind |= GROUP
+                kind |= NEEDS_GROUPS
             elif key.startswith((SET_PREFIX, SET_ONCE_PREFIX)):
-                kind |= _PEOPLE
+                kind |= _NEEDS_PEOPLE
             elif key == PROPERTIES:
-                kind |= _JSON
+                kind |= _NEEDS_JSON
         elif self._privacy and is_content(key):
             kind = _DENIED
         elif deny is not None and key in URL_ATTRIBUTES:
@@ -243,7 +245,7 @@ class EventBuilder:
         }
 
 
-def lose(problems: list[str] | None, error: Exception) -> None:
+def note_problem(problems: list[str] | None, error: Exception) -> None:
     """One event is lost to an unusable tag (or to a value nothing foresaw): its reason
     joins ``problems`` (without a list, the error is raised)."""
     if problems is None:

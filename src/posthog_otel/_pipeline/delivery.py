@@ -7,7 +7,6 @@ Nothing here raises: every event ends up sent or counted as dropped, by reason.
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from posthog_otel._client.batch import (
-    MAX_BATCH_EVENTS,
     PIPELINE_BATCH_BYTES,
     OpenBatch,
     SealedBatch,
@@ -26,9 +24,8 @@ from posthog_otel._client.retry import RETRY_STATUSES
 from posthog_otel._client.watchdog import WATCHDOG
 from posthog_otel._json import dumps, lenient
 from posthog_otel._mapping.bounds import Trims, fit_event
-from posthog_otel._mapping.convention import denylist_pattern
 from posthog_otel._mapping.logs import LogItem, LogMapper
-from posthog_otel._mapping.spans import MappingOptions, SpanMapper
+from posthog_otel._mapping.spans import SpanMapper
 from posthog_otel._pipeline import metrics
 from posthog_otel._pipeline.stats import Stats
 from posthog_otel.errors import TransportError
@@ -51,32 +48,6 @@ _SPLIT_STATUSES = (413,)
 
 
 class Delivery:
-    @classmethod
-    def for_spans(
-        cls,
-        connection: Connection,
-        stats: Stats,
-        *,
-        capture_exceptions: bool,
-        include_resource_attributes: bool,
-        attribute_denylist: Iterable[str] | re.Pattern[str] | None,
-        before_send: BeforeSend | None,
-        max_batch_size: int,
-        llm_analytics: bool = True,
-        privacy_mode: bool = False,
-    ) -> Delivery:
-        """The delivery behind a span or log processor or exporter, from their options."""
-        options = MappingOptions(
-            capture_exceptions=capture_exceptions,
-            include_resource_attributes=include_resource_attributes,
-            denylist=denylist_pattern(attribute_denylist),
-            llm_analytics=llm_analytics,
-            privacy_mode=privacy_mode,
-        )
-        return cls(
-            connection, stats, SpanMapper(options), before_send, max_batch_size, LogMapper(options)
-        )
-
     def __init__(
         self,
         connection: Connection,
@@ -92,8 +63,6 @@ class Delivery:
         self._stats = stats
         self._before_send = before_send
         self._trims = Trims()  # cuts made here, to fit an event in PostHog's limit
-        if not 1 <= max_batch_events <= MAX_BATCH_EVENTS:
-            raise ValueError(f"max_batch_size must be from 1 to {MAX_BATCH_EVENTS:,}")
         self.max_batch_events = max_batch_events
         # Our requests need the watchdog: start it now, as Python 3.12.0-3.12.2 refuse to
         # start a thread at interpreter exit, where the last flush may be the first send.
@@ -116,9 +85,9 @@ class Delivery:
             return []
         finally:
             self._count_trims()
-        held = len(events) + len(problems)
-        if held != 1:
-            self._stats.events_queued.add(held - 1)
+        event_count = len(events) + len(problems)
+        if event_count != 1:
+            self._stats.events_queued.add(event_count - 1)
         if problems:
             self._stats.drop("invalid", len(problems), problems[0])
         if self._before_send is not None:

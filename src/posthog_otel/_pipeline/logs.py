@@ -44,11 +44,14 @@ from posthog_otel._mapping.convention import (
     note_flag_evaluation,
 )
 from posthog_otel._mapping.logs import EXCEPTION_KEYS, LogItem, is_tagged_record
-from posthog_otel._pipeline import signals
-from posthog_otel._pipeline.delivery import BeforeSend, Delivery
-from posthog_otel._pipeline.pipeline import build_pipeline
-from posthog_otel._pipeline.processor import PostHogSpanProcessor, pipeline_of
-from posthog_otel._pipeline.spanflags import SpanFlags
+from posthog_otel._pipeline.delivery import BeforeSend
+from posthog_otel._pipeline.pipeline import (
+    Pipeline,
+    PipelineOptions,
+    build_delivery,
+    build_pipeline,
+)
+from posthog_otel._pipeline.spans import PostHogSpanProcessor, pipeline_of
 from posthog_otel._pipeline.stats import PipelineStats, Stats
 from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES
 
@@ -106,23 +109,25 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
                 raise TypeError(
                     f"processor must be a PostHogSpanProcessor, got {type(processor).__name__}"
                 )
-            given = [
-                name
-                for name, value, default in (
-                    ("client", client, None),
-                    ("api_key", api_key, None),
-                    ("host", host, None),
-                    ("include_resource_attributes", include_resource_attributes, False),
-                    ("attribute_denylist", attribute_denylist, DEFAULT_DENYLIST),
-                    ("before_send", before_send, None),
-                    ("max_queue_size", max_queue_size, 10_000),
-                    ("max_buffer_bytes", max_buffer_bytes, MAX_BUFFER_BYTES),
-                    ("max_batch_size", max_batch_size, 1000),
-                    ("flush_interval", flush_interval, 1.0),
-                    ("export_timeout", export_timeout, 30.0),
+            client_given = [
+                n
+                for n, v in (("client", client), ("api_key", api_key), ("host", host))
+                if v is not None
+            ]
+            given = (
+                client_given
+                + PipelineOptions.off_default(
+                    include_resource_attributes=include_resource_attributes,
+                    attribute_denylist=attribute_denylist,
+                    before_send=before_send,
+                    max_queue_size=max_queue_size,
+                    max_buffer_bytes=max_buffer_bytes,
+                    max_batch_size=max_batch_size,
+                    flush_interval=flush_interval,
+                    export_timeout=export_timeout,
                 )
-                if value != default
-            ] + sorted(client_options)
+                + sorted(client_options)
+            )
             if given:
                 raise TypeError(
                     "PostHogLogProcessor(processor=...) uses that processor's client, queue "
@@ -131,10 +136,7 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
             self._pipeline = pipeline_of(processor)
             self._owns_pipeline = False
         else:
-            self._client, self._owns_client = client_from(client, api_key, host, client_options)
-            self._pipeline = build_pipeline(
-                self._client,
-                name="posthog-otel-logs",
+            options = PipelineOptions.from_env(
                 capture_exceptions=capture_exceptions,
                 include_resource_attributes=include_resource_attributes,
                 attribute_denylist=attribute_denylist,
@@ -144,11 +146,13 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
                 max_batch_size=max_batch_size,
                 flush_interval=flush_interval,
                 export_timeout=export_timeout,
-                sigterm=signals.settings(None, None),
+            )
+            self._client, self._owns_client = client_from(client, api_key, host, client_options)
+            self._pipeline = build_pipeline(
+                connection_of(self._client), options, name="posthog-otel-logs"
             )
             self._owns_pipeline = True
-        self._seen = self._pipeline.stats.logs_seen.add
-        self._span_flags = self._pipeline.span_flags
+        self._seen = self._pipeline.count_log
         if not self._pipeline.enabled:  # capture is off: a hook that does nothing at all
             self.on_emit = self.emit = _ignore  # type: ignore[method-assign]
 
@@ -162,14 +166,14 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
         try:
             self._seen()
             record = log_record.log_record
-            attrs = _otel.log_attributes_of(record)
+            attrs = _otel.ACCESS.log_attributes(record)
             if TAG in attrs or (
                 self._capture_exceptions
                 and (_EXCEPTION_TYPE in attrs or _EXCEPTION_MESSAGE in attrs)
             ):
-                ctx = getattr(record, "context", None) or _otel.current_context()
+                ctx = getattr(record, "context", None) or _otel.ACCESS.current_context()
                 try:
-                    item = _item(log_record, ctx, self._capture_exceptions, self._span_flags)
+                    item = _item(log_record, ctx, self._capture_exceptions, self._pipeline)
                 except Exception:  # an odd span or baggage: send the record without them
                     logger.debug("posthog-otel could not read a record's context", exc_info=True)
                     item = LogItem(log_record, self._capture_exceptions)
@@ -205,9 +209,9 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
         """Tagged records after shutdown are refused, and counted (the queue may be shared
         and still running)."""
         try:
-            attrs = _otel.log_attributes_of(log_record.log_record)
+            attrs = _otel.ACCESS.log_attributes(log_record.log_record)
             if is_tagged_record(attrs, self._capture_exceptions):
-                self._pipeline.stats.drop("closed")
+                self._pipeline.drop("closed")
         except Exception:  # a hook must never raise into the application
             logger.debug("posthog-otel on_emit failed", exc_info=True)
 
@@ -246,6 +250,14 @@ class PostHogLogExporter(_otel.LogRecordExporter):
         **client_options: Any,
     ) -> None:
         _otel.require_logs()
+        settings = PipelineOptions.from_env(
+            capture_exceptions=capture_exceptions,
+            include_resource_attributes=include_resource_attributes,
+            attribute_denylist=attribute_denylist,
+            before_send=before_send,
+            max_batch_size=max_batch_size,
+            export_timeout=export_timeout,
+        )
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
         options: dict[str, Any] = {
             "capture_exceptions": capture_exceptions,
@@ -264,7 +276,7 @@ class PostHogLogExporter(_otel.LogRecordExporter):
             self._attached._taken = self._taken
             provider.add_log_record_processor(self._attached)
         self._stats = self._attached._pipeline.stats if self._attached else Stats()
-        self._delivery = Delivery.for_spans(connection_of(self._client), self._stats, **options)
+        self._delivery = build_delivery(connection_of(self._client), self._stats, settings)
         self._capture_exceptions = capture_exceptions
         self._export_timeout = export_timeout
         self._stop = threading.Event()
@@ -302,7 +314,7 @@ class PostHogLogExporter(_otel.LogRecordExporter):
             if self._attached is None:  # else the processor counted it
                 self._stats.logs_seen.add()
             record = log_record.log_record
-            if is_tagged_record(_otel.log_attributes_of(record), self._capture_exceptions):
+            if is_tagged_record(_otel.ACCESS.log_attributes(record), self._capture_exceptions):
                 ctx = getattr(record, "context", None)
                 items.append(_item(log_record, ctx, self._capture_exceptions, None))
         return items
@@ -361,31 +373,31 @@ def _ignore(log_record: Any) -> None:
 
 
 def _item(
-    log_record: Any, ctx: Context | None, exceptions: bool, span_flags: SpanFlags | None
+    log_record: Any, ctx: Context | None, exceptions: bool, pipeline: Pipeline | None
 ) -> LogItem:
     """The record with what its context knows: baggage's ``posthog.distinct_id`` and
     ``posthog.session_id``, the current span's attributes (copied now, as the span
     lives on) and its flags."""
     if not ctx:
         return LogItem(log_record, exceptions)
-    carried = _otel.baggage_of(ctx)
+    carried = _otel.ACCESS.baggage_of(ctx)
     distinct_id, session_id = carried.get(DISTINCT_ID), carried.get(SESSION_ID)
     distinct_id = distinct_id if isinstance(distinct_id, str) and distinct_id else None
     session_id = session_id if isinstance(session_id, str) and session_id else None
-    span = _otel.span_of(ctx)
+    span = _otel.ACCESS.span_of(ctx)
     if not isinstance(span, ReadableSpan):  # none, or not ours to read (a remote parent)
         return LogItem(log_record, exceptions, distinct_id, session_id=session_id)
-    attrs = _otel.attributes_of(span)
+    attrs = _otel.ACCESS.attributes(span)
     flags: dict[str, Any] = {}
-    if span_flags is not None and span_flags.live:
+    if pipeline is not None and pipeline.flags_live:
         span_context = span.get_span_context()
-        entry = span_flags.live.get(span_context.span_id) if span_context else None
-        if entry is not None:
-            flags.update(entry[1])
-    for event in tuple(_otel.events_of(span)):
+        known = pipeline.flags_of_live_span(span_context.span_id) if span_context else None
+        if known is not None:
+            flags.update(known)
+    for event in tuple(_otel.ACCESS.events(span)):
         if event.name == FLAG_EVALUATION:
             try:
-                note_flag_evaluation(_otel.attributes_of(event), flags)
+                note_flag_evaluation(_otel.ACCESS.attributes(event), flags)
             except Exception:  # one odd evaluation costs only itself
                 logger.debug("posthog-otel could not read a flag evaluation", exc_info=True)
     span_attrs = dict(attrs) if attrs else None

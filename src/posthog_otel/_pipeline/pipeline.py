@@ -5,86 +5,211 @@ The package-internal face of a ``PostHogSpanProcessor`` (reached with
 ``pipeline_of(processor)``): ``capture()`` without a span and the flag provider
 put events into it, and the provider tells it which flags a span evaluated.
 ``active()`` is the pipeline of the most recently started processor.
+
+Live span flags (``LiveSpanFlags``): flags evaluated on live spans, handed down to the
+child spans started afterwards, so events captured later in the same request, in a child span, carry
+``$feature/<key>`` for the variant the user saw. Flags evaluated on a span itself
+are read from its ``feature_flag.evaluation`` events instead (which also works for
+other providers); this table only carries what ancestors knew when a span began.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from posthog_otel._client.client import PostHogClient, connection_of
+from posthog_otel._client.batch import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
+from posthog_otel._client.connection import Connection
+from posthog_otel._config import env_settings, settle
+from posthog_otel._mapping.convention import DEFAULT_DENYLIST, denylist_pattern
+from posthog_otel._mapping.logs import LogMapper
+from posthog_otel._mapping.spans import MappingOptions, SpanMapper
 from posthog_otel._pipeline import signals
 from posthog_otel._pipeline.delivery import BeforeSend, Delivery, Item
-from posthog_otel._pipeline.spanflags import SpanFlags
 from posthog_otel._pipeline.stats import PipelineStats, Stats
-from posthog_otel._pipeline.worker import BatchWorker
+from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES, BatchWorker
+from posthog_otel.errors import ConfigurationError
 
 
-def build_pipeline(
-    client: PostHogClient,
-    *,
-    name: str,
-    capture_exceptions: bool,
-    include_resource_attributes: bool,
-    attribute_denylist: Iterable[str] | re.Pattern[str] | None,
-    before_send: BeforeSend | None,
-    max_queue_size: int,
-    max_buffer_bytes: int,
-    max_batch_size: int,
-    flush_interval: float,
-    export_timeout: float,
-    sigterm: tuple[bool, float],
-    llm_analytics: bool = True,
-    privacy_mode: bool = False,
-) -> Pipeline:
-    """A pipeline sending through ``client``, from a processor's options; when capture is
-    on it takes charge of SIGTERM as ``sigterm`` (``signals.settings``) says, and forked
-    children drain it before they end, within the same bound."""
-    stats = Stats()
-    delivery = Delivery.for_spans(
-        connection_of(client),
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Everything a span or log processor or exporter does with events, validated once.
+
+    The public constructors' keyword arguments (documented there) become one of these
+    through ``from_env``; a bad value raises ``ConfigurationError`` naming the setting,
+    or the ``POSTHOG_*`` variable it came from.
+    """
+
+    capture_exceptions: bool = False
+    include_resource_attributes: bool = False
+    privacy_mode: bool = False
+    attribute_denylist: Iterable[str] | re.Pattern[str] | None = DEFAULT_DENYLIST
+    before_send: BeforeSend | None = None
+    max_queue_size: int = 10_000
+    max_buffer_bytes: int = MAX_BUFFER_BYTES
+    max_batch_size: int = 1000
+    flush_interval: float = 1.0
+    export_timeout: float = 30.0
+    flush_on_sigterm: bool = True  # POSTHOG_FLUSH_ON_SIGTERM
+    sigterm_timeout: float = signals.DEFAULT_TIMEOUT  # POSTHOG_SIGTERM_TIMEOUT
+    llm_analytics: bool = True  # POSTHOG_LLM_ANALYTICS
+    # ``attribute_denylist`` compiled, once.
+    denylist: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "capture_exceptions",
+            "include_resource_attributes",
+            "privacy_mode",
+            "flush_on_sigterm",
+            "llm_analytics",
+        ):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigurationError(name, "must be True or False")
+        if self.before_send is not None and not callable(self.before_send):
+            raise ConfigurationError("before_send", "must be a function of one event, or None")
+        _check_int("max_queue_size", self.max_queue_size, 1)
+        _check_int("max_buffer_bytes", self.max_buffer_bytes, MAX_BATCH_BYTES, "(one request)")
+        _check_int("max_batch_size", self.max_batch_size, 1, f"and at most {MAX_BATCH_EVENTS:,}")
+        if self.max_batch_size > MAX_BATCH_EVENTS:
+            raise ConfigurationError(
+                "max_batch_size", f"must be at least 1 and at most {MAX_BATCH_EVENTS:,}"
+            )
+        for name in ("flush_interval", "export_timeout", "sigterm_timeout"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or not value > 0
+            ):
+                raise ConfigurationError(name, f"must be a positive number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        object.__setattr__(self, "denylist", denylist_pattern(self.attribute_denylist))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **given: Any) -> PipelineOptions:
+        """The options from arguments, else ``POSTHOG_*`` variables, else the defaults.
+
+        ``None`` means "not given" for a setting that has a variable
+        (``flush_on_sigterm``, ``sigterm_timeout``, ``llm_analytics``); for the others
+        it is a value (``attribute_denylist=None`` turns the denylist off).
+        """
+        unset = {name for name, value in given.items() if value is None and name in _FROM_ENV}
+        given = {name: value for name, value in given.items() if name not in unset}
+        return settle(cls, env_settings("pipeline", environ), given)
+
+    @classmethod
+    def off_default(cls, **values: Any) -> list[str]:
+        """Which of ``values`` differ from the defaults (not validated)."""
+        defaults = {f.name: f.default for f in fields(cls) if f.init}
+        return [name for name, value in values.items() if value != defaults[name]]
+
+    def arguments(self) -> dict[str, Any]:
+        """The options as constructor arguments (a processor built from an exporter's)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+
+    def mapping(self) -> MappingOptions:
+        """What ``SpanMapper`` and ``LogMapper`` need."""
+        return MappingOptions(
+            capture_exceptions=self.capture_exceptions,
+            include_resource_attributes=self.include_resource_attributes,
+            denylist=self.denylist,
+            llm_analytics=self.llm_analytics,
+            privacy_mode=self.privacy_mode,
+        )
+
+
+_FROM_ENV = {"flush_on_sigterm", "sigterm_timeout", "llm_analytics"}
+
+
+def _check_int(name: str, value: Any, least: int, more: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigurationError(name, f"must be at least {least:,} {more}".rstrip())
+
+
+def build_delivery(connection: Connection, stats: Stats, options: PipelineOptions) -> Delivery:
+    """The delivery behind a span or log processor or exporter: map, edit, encode, send."""
+    mapping = options.mapping()
+    return Delivery(
+        connection,
         stats,
-        capture_exceptions=capture_exceptions,
-        include_resource_attributes=include_resource_attributes,
-        attribute_denylist=attribute_denylist,
-        before_send=before_send,
-        max_batch_size=max_batch_size,
-        llm_analytics=llm_analytics,
-        privacy_mode=privacy_mode,
+        SpanMapper(mapping),
+        options.before_send,
+        options.max_batch_size,
+        LogMapper(mapping),
     )
+
+
+def build_pipeline(connection: Connection, options: PipelineOptions, *, name: str) -> Pipeline:
+    """A pipeline sending through ``connection`` (the one way one is made); when capture
+    is on, it takes charge of SIGTERM if ``options.flush_on_sigterm``, and forked
+    children drain it before they end, within ``options.sigterm_timeout``."""
+    stats = Stats()
     worker = BatchWorker(
-        delivery,
+        build_delivery(connection, stats, options),
         stats,
-        max_queue_size=max_queue_size,
-        max_buffer_bytes=max_buffer_bytes,
-        flush_interval=flush_interval,
-        export_timeout=export_timeout,
+        max_queue_size=options.max_queue_size,
+        max_buffer_bytes=options.max_buffer_bytes,
+        flush_interval=options.flush_interval,
+        export_timeout=options.export_timeout,
         name=name,
     )
-    pipeline = Pipeline(worker, stats, enabled=client.enabled_capture)
-    on_sigterm, timeout = sigterm
+    pipeline = Pipeline(worker, stats, enabled=connection.config.enabled_capture)
     if pipeline.enabled:
-        signals.drain_in_children(timeout)
-        if on_sigterm:
-            signals.install(timeout)
+        signals.drain_in_children(options.sigterm_timeout)
+        if options.flush_on_sigterm:
+            signals.install(options.sigterm_timeout)
     return pipeline
 
 
 class Pipeline:
-    """A worker, the counters it updates, and the live spans' flags."""
+    """A worker, the counters it updates, and the live spans' flags.
+
+    The hooks every span and record passes through call the bound methods set here
+    (``span_started``, ``span_ended``, ``count_span``, ``count_log``, ``enqueue``): one
+    call each, no attribute chain into the worker or the counters.
+    """
 
     def __init__(self, worker: BatchWorker, stats: Stats, *, enabled: bool = True) -> None:
         self.worker = worker
         self.stats = stats
-        self.span_flags = SpanFlags()
-        # Tagged spans the processor took, for an exporter attached to the same provider
-        # (it must not send them again); None when no exporter asked.
-        self.taken: weakref.WeakSet[Any] | None = None
+        self._span_flags = flags = LiveSpanFlags()
         self.enabled = enabled
         self.closed = False
+        self.span_started = flags.started
+        """``span_started(span_id, parent_id)``: the span inherits its parent's flags."""
+        self.span_ended = flags.ended
+        """``span_ended(span_id)``: forget the span; the flags it inherited, if any."""
+        self.count_span = stats.spans_seen.add
+        """``count_span(n=1)``: spans seen by a hook (a per-thread cell, no shared lock)."""
+        self.span_cells = stats.spans_seen.mine
+        """The span hook's own fast path to the same count, without a call: it bumps
+        ``span_cells.cell[0]`` and calls ``count_span()`` on ``AttributeError`` (the
+        thread's first span). Measured: the call costs ~0.2 us of a ~13 us span."""
+        self.count_log = stats.logs_seen.add
+        """``count_log(n=1)``: log records seen by a hook."""
+        self.enqueue = worker.put
+        """``put`` without the ``enabled`` check, for hooks installed only when it is on."""
+
+    @property
+    def flags_live(self) -> Mapping[int, Any]:
+        """Live spans with flags (empty, so falsy, until a flag is read in a span)."""
+        return self._span_flags.live
+
+    def flags_of_live_span(self, span_id: int) -> FlagMap | None:
+        """The flags known now on a live span, if any."""
+        entry = self._span_flags.live.get(span_id)
+        return entry[1] if entry is not None else None
+
+    def drop(self, reason: str, n: int = 1, detail: str = "") -> None:
+        """Count ``n`` lost events (see ``Stats.drop``)."""
+        self.stats.drop(reason, n, detail)
 
     def put(self, item: Item) -> bool:
         """Queue an item (a span, or an event built in code); never blocks."""
@@ -92,7 +217,7 @@ class Pipeline:
 
     def flag_evaluated(self, span: Any, key: str, value: Any) -> None:
         """Children of ``span`` started from now on inherit the flag's value."""
-        self.span_flags.evaluated(span.get_span_context().span_id, key, value)
+        self._span_flags.evaluated(span.get_span_context().span_id, key, value)
 
     def flush(self, timeout: float) -> bool:
         flushed = self.worker.flush(timeout)
@@ -123,3 +248,31 @@ def active() -> Pipeline | None:
     """The most recently started pipeline that is not shut down, if any."""
     pipeline = _active() if _active is not None else None
     return pipeline if pipeline is not None and not pipeline.closed else None
+
+
+_MAX_LIVE_SPANS = 50_000  # spans that never end must not grow this forever
+
+FlagMap = Mapping[str, Any]
+
+
+class LiveSpanFlags:
+    """span id -> (flags inherited at start, flags known now); empty unless flags are used."""
+
+    def __init__(self) -> None:
+        self.live: dict[int, tuple[FlagMap | None, FlagMap]] = {}
+
+    def started(self, span_id: int, parent_id: int) -> None:
+        entry = self.live.get(parent_id)
+        if entry is not None:
+            self.live[span_id] = (entry[1], entry[1])
+
+    def evaluated(self, span_id: int, key: str, value: Any) -> None:
+        inherited, known = self.live.get(span_id, (None, {}))
+        if len(self.live) >= _MAX_LIVE_SPANS:
+            self.live.clear()
+        self.live[span_id] = (inherited, {**known, key: value})
+
+    def ended(self, span_id: int) -> FlagMap | None:
+        """Forget the span; what it inherited from its ancestors, if anything."""
+        entry = self.live.pop(span_id, None)
+        return entry[0] if entry is not None else None

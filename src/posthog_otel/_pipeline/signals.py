@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable
@@ -37,9 +36,7 @@ from types import FrameType
 from typing import Any
 
 from posthog_otel import _forksafe
-from posthog_otel._client.config import parse_bool, parse_seconds
 from posthog_otel._pipeline.worker import shutdown_all
-from posthog_otel.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -49,25 +46,8 @@ Handler = Callable[[int, FrameType | None], Any]
 _lock = threading.Lock()
 _installed = False
 _timeout = DEFAULT_TIMEOUT
-_held = False
+_sigterm_blocked = False  # a re-raised SIGTERM waits until our exit hook has drained
 _child_timeout = 0.0  # 0: no pipeline asked yet
-
-
-def settings(enabled: bool | None, timeout: float | None) -> tuple[bool, float]:
-    """The arguments, else ``POSTHOG_FLUSH_ON_SIGTERM`` / ``POSTHOG_SIGTERM_TIMEOUT``."""
-    try:
-        if enabled is None:
-            raw = os.environ.get("POSTHOG_FLUSH_ON_SIGTERM", "").strip()
-            enabled = parse_bool(raw) if raw else True
-        if timeout is None:
-            raw = os.environ.get("POSTHOG_SIGTERM_TIMEOUT", "").strip()
-            timeout = parse_seconds(raw) if raw else DEFAULT_TIMEOUT
-    except ValueError as exc:
-        variable = "POSTHOG_FLUSH_ON_SIGTERM" if enabled is None else "POSTHOG_SIGTERM_TIMEOUT"
-        raise ConfigurationError(variable, str(exc)) from None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ConfigurationError("sigterm_timeout", f"must be a positive number, got {timeout!r}")
-    return enabled, float(timeout)
 
 
 def install(timeout: float) -> bool:
@@ -125,10 +105,10 @@ def _chained(previous: Handler) -> Handler:
 
 def _hold(signum: int) -> None:
     """Block ``signum`` on this (the main) thread until we have drained at exit."""
-    global _held
-    if _held:
+    global _sigterm_blocked
+    if _sigterm_blocked:
         return
-    _held = True
+    _sigterm_blocked = True
     signal.pthread_sigmask(signal.SIG_BLOCK, {signum})
     atexit.register(_release, signum)  # runs before the workers' own exit hook
 

@@ -12,7 +12,7 @@ the lock and every wait re-checks what it waits for::
   encodes them into an open batch. A full or due batch goes to the outbox as it
   is. When the outbox holds ``max_buffer_bytes`` the encoder waits, the queue
   fills and ``put`` refuses: memory stays bounded however slow PostHog is.
-- The *sender*, outside the lock, seals the batches waiting (see ``outbox``: who
+- The *sender*, outside the lock, seals the batches waiting (see the outbox below: who
   compresses, and why not the encoder) and sends the oldest; then it marks its
   items done, waking ``flush`` waiters.
 - ``shutdown`` moves to DRAINING (the encoder hands over what is left, the sender
@@ -27,12 +27,21 @@ the lock and every wait re-checks what it waits for::
 The lock is re-entrant so that a signal handler interrupting ``put`` can still
 flush (see ``signals``). Our own HTTP runs with instrumentation suppressed. A
 forked child starts empty, with threads and counters of its own.
+
+The outbox holds batches on their way to the sender: in order, the bytes they hold,
+compressed once. A batch joins open, as the encoder filled it, and is sealed (compressed to about a
+tenth) by whichever thread reaches it first: the sender before each send, or the
+encoder when the outbox is full and it would wait anyway. Compressing releases the
+GIL, and a thread winning it back from a busy application can wait tens of
+milliseconds: an encoder sealing every batch itself let a burst overflow the queue
+(``benchmarks/e2e.py``). Guarded by the worker's lock.
 """
 
 from __future__ import annotations
 
 import atexit
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -40,10 +49,9 @@ import weakref
 from collections.abc import Callable
 
 from posthog_otel import _forksafe, _otel
-from posthog_otel._client.batch import MAX_BATCH_BYTES, OpenBatch, SealedBatch
+from posthog_otel._client.batch import OpenBatch, SealedBatch
 from posthog_otel._pipeline import metrics
 from posthog_otel._pipeline.delivery import Delivery, Item
-from posthog_otel._pipeline.outbox import Outbox
 from posthog_otel._pipeline.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -72,12 +80,6 @@ class BatchWorker:
         name: str = "posthog-otel",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_queue_size < 1:
-            raise ValueError("max_queue_size must be at least 1")
-        if max_buffer_bytes < MAX_BATCH_BYTES:
-            raise ValueError(f"max_buffer_bytes must be at least {MAX_BATCH_BYTES} (one request)")
-        if flush_interval <= 0 or export_timeout <= 0:
-            raise ValueError("flush_interval and export_timeout must be positive")
         self._delivery = delivery
         self._stats = stats
         self._max_queue_size = max_queue_size
@@ -101,9 +103,10 @@ class BatchWorker:
         self._stop = threading.Event()  # set at the deadline: cuts off backoff and requests
         # Shared, under the lock. Items are counted from put() to done.
         self._queue: collections.deque[Item] = collections.deque()
-        self._in_hand = 0  # items in the chunk the encoder is encoding (still count as queued)
+        # Items in the chunk the encoder is encoding (they still count as queued).
+        self._items_encoding = 0
         self._accepted = 0  # items put() accepted
-        self._handed = 0  # items handed to the sender (in the outbox, or done)
+        self._items_to_sender_total = 0  # items handed to the sender (in the outbox, or done)
         self._done = 0  # items whose events were all sent or dropped
         self._given_up_at: int | None = None  # _done when shutdown first gave up on items
         self._flush_wanted = 0  # the highest item count a flush waits for
@@ -126,7 +129,7 @@ class BatchWorker:
         with self._lock:
             if self._state != RUNNING:
                 refused = "closed"
-            elif len(self._queue) + self._in_hand >= self._max_queue_size:
+            elif len(self._queue) + self._items_encoding >= self._max_queue_size:
                 refused = "queue_full"
             else:
                 self._queue.append(item)
@@ -211,7 +214,7 @@ class BatchWorker:
     @property
     def queue_size(self) -> int:
         """Items waiting to be encoded (at most ``max_queue_size``)."""
-        return len(self._queue) + self._in_hand
+        return len(self._queue) + self._items_encoding
 
     @property
     def buffered_bytes(self) -> int:
@@ -242,8 +245,8 @@ class BatchWorker:
                 self._give_up_encoding()
                 return True
             chunk = [self._queue.popleft() for _ in range(min(CHUNK, len(self._queue)))]
-            self._in_hand = len(chunk)
-            flushing = self._flush_wanted > self._handed
+            self._items_encoding = len(chunk)
+            flushing = self._flush_wanted > self._items_to_sender_total
         for index, item in enumerate(chunk):
             if draining and self._out_of_time():
                 self._give_up_encoding(len(chunk) - index)
@@ -251,7 +254,7 @@ class BatchWorker:
             self._wait_for_room()
             self._add(item)
         with self._cond:
-            self._in_hand = 0
+            self._items_encoding = 0
             more = self._backlog = bool(self._queue)
         full = len(self._batch) >= self._batch_size
         if full or (not more and (flushing or draining or not woke or self._due())):
@@ -267,7 +270,7 @@ class BatchWorker:
         return (
             self._state != RUNNING
             or len(self._queue) >= self._wake_at
-            or self._flush_wanted > self._handed
+            or self._flush_wanted > self._items_to_sender_total
         )
 
     def _wait_time(self) -> float:
@@ -303,7 +306,7 @@ class BatchWorker:
             return
         with self._cond:
             self._outbox.append(self._batch, self._batched)
-            self._handed += self._batched
+            self._items_to_sender_total += self._batched
             self._cond.notify_all()
         self._batch, self._batched = self._delivery.open_batch(), 0
 
@@ -314,7 +317,7 @@ class BatchWorker:
             self._queue.clear()
             items = unencoded + queued + self._batched
             events = unencoded + queued + len(self._batch)
-            self._in_hand = 0
+            self._items_encoding = 0
             self._settle(items, given_up=True)
             self._encoder_done = True
             self._cond.notify_all()
@@ -392,3 +395,60 @@ def shutdown_all(timeout: float) -> None:
 
 
 atexit.register(lambda: shutdown_all(EXIT_TIMEOUT))
+
+
+@dataclasses.dataclass(slots=True)
+class Outgoing:
+    batch: OpenBatch | SealedBatch
+    items: int  # queued items whose events it completes
+    sealing: bool = False  # a thread has claimed it and is compressing it
+
+
+class Outbox:
+    """The batches, oldest first; ``nbytes`` is what they hold now (``max_buffer_bytes``)."""
+
+    def __init__(self, cond: threading.Condition) -> None:
+        self._cond = cond
+        self._entries: collections.deque[Outgoing] = collections.deque()
+        self.nbytes = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def append(self, batch: OpenBatch, items: int) -> None:
+        """With the lock held."""
+        self._entries.append(Outgoing(batch, items))
+        self.nbytes += batch.nbytes
+
+    def oldest(self) -> Outgoing:
+        """With the lock held."""
+        return self._entries[0]
+
+    def remove_oldest(self) -> None:
+        """With the lock held, once it was sent (or given up)."""
+        self.nbytes -= self._entries.popleft().batch.nbytes
+
+    def seal_waiting(self) -> None:
+        """Without the lock: seal every open batch, each claimed first so none is sealed
+        twice; waking the encoder as room frees."""
+        while True:
+            with self._cond:
+                waiting = [
+                    (entry, entry.batch)
+                    for entry in self._entries
+                    if isinstance(entry.batch, OpenBatch) and not entry.sealing
+                ]
+                if not waiting:
+                    return
+                entry, batch = waiting[0]
+                entry.sealing = True
+            sealed = batch.seal()
+            with self._cond:
+                self.nbytes += sealed.nbytes - batch.nbytes
+                entry.batch, entry.sealing = sealed, False
+                self._cond.notify_all()
+
+    def sealed(self, entry: Outgoing) -> SealedBatch | OpenBatch:
+        """With the lock held: ``entry``'s batch once no other thread is sealing it."""
+        self._cond.wait_for(lambda: not entry.sealing)
+        return entry.batch

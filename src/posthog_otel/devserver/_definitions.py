@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from posthog_otel._flags.local.definitions import parse_definitions
+from posthog_otel._flagdata import RawPayload, parse_definitions
 from posthog_otel._flags.local.evaluator import Decision, LocalFlags, Undecided
 from posthog_otel._flags.local.source import describe
-from posthog_otel._flags.values import RawPayload
 from posthog_otel.devserver._rules import load_rules, rules_definitions
 from posthog_otel.devserver._wire import Answer, RejectError, Request
 

@@ -116,7 +116,7 @@ class Handler(BaseHTTPRequestHandler):
                 "Vary": "Origin",
             }
         status = 204 if route is not None else 404
-        if route is None or not route.own:
+        if route is None or not route.devserver_only:
             self._record(b"", status, spoken=route is not None)
         self._send(Answer(status, b"", headers=headers))
 
@@ -124,17 +124,17 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         route, params, allowed = find(self.command, parts.path)
-        own = route is not None and route.own
+        devserver_only = route is not None and route.devserver_only
         body = b""
         try:
-            if own and not self._same_machine():
+            if devserver_only and not self._same_machine():
                 raise RejectError(403, "forbidden", "the viewer answers only to its own host")
             body = self._read_body(query, self._limit(route))
             if route is None:
                 if allowed:
                     raise RejectError(405, "method_not_allowed", f"use {', '.join(allowed)}")
                 raise not_found(f"the devserver does not speak {self.command} {parts.path}")
-            if not own:
+            if not devserver_only:
                 fault = self.app.faults.take(parts.path.rstrip("/") or "/")
                 if fault is not None and fault.kind == "delay":
                     self.app.stopping.wait(fault.seconds)
@@ -154,14 +154,14 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:
             logger.exception("devserver: %s %s failed", self.command, parts.path)
             answer = RejectError(500, "server_error", "the devserver failed; see its log").answer()
-        if not own:
+        if not devserver_only:
             # Recorded before answering, so a client that got its answer finds its request.
             self._record(body, answer.status, spoken=route is not None)
         self._send(answer, cors=route is not None and route.cors)
 
     def _limit(self, route: Route | None) -> int:
         limit = route.limit if route is not None else SINGLE_LIMIT
-        if self.app.max_request_bytes is not None and not (route and route.own):
+        if self.app.max_request_bytes is not None and not (route and route.devserver_only):
             limit = min(limit, self.app.max_request_bytes)
         return limit
 

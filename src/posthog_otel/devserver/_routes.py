@@ -36,7 +36,7 @@ class Route:
     answer: RouteFunction
     limit: int = SINGLE_LIMIT
     cors: bool = False
-    own: bool = False
+    devserver_only: bool = False
 
     def match(self, path: str) -> re.Match[str] | None:
         return _compiled(self.pattern).fullmatch(path)
@@ -64,10 +64,15 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/i/v1/(?:logs|traces|metrics)", _posthog.otlp, OTLP_LIMIT),
     Route("POST", "/i/v0/ai/otel", _posthog.otlp, OTLP_LIMIT),
     # The devserver's own: the viewer and what it reads.
-    Route("GET", "/", _api.viewer, own=True),
-    Route("GET", "/(viewer\\.js|viewer\\.css|favicon\\.svg|favicon\\.ico)", _api.asset, own=True),
-    Route("GET", "/api/events", _api.events, own=True),
-    Route("GET", "/api/requests", _api.requests, own=True),
+    Route("GET", "/", _api.viewer, devserver_only=True),
+    Route(
+        "GET",
+        "/(viewer\\.js|viewer\\.css|favicon\\.svg|favicon\\.ico)",
+        _api.asset,
+        devserver_only=True,
+    ),
+    Route("GET", "/api/events", _api.events, devserver_only=True),
+    Route("GET", "/api/requests", _api.requests, devserver_only=True),
 )
 
 

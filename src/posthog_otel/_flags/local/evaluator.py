@@ -17,7 +17,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from posthog_otel._flags.local.definitions import FlagDefinitions
+from posthog_otel._flagdata import FlagDefinitions
 from posthog_otel._flags.local.filters import FilterCompiler
 from posthog_otel._flags.local.matcher import (
     DISABLED,

@@ -16,11 +16,12 @@ ends the search.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from posthog_otel._flags.hashing import holdout_hash, rollout_hash
+from posthog_otel._flagdata import decode_payload
 from posthog_otel._flags.local.filters import FilterCompiler
+from posthog_otel._flags.local.hashing import holdout_hash, rollout_hash
 from posthog_otel._flags.local.predicate import (
     MISSING_CONTEXT,
     UNSUPPORTED_DEFINITION,
@@ -31,7 +32,6 @@ from posthog_otel._flags.local.predicate import (
     Scope,
     first_reason,
 )
-from posthog_otel._flags.values import decode_payload
 from posthog_otel._limits import FLAG_MAX_ITEMS
 
 __all__ = ["CompiledFlag", "Decision", "Groups"]
@@ -243,6 +243,14 @@ class CompiledFlag:
         if isinstance(value, bool):
             return self.payloads.get("true" if value else "false")
         return self.payloads.get(value)
+
+    def result_for(self, decision: Decision, make: Callable[[], Any]) -> Any:
+        """What ``make()`` gives for ``decision``, made once and then remembered (the
+        provider's ``FeatureFlag`` for each decision)."""
+        found = self.results.get(decision)
+        if found is None:
+            found = self.results[decision] = make()
+        return found
 
     def match(
         self, values: Mapping[str, Any], bucketing: Any, scope: Scope, groups: Groups

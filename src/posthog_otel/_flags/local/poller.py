@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from posthog_otel import _forksafe
-from posthog_otel._flags.local.definitions import FlagDefinitions
+from posthog_otel._flagdata import FlagDefinitions
 from posthog_otel._flags.local.evaluator import LocalFlags
 from posthog_otel.errors import APIError, PostHogError
 

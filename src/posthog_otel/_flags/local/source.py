@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from posthog_otel import _forksafe, _otel
-from posthog_otel._client.config import check_key
-from posthog_otel._flags.local.definitions import FlagDefinitions
+from posthog_otel._config import check_key
+from posthog_otel._flagdata import FeatureFlag, FlagDefinitions
 from posthog_otel._flags.local.evaluator import Decision, LocalFlags, Subject, Undecided
 from posthog_otel._flags.local.matcher import (
     CONDITION_MATCH,
@@ -28,7 +28,6 @@ from posthog_otel._flags.local.matcher import (
     CompiledFlag,
 )
 from posthog_otel._flags.local.poller import DefinitionsPoller, Fetch
-from posthog_otel._flags.values import FeatureFlag
 from posthog_otel.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -162,10 +161,10 @@ def _split(flags: LocalFlags, subject: Subject) -> tuple[dict[str, FeatureFlag],
 
 def feature_flag(flag: CompiledFlag, decision: Decision) -> FeatureFlag:
     """The ``FeatureFlag`` for a decision, made once per flag and decision."""
-    found: FeatureFlag | None = flag.results.get(decision)
-    if found is None:
-        value = decision.value
-        found = flag.results[decision] = FeatureFlag(
+    value = decision.value
+
+    def make() -> FeatureFlag:
+        return FeatureFlag(
             name=flag.key,
             enabled=value,
             payload=flag.payload(value),
@@ -176,6 +175,8 @@ def feature_flag(flag: CompiledFlag, decision: Decision) -> FeatureFlag:
             reason_code=decision.code,
             static=decision == flag.everyone,
         )
+
+    found: FeatureFlag = flag.result_for(decision, make)
     return found
 
 

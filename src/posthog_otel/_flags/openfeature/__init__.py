@@ -1,8 +1,6 @@
 """OpenFeature over PostHog flags (extra: ``posthog-otel[openfeature]``).
 
-``provider`` (the ``PostHogProvider`` class), ``resolution`` (a flag read as an
-OpenFeature type, with its reason or error code) and ``lifecycle``
-(``initialize()`` and the provider events).
+Which module owns what: ARCHITECTURE.md (the one list of modules).
 """
 
 try:

@@ -25,10 +25,9 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagResolutionDetails, Reason
 
+from posthog_otel._flagdata import FeatureFlag, RawPayload, result_reason
 from posthog_otel._flags.local.source import FLAG_MISSING, NOT_LOADED
-from posthog_otel._flags.reasons import result_reason
 from posthog_otel._flags.remote import Evaluation
-from posthog_otel._flags.values import FeatureFlag, RawPayload
 
 __all__ = ["Kind", "Query", "error", "query", "resolve"]
 

@@ -1,4 +1,8 @@
-"""Client settings: one frozen value, validated once, read from arguments or ``POSTHOG_*``.
+"""Settings: the client's frozen value, and every ``POSTHOG_*`` variable the package reads.
+
+``ClientConfig`` (here) and ``PipelineOptions`` (``_pipeline.pipeline``) are each one
+frozen value validated once; both read the environment through ``env_settings``, the
+one table of variables below, so no other module reads ``os.environ``.
 
 Precedence, as in OpenTelemetry's exporters: explicit argument > environment
 variable > default. A bad value raises ``ConfigurationError`` naming the setting
@@ -12,7 +16,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from posthog_otel.errors import ConfigurationError
@@ -63,32 +67,51 @@ class ClientConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientConfig:
         """Build settings from ``POSTHOG_*`` variables; non-``None`` overrides win."""
-        env = os.environ if environ is None else environ
-        if not env.get("POSTHOG_SECRET_KEY", "").strip():  # PostHog's SDKs' older name
-            env = {**env, "POSTHOG_SECRET_KEY": env.get("POSTHOG_PERSONAL_API_KEY", "")}
-        values: dict[str, Any] = {}
-        for name, (variable, parse) in _ENV.items():
-            raw = env.get(variable, "").strip()
-            if raw:
-                try:
-                    values[name] = parse(raw)
-                except ValueError as exc:
-                    raise ConfigurationError(variable, str(exc)) from None
-        from_env = set(values)
+        values = env_settings("client", environ)
         given = {k: v for k, v in overrides.items() if v is not None}
-        values.update(given)
-        if "api_key" not in values:
+        if "api_key" not in values and "api_key" not in given:
             raise ConfigurationError(
                 "api_key",
                 "not given and POSTHOG_API_KEY is not set (find it in PostHog's project settings)",
             )
-        try:
-            return cls(**values)
-        except ConfigurationError as exc:
-            if exc.setting in from_env and exc.setting not in given:
-                problem = str(exc).partition(": ")[2]
-                raise ConfigurationError(_ENV[exc.setting][0], problem) from None
-            raise
+        return settle(cls, values, given)
+
+
+def env_settings(group: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The settings of ``group`` (``"client"`` or ``"pipeline"``) that ``POSTHOG_*``
+    variables set, parsed; ``ConfigurationError`` naming the variable if one cannot be
+    read. Unset or empty variables are left out. This is the one reader of the
+    environment for the package's settings."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting, (variable, parse, owner) in _ENV.items():
+        if owner != group:
+            continue
+        raw = env.get(variable, "").strip()
+        if not raw and variable in _OLDER_NAMES:
+            raw = env.get(_OLDER_NAMES[variable], "").strip()
+        if raw:
+            try:
+                values[setting] = parse(raw)
+            except ValueError as exc:
+                raise ConfigurationError(variable, str(exc)) from None
+    return values
+
+
+_T = TypeVar("_T")
+
+
+def settle(cls: Callable[..., _T], from_env: dict[str, Any], given: Mapping[str, Any]) -> _T:
+    """``cls(**settings)``, arguments (``given``) over the environment's values over the
+    defaults; a value the environment gave that ``cls`` refuses is named by its variable
+    (the user set the variable, not the setting)."""
+    try:
+        return cls(**{**from_env, **given})
+    except ConfigurationError as exc:
+        if exc.setting in from_env and exc.setting not in given:
+            problem = str(exc).partition(": ")[2]
+            raise ConfigurationError(_ENV[exc.setting][0], problem) from None
+        raise
 
 
 def check_key(setting: str, key: object) -> str:
@@ -155,18 +178,6 @@ def check_headers(headers: object) -> dict[str, str]:
     return checked
 
 
-def bool_from_env(variable: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
-    """A true/false switch from the environment (``true``/``false``, ``1``/``0``, ...);
-    unset or empty gives ``default``, anything else raises ``ConfigurationError``."""
-    raw = (os.environ if environ is None else environ).get(variable, "").strip()
-    if not raw:
-        return default
-    try:
-        return parse_bool(raw)
-    except ValueError as exc:
-        raise ConfigurationError(variable, str(exc)) from None
-
-
 def parse_bool(raw: str) -> bool:
     """``true``/``false`` in the spellings environment variables use (``1``, ``yes``, ``on``...)."""
     lowered = raw.lower()
@@ -208,18 +219,39 @@ def _keep(raw: str) -> str:
     return raw
 
 
-_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "api_key": ("POSTHOG_API_KEY", _keep),
-    "host": ("POSTHOG_HOST", _keep),
-    "timeout": ("POSTHOG_TIMEOUT", parse_seconds),
-    "retries": ("POSTHOG_RETRIES", _parse_int),
-    "retry_delay": ("POSTHOG_RETRY_DELAY", parse_seconds),
-    "enabled_capture": ("POSTHOG_ENABLED_CAPTURE", parse_bool),
-    "gzip": ("POSTHOG_GZIP", parse_bool),
-    "headers": ("POSTHOG_HEADERS", _parse_headers),
-    "flags_path": ("POSTHOG_FLAGS_PATH", _keep),
-    "flags_timeout": ("POSTHOG_FLAGS_TIMEOUT", parse_seconds),
-    "ca_bundle": ("POSTHOG_CA_BUNDLE", _keep),
-    "secret_key": ("POSTHOG_SECRET_KEY", _keep),
+# Every ``POSTHOG_*`` variable the package reads: setting -> (variable, parser, group).
+# "client" settings are ``ClientConfig``'s, "pipeline" ones ``PipelineOptions``'.
+_ENV: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "api_key": ("POSTHOG_API_KEY", _keep, "client"),
+    "host": ("POSTHOG_HOST", _keep, "client"),
+    "timeout": ("POSTHOG_TIMEOUT", parse_seconds, "client"),
+    "retries": ("POSTHOG_RETRIES", _parse_int, "client"),
+    "retry_delay": ("POSTHOG_RETRY_DELAY", parse_seconds, "client"),
+    "enabled_capture": ("POSTHOG_ENABLED_CAPTURE", parse_bool, "client"),
+    "gzip": ("POSTHOG_GZIP", parse_bool, "client"),
+    "headers": ("POSTHOG_HEADERS", _parse_headers, "client"),
+    "flags_path": ("POSTHOG_FLAGS_PATH", _keep, "client"),
+    "flags_timeout": ("POSTHOG_FLAGS_TIMEOUT", parse_seconds, "client"),
+    "ca_bundle": ("POSTHOG_CA_BUNDLE", _keep, "client"),
+    "secret_key": ("POSTHOG_SECRET_KEY", _keep, "client"),
+    "flush_on_sigterm": ("POSTHOG_FLUSH_ON_SIGTERM", parse_bool, "pipeline"),
+    "sigterm_timeout": ("POSTHOG_SIGTERM_TIMEOUT", parse_seconds, "pipeline"),
+    "llm_analytics": ("POSTHOG_LLM_ANALYTICS", parse_bool, "pipeline"),
 }
-ENV_VARIABLES: Mapping[str, str] = MappingProxyType({k: v for k, (v, _) in _ENV.items()})
+# Read when the newer name is unset: PostHog's SDKs' older name for the secret key.
+_OLDER_NAMES = {"POSTHOG_SECRET_KEY": "POSTHOG_PERSONAL_API_KEY"}
+
+
+def _table(group: str) -> Mapping[str, str]:
+    return MappingProxyType({k: v for k, (v, _, g) in _ENV.items() if g == group})
+
+
+# ``ClientConfig``'s settings and their variables.
+ENV_VARIABLES: Mapping[str, str] = _table("client")
+# ``PipelineOptions``' settings (the processors' and exporters') and their variables.
+PIPELINE_ENV_VARIABLES: Mapping[str, str] = _table("pipeline")
+# Every variable read, older names included (what the documentation must list).
+ALL_ENV_VARIABLES: tuple[str, ...] = (
+    *(variable for variable, _, _ in _ENV.values()),
+    *_OLDER_NAMES.values(),
+)
