@@ -42,6 +42,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from posthog_otel import _forksafe
+from posthog_otel._limits import FLAG_MAX_PAYLOAD_DEPTH
 
 __all__ = [
     "FLAG_DISABLED",
@@ -122,13 +123,39 @@ class RawPayload(str):
 
 def decode_payload(raw: Any) -> Any:
     """Payloads arrive JSON-encoded: decode them, keeping a non-JSON string as it is
-    (as a ``RawPayload``)."""
+    (as a ``RawPayload``).
+
+    Raises:
+        ValueError: the payload nests deeper than ``FLAG_MAX_PAYLOAD_DEPTH``. Whether
+            ``json`` itself can read such a payload depends on the Python version (3.13's
+            parser goes far deeper than 3.12's), so the bound is ours: in a flags answer
+            it is a failed fetch, in a definition it costs only that flag.
+    """
     if not isinstance(raw, str):
         return raw
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except ValueError:
         return RawPayload(raw)
+    except RecursionError:
+        value = None  # deeper than this interpreter parses: deeper than the bound too
+    else:
+        if not _deeper_than(value, FLAG_MAX_PAYLOAD_DEPTH):
+            return value
+    raise ValueError(f"a flag payload nests deeper than {FLAG_MAX_PAYLOAD_DEPTH} levels")
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` has lists or objects nested more than ``limit`` levels (no recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth >= limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def parse_flags_response(body: Any) -> FlagsResponse:

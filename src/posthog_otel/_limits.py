@@ -51,6 +51,9 @@ FLAG_MAX_ITEMS = 1_000
 FLAG_MAX_VALUE_DEPTH = 32
 # An integer longer than this (about 3,000 digits; str() refuses 4,300) has no text.
 FLAG_MAX_INT_BITS = 10_000
+# A payload (a flag's JSON value) nesting deeper than this is unreadable whatever Python's
+# json could parse: in a flags answer the fetch fails, in a definition only its flag is undecided.
+FLAG_MAX_PAYLOAD_DEPTH = 64
 # A relative date (-7d) with a count of more digits than this is not a date: undecided.
 FLAG_MAX_DATE_DIGITS = 6
 

@@ -36,10 +36,6 @@ from pathlib import Path
 
 import pytest
 
-try:
-    from posthog_otel._config import ENV_VARIABLES
-except ImportError:  # before the configuration moved
-    from posthog_otel._client.config import ENV_VARIABLES
 from posthog_otel import (
     PostHogClient,
     PostHogFlagProvider,
@@ -48,6 +44,7 @@ from posthog_otel import (
     PostHogSpanExporter,
     PostHogSpanProcessor,
 )
+from posthog_otel._config import ALL_ENV_VARIABLES
 from posthog_otel.openfeature import PostHogProvider
 from tests.support.paths import ROOT
 from tests.support.server import API_KEY, wait_until
@@ -338,7 +335,7 @@ def test_every_argument_is_documented(cls):
 
 def test_every_environment_variable_is_documented():
     configuration = (ROOT / "docs" / "configuration.md").read_text()
-    for variable in ENV_VARIABLES.values():
+    for variable in ALL_ENV_VARIABLES:
         assert f"`{variable}`" in configuration, variable
 
 
