@@ -2,8 +2,8 @@
 
 Anything we did not make ourselves (an HTTP answer, a flag definition, a header, a span
 or log attribute, a regex) is bounded here in bytes, depth, count and time. Each
-constant says what happens at its bound; the README's "Limits" section lists them all,
-and a test keeps the two in step.
+constant says what happens at its bound; docs/limits.md lists them all, and a test
+(tests/integration/test_docs.py) keeps the two in step.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 deterministic uuids and timestamps. Pure: no I/O.
 
 Every key starting ``posthog.`` is reserved: it steers the mapping and is never
-sent as a property. See the README's convention table for the contract.
+sent as a property. See docs/tracing.md's convention table for the contract.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ class PostHogSpanProcessor(SpanProcessor):
         flush_interval: seconds between sends when batches do not fill.
         export_timeout: seconds to deliver one batch, retries included.
         flush_on_sigterm: on SIGTERM, deliver what is queued before the process
-            ends (see the README); ``None`` reads ``POSTHOG_FLUSH_ON_SIGTERM``
+            ends (see docs/process-models.md); ``None`` reads ``POSTHOG_FLUSH_ON_SIGTERM``
             (default on).
         sigterm_timeout: seconds that delivery may take; ``None`` reads
             ``POSTHOG_SIGTERM_TIMEOUT`` (default 5).
