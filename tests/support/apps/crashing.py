@@ -58,7 +58,7 @@ async def main() -> None:
 
 
 def with_secrets() -> None:
-    password = "hunter2"  # noqa: S105 - the value the test expects masked
+    password = "hunter2"
     url = "https://admin:s3cret@db.internal/app"
     settings = {"api_key": "phc_live", "region": "eu"}
     count = 3
