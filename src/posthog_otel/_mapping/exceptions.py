@@ -161,6 +161,7 @@ def _parse_block(lines: list[str]) -> tuple[list[dict[str, Any]], str | None, st
             nxt = lines[i + 1] if i + 1 < len(lines) else ""
             if nxt.startswith("    ") and not _FRAME.match(nxt) and not _CARETS.match(nxt):
                 frame["context_line"] = nxt.strip()
+                frame.update(_text_frame_context(frame))
                 i += 1
             frames.append(frame)
         elif _is_message_line(lines[i], continuing=bool(tail)):
@@ -173,6 +174,22 @@ def _parse_block(lines: list[str]) -> tuple[list[dict[str, Any]], str | None, st
         return frames, None, ""
     value = "\n".join([rest, *tail[1:]]) if sep else "\n".join(tail[1:])
     return frames, first, value
+
+
+def _text_frame_context(frame: dict[str, Any]) -> dict[str, Any]:
+    """Lines around an in-app frame parsed from text, as for an exception object; only
+    for a ``.py`` file under the working directory whose line still reads as the
+    traceback printed it (a path in the text is not a licence to read any file)."""
+    path = frame["abs_path"]
+    if not frame["in_app"] or not path.endswith(".py") or not os.path.isabs(path):
+        return {}
+    if not _under(os.path.normpath(path), os.getcwd()):
+        return {}
+    around = source_context(path, frame["lineno"])
+    if not around or around["context_line"].strip() != frame["context_line"]:
+        return {}  # the file changed since, or is not the one that ran
+    # context_line stays as the traceback printed it (stripped), as before
+    return {"pre_context": around["pre_context"], "post_context": around["post_context"]}
 
 
 def _is_message_line(line: str, *, continuing: bool) -> bool:
