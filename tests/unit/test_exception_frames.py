@@ -237,3 +237,43 @@ def test_hooks_chain_and_are_restored_only_while_still_ours():
         assert calls[-1] == "sys" and len(pipeline.events) == 2
     finally:
         sys.excepthook, threading.excepthook = before_sys, before_thread
+
+
+class BrokenPipeline(FakePipeline):
+    def put(self, item: Any) -> bool:
+        raise RuntimeError("the queue is broken")
+
+
+def test_the_previous_hook_runs_even_when_capturing_fails():
+    calls: list[str] = []
+    before = sys.excepthook
+    try:
+        sys.excepthook = lambda *a: calls.append("previous")
+        capture = Autocapture(BrokenPipeline(), OPTIONS, flush_timeout=1.0)  # type: ignore[arg-type]
+        assert capture.install()
+        exc = caught(lambda: 1 / 0)
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+        assert calls == ["previous"]
+        capture.uninstall()
+    finally:
+        sys.excepthook = before
+
+
+def test_the_event_has_the_user_session_and_trace_of_the_current_span():
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from posthog_otel._pipeline.autocapture import uncaught_event
+
+    tracer = TracerProvider().get_tracer("test")
+    attributes = {"posthog.distinct_id": "user-7", "posthog.session_id": "s-1"}
+    with tracer.start_as_current_span("job", attributes=attributes) as span:
+        event = uncaught_event({"$exception_list": []})
+    assert event["event"] == "$exception"
+    assert event["distinct_id"] == "user-7"
+    assert event["properties"]["$session_id"] == "s-1"
+    assert event["properties"]["$trace_id"] == trace.format_trace_id(
+        span.get_span_context().trace_id
+    )
+    nobody = uncaught_event({})
+    assert nobody["properties"]["$process_person_profile"] is False
