@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.services import APPS, service_env
+from tests.support.services import APPS, BIN, service_env
 
 MASK = "$$_posthog_redacted_based_on_masking_rules_$$"
 
@@ -115,3 +115,24 @@ def test_nothing_is_captured_when_autocapture_is_off(server, autocapture):
     assert result.returncode == 0, result.stderr
     assert "previous thread hook" in result.stdout
     assert server.events("$exception") == []
+
+
+def test_under_opentelemetry_instrument_the_variable_alone_turns_it_on(server):
+    # The exporter OTEL_TRACES_EXPORTER=posthog builds attaches a processor that reads
+    # POSTHOG_EXCEPTION_AUTOCAPTURE: no code in the app, and Python's own hook still prints.
+    env = service_env(
+        server.url,
+        "crashing",
+        POSTHOG_EXCEPTION_AUTOCAPTURE="true",
+        OTEL_TRACES_EXPORTER="posthog",
+        POSTHOG_SIGTERM_TIMEOUT="10",
+    )
+    argv = [str(BIN / "opentelemetry-instrument"), sys.executable, str(APPS / "crashing.py")]
+    result = subprocess.run(
+        [*argv, "instrumented"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "RuntimeError: start-up failed" in result.stderr  # the default hook ran
+    (event,) = server.events("$exception")
+    types = [e["type"] for e in event["properties"]["$exception_list"]]
+    assert types == ["RuntimeError", "ValueError"]

@@ -6,6 +6,7 @@
     python crashing.py asyncio    # a task that asyncio.run's main awaits raises
     python crashing.py loop N     # N threads raise the same error one after another
     python crashing.py variables  # raises with credentials among its locals
+    opentelemetry-instrument python crashing.py instrumented  # no code of ours: start-up fails
 
 Hooks installed before the processor print ``previous sys hook`` / ``previous thread
 hook`` when called. The processor's flush interval is a minute: what arrives before
@@ -65,7 +66,9 @@ def with_secrets() -> None:
     raise KeyError(f"missing {count} {len(password + url + str(settings))}")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1] == "instrumented":
+    start()  # OTEL_TRACES_EXPORTER=posthog attached the processor, and its hooks, before us
+elif __name__ == "__main__":
     sys.excepthook = previous_sys_hook
     threading.excepthook = previous_thread_hook
     mode = sys.argv[1]
