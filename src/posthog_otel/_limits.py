@@ -98,6 +98,9 @@ MAX_STACKTRACE_LENGTH = 1024 * 1024
 EXCEPTION_CONTEXT_LINES = 5
 # Characters kept of one source line (context lines): the rest is cut.
 MAX_CONTEXT_LINE_CHARS = 1_000
+# Characters of source context in one ``$exception_list`` (all its frames): past it, frames
+# (innermost first) get no more context (``source_context`` in ``stats().trimmed``).
+MAX_SOURCE_CONTEXT_TOTAL = 200_000
 # In-app frames (innermost first) whose locals are sent with ``capture_code_variables``;
 # outer frames get none.
 MAX_CODE_VARIABLE_FRAMES = 10

@@ -277,3 +277,32 @@ def test_the_event_has_the_user_session_and_trace_of_the_current_span():
     )
     nobody = uncaught_event({})
     assert nobody["properties"]["$process_person_profile"] is False
+
+
+def test_source_context_has_a_total_and_the_innermost_frames_keep_theirs(tmp_path):
+    from posthog_otel._limits import MAX_SOURCE_CONTEXT_TOTAL
+    from posthog_otel._mapping.bounds import Trims
+
+    # 60 nested functions, each on lines of 900 characters: ~600 KB of context unbounded.
+    padding = "  # " + "x" * 900
+    source = "".join(f"def f{i}():{padding}\n    f{i + 1}(){padding}\n" for i in range(60))
+    source += "def f60():\n    raise ValueError('deep')\n"
+    path = tmp_path / "deep.py"
+    path.write_text(source)
+    namespace: dict[str, Any] = {}
+    exec(compile(source, str(path), "exec"), namespace)
+    trims = Trims()
+    options = FrameOptions(project_root=str(tmp_path))
+    (entry,) = exception_list_from(
+        caught(namespace["f0"]), "generic", handled=True, options=options, trims=trims
+    )
+    frames = entry["stacktrace"]["frames"]
+    with_lines = [f for f in frames if "context_line" in f]
+    total = sum(
+        len(f["context_line"]) + sum(map(len, f["pre_context"] + f["post_context"]))
+        for f in with_lines
+    )
+    assert total < MAX_SOURCE_CONTEXT_TOTAL + 11 * 1000  # one frame may cross the line
+    assert frames[-1]["function"] == "f60" and "context_line" in frames[-1]
+    assert "context_line" not in frames[1]  # the outermost ones gave theirs up
+    assert trims.take()["source_context"] == 1

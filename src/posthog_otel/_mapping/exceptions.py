@@ -38,6 +38,7 @@ from posthog_otel._limits import (
     MAX_CONTEXT_LINE_CHARS,
     MAX_EXCEPTION_CHAIN,
     MAX_EXCEPTION_FRAMES,
+    MAX_SOURCE_CONTEXT_TOTAL,
     MAX_STACKTRACE_LENGTH,
     MAX_STRING_LENGTH,
 )
@@ -318,7 +319,8 @@ def exception_list_from(
     trims = trims if trims is not None else Trims()
     entries: list[dict[str, Any]] = []
     seen: set[int] = set()
-    budget = [MAX_CODE_VARIABLES_TOTAL, MAX_CODE_VARIABLE_FRAMES]
+    # Characters of code variables left, frames with variables left, context characters left.
+    budget = [MAX_CODE_VARIABLES_TOTAL, MAX_CODE_VARIABLE_FRAMES, MAX_SOURCE_CONTEXT_TOTAL]
     # (exception, parent id, how it relates to the parent); a stack, for depth first.
     stack: list[tuple[BaseException, int | None, str]] = [(exc, None, "")]
     while stack and len(entries) < MAX_EXCEPTION_CHAIN:
@@ -389,6 +391,18 @@ def _frames_of(
         half = MAX_EXCEPTION_FRAMES // 2
         entries = entries[:half] + entries[-half:]
     frames = [_frame_of(frame, line, options) for frame, line in entries]
+    for (frame, line), built in zip(reversed(entries), reversed(frames), strict=True):
+        if budget[2] <= 0:  # innermost first: the frames that matter most keep their lines
+            trims.note("source_context")
+            break
+        if built["in_app"]:
+            around = source_context(frame.f_code.co_filename, line, frame.f_globals)
+            budget[2] -= (
+                sum(map(len, around.get("pre_context", ())))
+                + sum(map(len, around.get("post_context", ())))
+                + len(around.get("context_line", ""))
+            )
+            built.update(around)
     if options.code_variables:  # innermost in-app frames first, within the budget
         for (frame, _), built in zip(reversed(entries), reversed(frames), strict=True):
             if budget[1] <= 0 or budget[0] <= 0:
@@ -423,8 +437,6 @@ def _frame_of(frame: FrameType, lineno: int, options: FrameOptions) -> dict[str,
         "lineno": lineno,
         "in_app": in_app,
     }
-    if in_app:
-        built.update(source_context(path, lineno, frame.f_globals))
     return built
 
 
