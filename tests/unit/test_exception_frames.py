@@ -306,3 +306,11 @@ def test_source_context_has_a_total_and_the_innermost_frames_keep_theirs(tmp_pat
     assert frames[-1]["function"] == "f60" and "context_line" in frames[-1]
     assert "context_line" not in frames[1]  # the outermost ones gave theirs up
     assert trims.take()["source_context"] == 1
+
+
+@pytest.mark.parametrize(
+    "value", [b"x" * 10_000_000, bytearray(10_000_000), "y" * 10_000_000, list(range(100_000))]
+)
+def test_a_huge_local_costs_a_bounded_repr(value):
+    out = code_variables({"big": value}, None, [MAX_CODE_VARIABLES_TOTAL, 10])
+    assert len(out["big"]) <= 1_024 + 3

@@ -513,6 +513,8 @@ def _masked_repr(value: Any, denylist: re.Pattern[str] | None) -> str:
                 k: (_MASKED if isinstance(k, str) and denylist.search(normalise_key(k)) else v)
                 for k, v in islice(value.items(), _REPR.maxdict + 1)
             }
+        if isinstance(value, (bytes, bytearray, memoryview)):  # reprlib reprs them whole
+            value = bytes(value[:MAX_CODE_VARIABLE_CHARS])
         text = _REPR.repr(value)
     except Exception:  # noqa: BLE001 - a user's __repr__
         return "<unrepresentable>"
