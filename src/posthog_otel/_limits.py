@@ -93,6 +93,29 @@ MAX_EXCEPTION_FRAMES = 100
 # Characters of ``exception.stacktrace`` parsed: only the end (the outermost exception) is
 # read (``stacktrace_length``).
 MAX_STACKTRACE_LENGTH = 1024 * 1024
+# Lines of source kept each side of an in-app frame's line (``pre_context``/``post_context``);
+# a file that cannot be read gives a frame without context.
+EXCEPTION_CONTEXT_LINES = 5
+# Characters kept of one source line (context lines): the rest is cut.
+MAX_CONTEXT_LINE_CHARS = 1_000
+# Characters of source context in one ``$exception_list`` (all its frames): past it, frames
+# (innermost first) get no more context (``source_context`` in ``stats().trimmed``).
+MAX_SOURCE_CONTEXT_TOTAL = 200_000
+# In-app frames (innermost first) whose locals are sent with ``capture_code_variables``;
+# outer frames get none.
+MAX_CODE_VARIABLE_FRAMES = 10
+# Characters of one variable's ``repr`` (the rest cut, with a marker); longer reprs are not
+# built at all (``reprlib`` limits containers and strings first).
+MAX_CODE_VARIABLE_CHARS = 1_024
+# Characters of every variable of one exception together: past it, no more are added.
+MAX_CODE_VARIABLES_TOTAL = 10 * 1024
+# Autocaptured exceptions of one type: a burst of this many, then this many more per
+# interval (PostHog's SDK's defaults); beyond, they are dropped as ``rate_limited``.
+AUTOCAPTURE_BUCKET_SIZE = 50
+AUTOCAPTURE_REFILL = 10
+AUTOCAPTURE_REFILL_SECONDS = 10.0
+# Exception types with a bucket: past it, the buckets of the quietest types are forgotten.
+AUTOCAPTURE_MAX_BUCKETS = 1_000
 # Captures held for one span whose SDK event limit (``SpanLimits.max_events``) is full;
 # beyond it a capture is sent at once with what is known then (identity, session, trace).
 MAX_HELD_CAPTURES = 10_000

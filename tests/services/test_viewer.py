@@ -321,3 +321,40 @@ def test_requests_the_server_does_not_speak_are_shown(server, browser, page):
         urllib.request.urlopen(server.url + "/array/phc_web/config", timeout=10)
     page.until(lambda b: not b.find_element(By.ID, "not-spoken").get_attribute("hidden"))
     assert "GET /array/phc_web/config (1)" in text_of(browser, "#not-spoken")
+
+
+def test_an_exception_shows_its_frames_and_context_lines(server, browser, page):
+    frame = {
+        "filename": "app/config.py",
+        "function": "parse_config",
+        "lineno": 12,
+        "in_app": True,
+        "pre_context": ["def parse_config(text):"],
+        "context_line": "    return int(text)",
+        "post_context": ["", "def start():"],
+        "code_variables": {"text": "'not a number'"},
+    }
+    library = {"filename": "flask/app.py", "function": "dispatch", "lineno": 80, "in_app": False}
+    entry = {
+        "type": "ValueError",
+        "value": "invalid literal",
+        "mechanism": {"type": "sys.excepthook", "handled": False},
+        "stacktrace": {"type": "raw", "frames": [library, frame]},
+    }
+    send(server, [("$exception", "alice", {"$exception_list": [entry]})])
+    page.until(lambda b: len(rows(b)) == 1)
+    browser.find_element(By.CSS_SELECTOR, "#events tr.event").click()
+    page.until(lambda b: text_of(b, "#events tr.details .stack"))
+    assert text_of(browser, ".stack .exception") == "ValueError: invalid literal (sys.excepthook)"
+    frames = browser.execute_script(
+        "return [...document.querySelectorAll('.stack .frame')].map(f => [f.className, "
+        "f.firstChild.textContent])"
+    )
+    assert frames == [
+        ["frame", "flask/app.py:80 in dispatch"],
+        ["frame in-app", "app/config.py:12 in parse_config"],
+    ]
+    assert text_of(browser, ".stack pre.context") == (
+        "  def parse_config(text):\n>     return int(text)\n  \n  def start():"
+    )
+    assert text_of(browser, ".stack pre.variables") == "text = 'not a number'"

@@ -105,3 +105,26 @@ def test_text_that_is_not_a_traceback_gives_one_synthetic_frame():
 def test_missing_type_still_makes_an_entry():
     (entry,) = exception_list("", "", "", handled=True)
     assert entry["type"] == "Exception"
+
+
+def test_in_app_frames_parsed_from_text_get_the_lines_around_them():
+    try:
+        raise_chain()
+    except ValueError as exc:
+        text = formatted(exc)
+    entries = exception_list("ValueError", "could not load", text, handled=True)
+    frame = entries[0]["stacktrace"]["frames"][-1]
+    assert frame["function"] == "raise_chain"
+    assert frame["pre_context"][-1].strip() == "except KeyError as exc:"
+    assert len(frame["pre_context"]) == 5 and frame["post_context"]
+
+
+def test_a_changed_file_or_one_outside_the_project_gives_no_lines(tmp_path):
+    changed = 'Traceback (most recent call last):\n  File "%s", line 3, in f\n    not what is there\nValueError: x\n'
+    (entry,) = exception_list("ValueError", "x", changed % __file__, handled=True)
+    assert "pre_context" not in entry["stacktrace"]["frames"][0]
+    outside = tmp_path / "elsewhere.py"
+    outside.write_text("a = 1\nb = 2\nraise ValueError('x')\n")
+    text = changed.replace("not what is there", "raise ValueError('x')") % outside
+    (entry,) = exception_list("ValueError", "x", text, handled=True)
+    assert "pre_context" not in entry["stacktrace"]["frames"][0]

@@ -14,21 +14,36 @@ the first and last halves of ``MAX_EXCEPTION_FRAMES`` frames.
 
 from __future__ import annotations
 
+import builtins
+import linecache
 import os
 import re
+import reprlib
+import sys
+import sysconfig
 from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import islice
+from types import FrameType
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from posthog_otel._limits import (
+    EXCEPTION_CONTEXT_LINES,
+    MAX_CODE_VARIABLE_CHARS,
+    MAX_CODE_VARIABLE_FRAMES,
+    MAX_CODE_VARIABLES_TOTAL,
+    MAX_CONTEXT_LINE_CHARS,
     MAX_EXCEPTION_CHAIN,
     MAX_EXCEPTION_FRAMES,
+    MAX_SOURCE_CONTEXT_TOTAL,
     MAX_STACKTRACE_LENGTH,
     MAX_STRING_LENGTH,
 )
 from posthog_otel._mapping.bounds import Trims, cut_string
+from posthog_otel._mapping.convention import normalise_key
 
 # A line number of at most 9 digits: int() refuses thousands (Python's digit limit).
 _FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d{1,9})(?:, in (?P<func>.+))?$')
@@ -147,6 +162,7 @@ def _parse_block(lines: list[str]) -> tuple[list[dict[str, Any]], str | None, st
             nxt = lines[i + 1] if i + 1 < len(lines) else ""
             if nxt.startswith("    ") and not _FRAME.match(nxt) and not _CARETS.match(nxt):
                 frame["context_line"] = nxt.strip()
+                frame.update(_text_frame_context(frame))
                 i += 1
             frames.append(frame)
         elif _is_message_line(lines[i], continuing=bool(tail)):
@@ -159,6 +175,22 @@ def _parse_block(lines: list[str]) -> tuple[list[dict[str, Any]], str | None, st
         return frames, None, ""
     value = "\n".join([rest, *tail[1:]]) if sep else "\n".join(tail[1:])
     return frames, first, value
+
+
+def _text_frame_context(frame: dict[str, Any]) -> dict[str, Any]:
+    """Lines around an in-app frame parsed from text, as for an exception object; only
+    for a ``.py`` file under the working directory whose line still reads as the
+    traceback printed it (a path in the text is not a licence to read any file)."""
+    path = frame["abs_path"]
+    if not frame["in_app"] or not path.endswith(".py") or not os.path.isabs(path):
+        return {}
+    if not _under(os.path.normpath(path), os.getcwd()):
+        return {}
+    around = source_context(path, frame["lineno"])
+    if not around or around["context_line"].strip() != frame["context_line"]:
+        return {}  # the file changed since, or is not the one that ran
+    # context_line stays as the traceback printed it (stripped), as before
+    return {"pre_context": around["pre_context"], "post_context": around["post_context"]}
 
 
 def _is_message_line(line: str, *, continuing: bool) -> bool:
@@ -243,3 +275,250 @@ def exception_properties(
         trims.note("exception_chain")
         props["$exception_list_omitted"] = left_out
     return props
+
+
+# --- exceptions as objects (autocapture): frames, source context, variables ------------
+
+_MASKED = "$$_posthog_redacted_based_on_masking_rules_$$"
+_URL_CREDENTIALS = re.compile(r"([a-z][a-z0-9+.\-]{0,30}://)[^/\s@'\"]*:[^/\s@'\"]*@", re.I)
+# ExceptionGroup is Python 3.11's; on 3.10 nothing is a group.
+_GROUP: type[BaseException] | None = getattr(builtins, "BaseExceptionGroup", None)
+_BUILTIN_ROOTS = tuple(
+    {os.path.realpath(p) for p in (sysconfig.get_paths()["stdlib"], sys.base_prefix) if p}
+)
+
+
+@dataclass(frozen=True)
+class FrameOptions:
+    """What frames built from an exception object carry.
+
+    ``in_app_modules``: modules (and their submodules) always in-app. ``project_root``:
+    files under it are in-app unless a library's (``site-packages``, ``dist-packages``)
+    or the standard library's. ``code_variables``: the locals of in-app frames, masked
+    by ``denylist`` (names) and URL credentials (values).
+    """
+
+    in_app_modules: tuple[str, ...] = ()
+    project_root: str | None = None
+    code_variables: bool = False
+    denylist: re.Pattern[str] | None = None
+
+
+def exception_list_from(
+    exc: BaseException,
+    mechanism: str,
+    *,
+    handled: bool,
+    options: FrameOptions,
+    trims: Trims | None = None,
+) -> list[dict[str, Any]]:
+    """``$exception_list`` from an exception object, as PostHog's SDK orders it: the
+    exception first, then depth first what it came from (``__cause__``, or
+    ``__context__`` unless suppressed) and an exception group's members, each with
+    ``mechanism.exception_id`` and its ``parent_id``; at most ``MAX_EXCEPTION_CHAIN``."""
+    trims = trims if trims is not None else Trims()
+    entries: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    # Characters of code variables left, frames with variables left, context characters left.
+    budget = [MAX_CODE_VARIABLES_TOTAL, MAX_CODE_VARIABLE_FRAMES, MAX_SOURCE_CONTEXT_TOTAL]
+    # (exception, parent id, how it relates to the parent); a stack, for depth first.
+    stack: list[tuple[BaseException, int | None, str]] = [(exc, None, "")]
+    while stack and len(entries) < MAX_EXCEPTION_CHAIN:
+        current, parent, source = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        own_id = len(entries)
+        entries.append(_entry_of(current, own_id, parent, source, mechanism, handled, trims))
+        frames = _frames_of(current, options, budget, trims)
+        if frames:
+            entries[-1]["stacktrace"] = {"type": "raw", "frames": frames}
+        children: list[tuple[BaseException, int | None, str]] = []
+        if current.__suppress_context__:
+            if current.__cause__ is not None:
+                children.append((current.__cause__, own_id, "cause"))
+        elif current.__context__ is not None:
+            children.append((current.__context__, own_id, "context"))
+        members = getattr(current, "exceptions", None)
+        if _GROUP is not None and isinstance(current, _GROUP) and isinstance(members, tuple):
+            children.extend((m, own_id, "member") for m in members[:MAX_EXCEPTION_CHAIN])
+        stack.extend(reversed(children))
+    if stack:
+        trims.note("exception_chain")
+    return entries
+
+
+def _entry_of(
+    exc: BaseException,
+    own_id: int,
+    parent: int | None,
+    source: str,
+    mechanism: str,
+    handled: bool,
+    trims: Trims,
+) -> dict[str, Any]:
+    cls = type(exc)
+    module = getattr(cls, "__module__", None) or "builtins"
+    try:
+        value = str(exc)
+    except Exception:  # noqa: BLE001 - a user's __str__
+        value = "<unprintable>"
+    mech: dict[str, Any] = {"exception_id": own_id, "synthetic": False}
+    if parent is None:
+        mech.update(type=mechanism, handled=handled)
+    else:
+        mech.update(type="chained", parent_id=parent, source=source)
+    if _GROUP is not None and isinstance(exc, _GROUP):
+        mech["is_exception_group"] = True
+    return {
+        "type": cls.__qualname__[:1000],
+        "value": _bounded(value, trims),
+        "module": str(module)[:1000],
+        "mechanism": mech,
+    }
+
+
+def _frames_of(
+    exc: BaseException, options: FrameOptions, budget: list[int], trims: Trims
+) -> list[dict[str, Any]]:
+    entries: list[tuple[FrameType, int]] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        entries.append((tb.tb_frame, tb.tb_lineno))
+        tb = tb.tb_next
+    if len(entries) > MAX_EXCEPTION_FRAMES:
+        trims.note("exception_frames")
+        half = MAX_EXCEPTION_FRAMES // 2
+        entries = entries[:half] + entries[-half:]
+    frames = [_frame_of(frame, line, options) for frame, line in entries]
+    for (frame, line), built in zip(reversed(entries), reversed(frames), strict=True):
+        if budget[2] <= 0:  # innermost first: the frames that matter most keep their lines
+            trims.note("source_context")
+            break
+        if built["in_app"]:
+            around = source_context(frame.f_code.co_filename, line, frame.f_globals)
+            budget[2] -= (
+                sum(map(len, around.get("pre_context", ())))
+                + sum(map(len, around.get("post_context", ())))
+                + len(around.get("context_line", ""))
+            )
+            built.update(around)
+    if options.code_variables:  # innermost in-app frames first, within the budget
+        for (frame, _), built in zip(reversed(entries), reversed(frames), strict=True):
+            if budget[1] <= 0 or budget[0] <= 0:
+                break
+            if built["in_app"] and frame.f_code.co_name != "<module>":  # not a module's globals
+                budget[1] -= 1
+                variables = code_variables(frame.f_locals, options.denylist, budget)
+                if variables:
+                    built["code_variables"] = variables
+    return frames
+
+
+def _frame_of(frame: FrameType, lineno: int, options: FrameOptions) -> dict[str, Any]:
+    code = frame.f_code
+    path = code.co_filename
+    module = frame.f_globals.get("__name__")
+    module = module if isinstance(module, str) else None
+    abs_path = os.path.abspath(path) if not path.startswith("<") else path
+    in_app = is_in_app(abs_path, module, options)
+    filename = abs_path
+    library = next((m for m in _LIBRARY_MARKERS if m in abs_path), None)
+    if library is not None:
+        filename = abs_path.split(library, 1)[1].lstrip("/\\")
+    elif options.project_root and _under(abs_path, options.project_root):
+        filename = os.path.relpath(abs_path, options.project_root)
+    built: dict[str, Any] = {
+        "platform": "python",
+        "filename": filename,
+        "abs_path": abs_path,
+        "module": module,
+        "function": code.co_name,
+        "lineno": lineno,
+        "in_app": in_app,
+    }
+    return built
+
+
+def is_in_app(abs_path: str, module: str | None, options: FrameOptions) -> bool:
+    """``in_app_modules`` first; then files under the project root, libraries and the
+    standard library excepted; anything else (``<string>``, elsewhere) is not."""
+    if module and any(module == m or module.startswith(m + ".") for m in options.in_app_modules):
+        return True
+    if abs_path.startswith("<") or any(m in abs_path for m in _LIBRARY_MARKERS):
+        return False
+    if _STDLIB.search(abs_path) and any(_under(abs_path, r) for r in _BUILTIN_ROOTS):
+        return False
+    return bool(options.project_root) and _under(abs_path, options.project_root or "")
+
+
+def _under(path: str, root: str) -> bool:
+    root = root.rstrip("/\\")
+    return path == root or path.startswith(root + os.sep)
+
+
+def source_context(path: str, lineno: int, module_globals: Any = None) -> dict[str, Any]:
+    """``pre_context``, ``context_line`` and ``post_context`` around ``lineno`` (from 1),
+    each line cut at ``MAX_CONTEXT_LINE_CHARS``; nothing when the source is unreadable."""
+    try:
+        lines = linecache.getlines(path, module_globals)
+    except Exception:  # noqa: BLE001 - a loader's get_source, a file gone
+        return {}
+    index = lineno - 1
+    if not 0 <= index < len(lines):
+        return {}
+
+    def clip(line: str) -> str:
+        return line.rstrip("\r\n")[:MAX_CONTEXT_LINE_CHARS]
+
+    first = max(0, index - EXCEPTION_CONTEXT_LINES)
+    last = index + 1 + EXCEPTION_CONTEXT_LINES
+    return {
+        "pre_context": [clip(line) for line in lines[first:index]],
+        "context_line": clip(lines[index]),
+        "post_context": [clip(line) for line in lines[index + 1 : last]],
+    }
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = MAX_CODE_VARIABLE_CHARS
+_REPR.maxlevel = 3
+
+
+def code_variables(
+    local_vars: Mapping[str, Any], denylist: re.Pattern[str] | None, budget: list[int]
+) -> dict[str, str]:
+    """A frame's locals as bounded ``repr`` text: names matching ``denylist`` (and
+    mapping keys matching it, one level down) masked, URL credentials masked in every
+    value; ``budget[0]`` (characters left for the exception) is spent as they are added."""
+    out: dict[str, str] = {}
+    for name, value in list(local_vars.items()):
+        if budget[0] <= 0:
+            break
+        if not isinstance(name, str) or name.startswith("__"):
+            continue
+        if denylist is not None and denylist.search(normalise_key(name)):
+            text = _MASKED
+        else:
+            text = _masked_repr(value, denylist)
+        budget[0] -= len(name) + len(text)
+        out[name] = text
+    return out
+
+
+def _masked_repr(value: Any, denylist: re.Pattern[str] | None) -> str:
+    try:
+        if denylist is not None and isinstance(value, Mapping):
+            value = {
+                k: (_MASKED if isinstance(k, str) and denylist.search(normalise_key(k)) else v)
+                for k, v in islice(value.items(), _REPR.maxdict + 1)
+            }
+        if isinstance(value, (bytes, bytearray, memoryview)):  # reprlib reprs them whole
+            value = bytes(value[:MAX_CODE_VARIABLE_CHARS])
+        text = _REPR.repr(value)
+    except Exception:  # noqa: BLE001 - a user's __repr__
+        return "<unrepresentable>"
+    text = _URL_CREDENTIALS.sub(rf"\1{_MASKED}@", text)
+    if len(text) > MAX_CODE_VARIABLE_CHARS:
+        text = text[:MAX_CODE_VARIABLE_CHARS] + "..."
+    return text

@@ -16,6 +16,7 @@ other providers); this table only carries what ancestors knew when a span began.
 from __future__ import annotations
 
 import math
+import os
 import re
 import threading
 import weakref
@@ -27,6 +28,7 @@ from posthog_otel._client.batch import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from posthog_otel._client.connection import Connection
 from posthog_otel._config import env_settings, settle
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST, denylist_pattern
+from posthog_otel._mapping.exceptions import FrameOptions
 from posthog_otel._mapping.logs import LogMapper
 from posthog_otel._mapping.spans import MappingOptions, SpanMapper
 from posthog_otel._pipeline import signals
@@ -58,6 +60,10 @@ class PipelineOptions:
     flush_on_sigterm: bool = True  # POSTHOG_FLUSH_ON_SIGTERM
     sigterm_timeout: float = signals.DEFAULT_TIMEOUT  # POSTHOG_SIGTERM_TIMEOUT
     llm_analytics: bool = True  # POSTHOG_LLM_ANALYTICS
+    exception_autocapture: bool = False  # POSTHOG_EXCEPTION_AUTOCAPTURE
+    in_app_modules: Iterable[str] = ()
+    project_root: str | None = None  # None: the working directory when built
+    capture_code_variables: bool = False
     # ``attribute_denylist`` compiled, once.
     denylist: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
@@ -68,6 +74,8 @@ class PipelineOptions:
             "privacy_mode",
             "flush_on_sigterm",
             "llm_analytics",
+            "exception_autocapture",
+            "capture_code_variables",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigurationError(name, "must be True or False")
@@ -91,13 +99,20 @@ class PipelineOptions:
                 raise ConfigurationError(name, f"must be a positive number, got {value!r}")
             object.__setattr__(self, name, float(value))
         object.__setattr__(self, "denylist", denylist_pattern(self.attribute_denylist))
+        modules = self.in_app_modules
+        if isinstance(modules, str) or not all(isinstance(m, str) and m for m in modules):
+            raise ConfigurationError("in_app_modules", "must be a list of module names")
+        object.__setattr__(self, "in_app_modules", tuple(modules))
+        if self.project_root is not None and not isinstance(self.project_root, str):
+            raise ConfigurationError("project_root", "must be a directory's path, or None")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **given: Any) -> PipelineOptions:
         """The options from arguments, else ``POSTHOG_*`` variables, else the defaults.
 
         ``None`` means "not given" for a setting that has a variable
-        (``flush_on_sigterm``, ``sigterm_timeout``, ``llm_analytics``); for the others
+        (``flush_on_sigterm``, ``sigterm_timeout``, ``llm_analytics``,
+        ``exception_autocapture``); for the others
         it is a value (``attribute_denylist=None`` turns the denylist off).
         """
         unset = {name for name, value in given.items() if value is None and name in _FROM_ENV}
@@ -124,8 +139,18 @@ class PipelineOptions:
             privacy_mode=self.privacy_mode,
         )
 
+    def frames(self) -> FrameOptions:
+        """What frames of an exception object carry (``project_root`` resolved now)."""
+        root = os.path.abspath(self.project_root if self.project_root else os.getcwd())
+        return FrameOptions(
+            in_app_modules=tuple(self.in_app_modules),
+            project_root=root,
+            code_variables=self.capture_code_variables,
+            denylist=self.denylist,
+        )
 
-_FROM_ENV = {"flush_on_sigterm", "sigterm_timeout", "llm_analytics"}
+
+_FROM_ENV = {"flush_on_sigterm", "sigterm_timeout", "llm_analytics", "exception_autocapture"}
 
 
 def _check_int(name: str, value: Any, least: int, more: str = "") -> None:

@@ -64,6 +64,7 @@ from posthog_otel._limits import MAX_HELD_CAPTURES
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, SESSION_ID, TAG
 from posthog_otel._mapping.genai import AI_PARENT, LLM_REQUEST_TYPE, OPERATION, parent_for_children
 from posthog_otel._mapping.spans import has_tagged_events, is_tagged
+from posthog_otel._pipeline.autocapture import Autocapture
 from posthog_otel._pipeline.delivery import BeforeSend
 from posthog_otel._pipeline.pipeline import (
     Pipeline,
@@ -120,6 +121,14 @@ class PostHogSpanProcessor(SpanProcessor):
             ``POSTHOG_LLM_ANALYTICS`` (default on).
         privacy_mode: send those events without prompts, outputs, tool arguments
             and results (``$ai_input``, ``$ai_output_choices``, ``$ai_*_state``).
+        exception_autocapture: send uncaught exceptions (``sys.excepthook``,
+            ``threading.excepthook``, chained) as ``$exception`` events; ``None``
+            reads ``POSTHOG_EXCEPTION_AUTOCAPTURE`` (default off). Undone at shutdown.
+        in_app_modules: modules whose frames are in-app wherever they live.
+        project_root: files under it are in-app (libraries and the standard
+            library excepted); ``None``: the working directory.
+        capture_code_variables: send the locals of an autocaptured exception's
+            in-app frames (masked by ``attribute_denylist``, URL credentials too).
     """
 
     def __init__(
@@ -141,9 +150,17 @@ class PostHogSpanProcessor(SpanProcessor):
         sigterm_timeout: float | None = None,
         llm_analytics: bool | None = None,
         privacy_mode: bool = False,
+        exception_autocapture: bool | None = None,
+        in_app_modules: Iterable[str] = (),
+        project_root: str | None = None,
+        capture_code_variables: bool = False,
         **client_options: Any,
     ) -> None:
         options = PipelineOptions.from_env(
+            exception_autocapture=exception_autocapture,
+            in_app_modules=in_app_modules,
+            project_root=project_root,
+            capture_code_variables=capture_code_variables,
             capture_exceptions=capture_exceptions,
             include_resource_attributes=include_resource_attributes,
             attribute_denylist=attribute_denylist,
@@ -177,6 +194,12 @@ class PostHogSpanProcessor(SpanProcessor):
         if not self._pipeline.enabled:  # capture is off: hooks that do nothing at all
             self.on_start = _ignore_start  # type: ignore[method-assign]
             self.on_end = _ignore_end  # type: ignore[method-assign]
+        self._autocapture: Autocapture | None = None
+        if options.exception_autocapture and self._pipeline.enabled:
+            autocapture = Autocapture(
+                self._pipeline, options.frames(), flush_timeout=options.sigterm_timeout
+            )
+            self._autocapture = autocapture if autocapture.install() else None
         activate(self._pipeline)
 
     def __repr__(self) -> str:
@@ -289,6 +312,8 @@ class PostHogSpanProcessor(SpanProcessor):
         if self._shut_down:
             return
         self._shut_down = True
+        if self._autocapture is not None:
+            self._autocapture.uninstall()
         self._pipeline.shutdown(timeout_millis / 1000)
         if self._owns_client:
             self._client.close()

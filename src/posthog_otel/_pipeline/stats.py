@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 QUIET = 60.0  # seconds without a drop (of one reason) that end its episode
 
 # Refused at the door: these were never queued, so they are not part of events_queued.
-REFUSED = frozenset({"queue_full", "closed"})
+REFUSED = frozenset({"queue_full", "closed", "rate_limited"})
 DROP_REASONS = {
     "queue_full": "the queue was full (raise max_queue_size, or PostHog is too slow or down)",
     "closed": "they arrived after shutdown",
@@ -46,6 +46,8 @@ DROP_REASONS = {
     "before_send raised or returned something other than an event)",
     "network": "PostHog could not be reached after all retries",
     "before_send": "before_send returned None for them",
+    "rate_limited": "more uncaught exceptions of one type than exception autocapture's "
+    "token bucket allows (a crash loop)",
 }
 
 

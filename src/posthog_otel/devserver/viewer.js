@@ -177,10 +177,43 @@ function append(body, event, cells) {
     details.dataset.uuid = event.uuid;
     const td = el("td");
     td.colSpan = cells.length;
+    if (event.event === "$exception") td.append(stackOf(event));
     td.append(el("pre", "", JSON.stringify(event, null, 2)));
     details.append(td);
     body.append(details);
   }
+}
+
+// An $exception's entries as error tracking shows them: each exception, then its frames
+// (outermost call first), with the lines around in-app ones and the failing line marked.
+function stackOf(event) {
+  const box = el("div", "stack");
+  const list = (event.properties || {}).$exception_list;
+  for (const entry of Array.isArray(list) ? list : []) {
+    if (!entry || typeof entry !== "object") continue;
+    const how = entry.mechanism && entry.mechanism.type ? ` (${text(entry.mechanism.type)})` : "";
+    box.append(el("div", "exception", clip(`${text(entry.type ?? "Error")}: ${text(entry.value ?? "")}${how}`)));
+    const frames = entry.stacktrace && Array.isArray(entry.stacktrace.frames) ? entry.stacktrace.frames : [];
+    for (const frame of frames) {
+      if (!frame || typeof frame !== "object") continue;
+      const where = `${text(frame.filename ?? "?")}:${text(frame.lineno ?? "?")} in ${text(frame.function ?? "?")}`;
+      const item = el("div", frame.in_app ? "frame in-app" : "frame", where);
+      const lines = [];
+      const pre = Array.isArray(frame.pre_context) ? frame.pre_context : [];
+      const post = Array.isArray(frame.post_context) ? frame.post_context : [];
+      pre.forEach((line) => lines.push(`  ${text(line)}`));
+      if (frame.context_line !== undefined) lines.push(`> ${text(frame.context_line)}`);
+      post.forEach((line) => lines.push(`  ${text(line)}`));
+      if (lines.length) item.append(el("pre", "context", lines.join("\n")));
+      const variables = frame.code_variables && typeof frame.code_variables === "object" ? frame.code_variables : null;
+      if (variables) {
+        const shown = Object.entries(variables).map(([name, value]) => `${name} = ${text(value)}`);
+        item.append(el("pre", "variables", shown.join("\n")));
+      }
+      box.append(item);
+    }
+  }
+  return box;
 }
 
 // -- the event list ------------------------------------------------------------------
