@@ -237,6 +237,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "flush_on_sigterm": ("POSTHOG_FLUSH_ON_SIGTERM", parse_bool, "pipeline"),
     "sigterm_timeout": ("POSTHOG_SIGTERM_TIMEOUT", parse_seconds, "pipeline"),
     "llm_analytics": ("POSTHOG_LLM_ANALYTICS", parse_bool, "pipeline"),
+    "capture_exceptions": ("POSTHOG_CAPTURE_EXCEPTIONS", parse_bool, "pipeline"),
     "exception_autocapture": ("POSTHOG_EXCEPTION_AUTOCAPTURE", parse_bool, "pipeline"),
 }
 # Read when the newer name is unset: PostHog's SDKs' older name for the secret key.

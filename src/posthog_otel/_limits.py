@@ -110,7 +110,8 @@ MAX_CODE_VARIABLE_CHARS = 1_024
 # Characters of every variable of one exception together: past it, no more are added.
 MAX_CODE_VARIABLES_TOTAL = 10 * 1024
 # Autocaptured exceptions of one type: a burst of this many, then this many more per
-# interval (PostHog's SDK's defaults); beyond, they are dropped as ``rate_limited``.
+# interval (PostHog's SDK's defaults); beyond, they are dropped as ``rate_limited``. The
+# default of ``exception_rate_limit``, which an application may set (or turn off).
 AUTOCAPTURE_BUCKET_SIZE = 50
 AUTOCAPTURE_REFILL = 10
 AUTOCAPTURE_REFILL_SECONDS = 10.0

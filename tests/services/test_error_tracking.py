@@ -5,11 +5,13 @@ from the exception object, and the hooks that were there before still called."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from typing import Any
 
 import pytest
+import requests
 
 from tests.support.services import APPS, BIN, service_env
 
@@ -136,3 +138,34 @@ def test_under_opentelemetry_instrument_the_variable_alone_turns_it_on(server):
     (event,) = server.events("$exception")
     types = [e["type"] for e in event["properties"]["$exception_list"]]
     assert types == ["RuntimeError", "ValueError"]
+
+
+def test_a_flask_handlers_error_arrives_with_its_user_under_opentelemetry_instrument(
+    server, services
+):
+    """Flask catches the error and answers 500, so no hook sees it: its instrumentation
+    records it on the server span, and the variable alone (no code) sends it, once, with
+    the user the handler named and the request's trace."""
+    flask = services.flask(env={"POSTHOG_CAPTURE_EXCEPTIONS": "true"})
+    response = requests.get(f"{flask.url}/fail?user=u-err", timeout=30)
+    assert response.status_code == 500
+
+    (event,) = server.wait_for_events(1, event="$exception", timeout=30)
+    assert event["distinct_id"] == "u-err"
+    (exception,) = event["properties"]["$exception_list"]
+    assert exception["type"] == "RuntimeError"
+    assert exception["value"] == "payment service refused the card"
+    frames = exception["stacktrace"]["frames"]
+    assert any(f["function"] == "fail" and f["in_app"] for f in frames), frames
+    assert len(event["properties"]["$trace_id"]) == 32
+    flask.stop(signal.SIGTERM)
+    assert len(server.events("$exception")) == 1
+
+
+def test_without_the_variable_a_flask_handlers_error_sends_nothing(server, services):
+    flask = services.flask()
+    assert requests.get(f"{flask.url}/fail?user=u-err", timeout=30).status_code == 500
+    assert requests.get(f"{flask.url}/items/1", timeout=30).status_code == 200
+    server.wait_for_events(1, event="item_viewed", timeout=30)
+    flask.stop(signal.SIGTERM)
+    assert server.events("$exception") == []

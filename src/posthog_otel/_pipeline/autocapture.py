@@ -98,7 +98,7 @@ class Autocapture:
         self._pipeline = pipeline
         self._frames = frames
         self._flush_timeout = flush_timeout
-        self._buckets = buckets if buckets is not None else TokenBuckets()
+        self._buckets = buckets  # None: no rate limit
         self._previous_sys: Callable[..., Any] = sys.excepthook
         self._previous_thread: Callable[..., Any] = threading.excepthook
         self._active = False
@@ -159,7 +159,9 @@ class Autocapture:
         if isinstance(exc, KeyboardInterrupt):
             return False
         cls = type(exc)
-        if not self._buckets.take(f"{cls.__module__}.{cls.__qualname__}"):
+        if self._buckets is not None and not self._buckets.take(
+            f"{cls.__module__}.{cls.__qualname__}"
+        ):
             self._pipeline.drop("rate_limited", 1, f"{cls.__qualname__} from {hook}")
             return False
         props = {

@@ -74,7 +74,8 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
             threads and mapping options, so a service has one queue and one
             connection pool. Only ``capture_exceptions`` may be given with it.
         capture_exceptions: also send records carrying an exception (what
-            ``logger.exception()`` writes) as handled ``$exception`` events.
+            ``logger.exception()`` writes) as handled ``$exception`` events;
+            ``None`` reads ``POSTHOG_CAPTURE_EXCEPTIONS`` (default off).
         include_resource_attributes, attribute_denylist, before_send,
         max_queue_size, max_buffer_bytes, max_batch_size, flush_interval,
         export_timeout: as for ``PostHogSpanProcessor``.
@@ -87,7 +88,7 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
         processor: PostHogSpanProcessor | None = None,
         api_key: str | None = None,
         host: str | None = None,
-        capture_exceptions: bool = False,
+        capture_exceptions: bool | None = None,
         include_resource_attributes: bool = False,
         attribute_denylist: Iterable[str] | re.Pattern[str] | None = DEFAULT_DENYLIST,
         before_send: BeforeSend | None = None,
@@ -99,7 +100,9 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
         **client_options: Any,
     ) -> None:
         _otel.require_logs()
-        self._capture_exceptions = capture_exceptions
+        self._capture_exceptions = PipelineOptions.from_env(
+            capture_exceptions=capture_exceptions
+        ).capture_exceptions
         self._shut_down = False
         self._taken: _Taken | None = None  # set by an exporter that attached us
         self._client: PostHogClient | None = None
@@ -240,7 +243,7 @@ class PostHogLogExporter(_otel.LogRecordExporter):
         *,
         api_key: str | None = None,
         host: str | None = None,
-        capture_exceptions: bool = False,
+        capture_exceptions: bool | None = None,
         include_resource_attributes: bool = False,
         attribute_denylist: Iterable[str] | re.Pattern[str] | None = DEFAULT_DENYLIST,
         before_send: BeforeSend | None = None,
@@ -260,7 +263,7 @@ class PostHogLogExporter(_otel.LogRecordExporter):
         )
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
         options: dict[str, Any] = {
-            "capture_exceptions": capture_exceptions,
+            "capture_exceptions": settings.capture_exceptions,
             "include_resource_attributes": include_resource_attributes,
             "attribute_denylist": attribute_denylist,
             "before_send": before_send,
@@ -277,7 +280,7 @@ class PostHogLogExporter(_otel.LogRecordExporter):
             provider.add_log_record_processor(self._attached)
         self._stats = self._attached._pipeline.stats if self._attached else Stats()
         self._delivery = build_delivery(connection_of(self._client), self._stats, settings)
-        self._capture_exceptions = capture_exceptions
+        self._capture_exceptions = settings.capture_exceptions
         self._export_timeout = export_timeout
         self._stop = threading.Event()
 

@@ -27,6 +27,11 @@ from typing import Any
 from posthog_otel._client.batch import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from posthog_otel._client.connection import Connection
 from posthog_otel._config import env_settings, settle
+from posthog_otel._limits import (
+    AUTOCAPTURE_BUCKET_SIZE,
+    AUTOCAPTURE_REFILL,
+    AUTOCAPTURE_REFILL_SECONDS,
+)
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST, denylist_pattern
 from posthog_otel._mapping.exceptions import FrameOptions
 from posthog_otel._mapping.logs import LogMapper
@@ -64,6 +69,12 @@ class PipelineOptions:
     in_app_modules: Iterable[str] = ()
     project_root: str | None = None  # None: the working directory when built
     capture_code_variables: bool = False
+    # Autocaptured exceptions of one type: a burst, then so many more per so many seconds.
+    exception_rate_limit: tuple[int, int, float] | None = (
+        AUTOCAPTURE_BUCKET_SIZE,
+        AUTOCAPTURE_REFILL,
+        AUTOCAPTURE_REFILL_SECONDS,
+    )
     # ``attribute_denylist`` compiled, once.
     denylist: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
@@ -105,14 +116,16 @@ class PipelineOptions:
         object.__setattr__(self, "in_app_modules", tuple(modules))
         if self.project_root is not None and not isinstance(self.project_root, str):
             raise ConfigurationError("project_root", "must be a directory's path, or None")
+        if self.exception_rate_limit is not None:
+            object.__setattr__(self, "exception_rate_limit", _rate(self.exception_rate_limit))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **given: Any) -> PipelineOptions:
         """The options from arguments, else ``POSTHOG_*`` variables, else the defaults.
 
         ``None`` means "not given" for a setting that has a variable
-        (``flush_on_sigterm``, ``sigterm_timeout``, ``llm_analytics``,
-        ``exception_autocapture``); for the others
+        (``capture_exceptions``, ``flush_on_sigterm``, ``sigterm_timeout``,
+        ``llm_analytics``, ``exception_autocapture``); for the others
         it is a value (``attribute_denylist=None`` turns the denylist off).
         """
         unset = {name for name, value in given.items() if value is None and name in _FROM_ENV}
@@ -150,7 +163,26 @@ class PipelineOptions:
         )
 
 
-_FROM_ENV = {"flush_on_sigterm", "sigterm_timeout", "llm_analytics", "exception_autocapture"}
+def _rate(limit: Any) -> tuple[int, int, float]:
+    """``exception_rate_limit`` checked: ``(burst, refill, seconds)``."""
+    problem = "must be (burst, refill, seconds): whole numbers >= 1 and seconds > 0, or None"
+    if not isinstance(limit, (tuple, list)) or len(limit) != 3:
+        raise ConfigurationError("exception_rate_limit", problem)
+    burst, refill, seconds = limit
+    counts = all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (burst, refill))
+    number = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+    if not (counts and number and math.isfinite(seconds) and seconds > 0):
+        raise ConfigurationError("exception_rate_limit", problem)
+    return burst, refill, float(seconds)
+
+
+_FROM_ENV = {
+    "capture_exceptions",
+    "flush_on_sigterm",
+    "sigterm_timeout",
+    "llm_analytics",
+    "exception_autocapture",
+}
 
 
 def _check_int(name: str, value: Any, least: int, more: str = "") -> None:

@@ -60,11 +60,16 @@ from opentelemetry.trace import SpanKind
 
 from posthog_otel import _otel
 from posthog_otel._client.client import PostHogClient, client_from, connection_of
-from posthog_otel._limits import MAX_HELD_CAPTURES
+from posthog_otel._limits import (
+    AUTOCAPTURE_BUCKET_SIZE,
+    AUTOCAPTURE_REFILL,
+    AUTOCAPTURE_REFILL_SECONDS,
+    MAX_HELD_CAPTURES,
+)
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, SESSION_ID, TAG
 from posthog_otel._mapping.genai import AI_PARENT, LLM_REQUEST_TYPE, OPERATION, parent_for_children
 from posthog_otel._mapping.spans import has_tagged_events, is_tagged
-from posthog_otel._pipeline.autocapture import Autocapture
+from posthog_otel._pipeline.autocapture import Autocapture, TokenBuckets
 from posthog_otel._pipeline.delivery import BeforeSend
 from posthog_otel._pipeline.pipeline import (
     Pipeline,
@@ -94,7 +99,8 @@ class PostHogSpanProcessor(SpanProcessor):
             one, a client is built from ``api_key``, ``host``, ``client_options``
             and the ``POSTHOG_*`` environment variables, and closed at shutdown.
         capture_exceptions: also send every span's ``exception`` events (what
-            ``record_exception`` writes) as PostHog ``$exception`` events.
+            ``record_exception`` writes) as PostHog ``$exception`` events;
+            ``None`` reads ``POSTHOG_CAPTURE_EXCEPTIONS`` (default off).
         include_resource_attributes: add every resource attribute to every
             event (by default only ``service.name``).
         attribute_denylist: words that mark a key as a credential when they end
@@ -129,6 +135,10 @@ class PostHogSpanProcessor(SpanProcessor):
             library excepted); ``None``: the working directory.
         capture_code_variables: send the locals of an autocaptured exception's
             in-app frames (masked by ``attribute_denylist``, URL credentials too).
+        exception_rate_limit: ``(burst, refill, seconds)``: autocaptured exceptions
+            of one type beyond a burst, then ``refill`` more per ``seconds``, are
+            dropped as ``rate_limited`` (default PostHog's SDK's ``(50, 10, 10.0)``);
+            ``None``: no limit.
     """
 
     def __init__(
@@ -137,7 +147,7 @@ class PostHogSpanProcessor(SpanProcessor):
         *,
         api_key: str | None = None,
         host: str | None = None,
-        capture_exceptions: bool = False,
+        capture_exceptions: bool | None = None,
         include_resource_attributes: bool = False,
         attribute_denylist: Iterable[str] | re.Pattern[str] | None = DEFAULT_DENYLIST,
         before_send: BeforeSend | None = None,
@@ -154,6 +164,11 @@ class PostHogSpanProcessor(SpanProcessor):
         in_app_modules: Iterable[str] = (),
         project_root: str | None = None,
         capture_code_variables: bool = False,
+        exception_rate_limit: tuple[int, int, float] | None = (
+            AUTOCAPTURE_BUCKET_SIZE,
+            AUTOCAPTURE_REFILL,
+            AUTOCAPTURE_REFILL_SECONDS,
+        ),
         **client_options: Any,
     ) -> None:
         options = PipelineOptions.from_env(
@@ -161,6 +176,7 @@ class PostHogSpanProcessor(SpanProcessor):
             in_app_modules=in_app_modules,
             project_root=project_root,
             capture_code_variables=capture_code_variables,
+            exception_rate_limit=exception_rate_limit,
             capture_exceptions=capture_exceptions,
             include_resource_attributes=include_resource_attributes,
             attribute_denylist=attribute_denylist,
@@ -196,8 +212,12 @@ class PostHogSpanProcessor(SpanProcessor):
             self.on_end = _ignore_end  # type: ignore[method-assign]
         self._autocapture: Autocapture | None = None
         if options.exception_autocapture and self._pipeline.enabled:
+            limit = options.exception_rate_limit
             autocapture = Autocapture(
-                self._pipeline, options.frames(), flush_timeout=options.sigterm_timeout
+                self._pipeline,
+                options.frames(),
+                flush_timeout=options.sigterm_timeout,
+                buckets=TokenBuckets(*limit) if limit is not None else None,
             )
             self._autocapture = autocapture if autocapture.install() else None
         activate(self._pipeline)
@@ -371,7 +391,7 @@ class PostHogSpanExporter(SpanExporter):
         *,
         api_key: str | None = None,
         host: str | None = None,
-        capture_exceptions: bool = False,
+        capture_exceptions: bool | None = None,
         include_resource_attributes: bool = False,
         attribute_denylist: Iterable[str] | re.Pattern[str] | None = DEFAULT_DENYLIST,
         before_send: BeforeSend | None = None,

@@ -26,5 +26,13 @@ def view_item(item: int) -> dict[str, int]:
     return {"item": item}
 
 
+@app.get("/fail")
+def fail() -> dict[str, int]:
+    """Raises inside the handler: Flask answers 500 and its instrumentation records the
+    exception on the server span, which ``POSTHOG_CAPTURE_EXCEPTIONS`` sends."""
+    with telemetry.as_user(request.args.get("user")):
+        raise RuntimeError("payment service refused the card")
+
+
 if __name__ == "__main__":
     app.run(host="127.0.0.1", port=int(os.environ["PORT"]))
