@@ -62,7 +62,14 @@ from posthog_otel import _otel
 from posthog_otel._client.client import PostHogClient, client_from, connection_of
 from posthog_otel._limits import MAX_HELD_CAPTURES
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, SESSION_ID, TAG
-from posthog_otel._mapping.genai import AI_PARENT, LLM_REQUEST_TYPE, OPERATION, parent_for_children
+from posthog_otel._mapping.genai import (
+    AI_PARENT,
+    LLM_REQUEST_TYPE,
+    OPENINFERENCE_KIND,
+    OPERATION,
+    is_genai,
+    parent_for_children,
+)
 from posthog_otel._mapping.spans import has_tagged_events, is_tagged
 from posthog_otel._pipeline.delivery import BeforeSend
 from posthog_otel._pipeline.pipeline import (
@@ -212,6 +219,7 @@ class PostHogSpanProcessor(SpanProcessor):
                         OPERATION in parent_attrs
                         or AI_PARENT in parent_attrs
                         or LLM_REQUEST_TYPE in parent_attrs
+                        or OPENINFERENCE_KIND in parent_attrs
                     ):  # under a GenAI span: note the nearest one, for the trace tree
                         self._note_genai_parent(span, parent, parent_attrs)
             elif parent is not None or ((kind := span.kind) is _SERVER or kind is _CONSUMER):
@@ -251,7 +259,7 @@ class PostHogSpanProcessor(SpanProcessor):
                 TAG in attrs
                 or held
                 or (events and has_tagged_events(events, self._capture_exceptions))
-                or (self._llm_analytics and (OPERATION in attrs or LLM_REQUEST_TYPE in attrs))
+                or (self._llm_analytics and is_genai(attrs))
             ):
                 inherited = self._span_ended(span.context.span_id) if self._flags_live else None
                 if held:
