@@ -397,6 +397,9 @@ def _openinference(
     raw = attrs.get("llm.invocation_parameters") or attrs.get("embedding.invocation_parameters")
     given = parse_json(raw, trims) if raw is not None else None
     if isinstance(given, dict):
+        model = given.get("model")
+        if "$ai_model" not in props and isinstance(model, str) and model:
+            props["$ai_model"] = clip(model, trims)  # the request's, when no answer named one
         for key, name in _INVOCATION_PARAMETERS.items():
             value = given.get(key)
             if value is not None and name not in parameters:
@@ -487,7 +490,7 @@ def _error(span: ReadableSpan, attrs: Mapping[str, Any], props: dict[str, Any]) 
                 message = f"{eattrs.get('exception.type')}: {eattrs.get('exception.message')}"
                 break
     props["$ai_error"] = message or str(error_type)
-    match = _STATUS_IN_MESSAGE.match(message or "")
+    match = _STATUS_IN_MESSAGE.search(message or "")  # OpenInference: "NotFoundError: Error..."
     if match and "$ai_http_status" not in props:
         props["$ai_http_status"] = int(match.group(1))
 
