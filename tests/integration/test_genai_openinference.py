@@ -12,8 +12,10 @@ import logging
 
 from openinference.instrumentation import OITracer, TraceConfig, using_attributes
 from openinference.semconv.trace import SpanAttributes
+from opentelemetry.sdk.trace import TracerProvider
 
-from posthog_otel import identify
+from posthog_otel import PostHogClient, PostHogSpanProcessor, identify
+from tests.support.server import API_KEY
 
 KIND = SpanAttributes.OPENINFERENCE_SPAN_KIND
 
@@ -77,3 +79,36 @@ def test_unmapped_genai_spans_are_counted_and_logged_once_per_reason(server, mak
     said = [r for r in caplog.records if "looks like GenAI" in r.getMessage()]
     assert [r.levelno for r in said] == [logging.INFO, logging.INFO]
     assert sorted(r.args[0] for r in said) == ["genai_no_operation", "genai_unknown_kind"]
+
+
+def test_spans_that_say_their_kind_only_as_they_end_still_nest(server):
+    """OpenInference's LangChain tracer sets every attribute as a span ends, so nesting
+    follows its instrumentation scope (and the kind decides the event at the end)."""
+    processor = PostHogSpanProcessor(PostHogClient(API_KEY, server.url))
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("openinference.instrumentation.langchain")
+    try:
+        with identify("user-7"), tracer.start_as_current_span("RunnableSequence") as chain:
+            with tracer.start_as_current_span("run_tools") as step:
+                with tracer.start_as_current_span("get_weather") as tool:
+                    tool.set_attribute(KIND, "TOOL")
+                step.set_attribute(KIND, "CHAIN")
+            with tracer.start_as_current_span("FakeChatModel") as model:
+                model.set_attribute(KIND, "LLM")
+            chain.set_attribute(KIND, "CHAIN")
+        assert processor.force_flush(10)
+        events = {e["properties"]["$ai_span_name"]: e for e in server.wait_for_events(4)}
+    finally:
+        provider.shutdown()
+    trace = events["RunnableSequence"]["properties"]["$ai_trace_id"]
+    assert {name: e["event"] for name, e in events.items()} == {
+        "RunnableSequence": "$ai_trace",
+        "run_tools": "$ai_span",
+        "get_weather": "$ai_span",
+        "FakeChatModel": "$ai_generation",
+    }
+    assert events["run_tools"]["properties"]["$ai_parent_id"] == trace
+    assert events["FakeChatModel"]["properties"]["$ai_parent_id"] == trace
+    step_id = f"{step.get_span_context().span_id:016x}"
+    assert events["get_weather"]["properties"]["$ai_parent_id"] == step_id

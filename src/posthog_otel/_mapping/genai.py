@@ -85,6 +85,7 @@ _OPENINFERENCE_STEPS = frozenset(
         "DECISION",
     }
 )
+_GENAI_SCOPES = ("openinference.instrumentation.",)
 _FIRST_CHUNK_EVENT = "First Token Stream Event"  # OpenInference's OpenAI streams
 
 _GENERATIONS = frozenset({"chat", "text_completion", "generate_content", "completion"})
@@ -270,9 +271,23 @@ def openinference_user(attrs: Mapping[str, Any]) -> str | None:
     return user if isinstance(user, str) and user.strip() else None
 
 
-def parent_for_children(attrs: Mapping[str, Any], span_id: int, trace_id: int) -> str | None:
+def is_genai_scope(scope_name: Any) -> bool:
+    """Whether every span of this instrumentation scope is a GenAI span, though it may
+    say so only as it ends (OpenInference's LangChain tracer sets every attribute then)."""
+    return isinstance(scope_name, str) and scope_name.startswith(_GENAI_SCOPES)
+
+
+def parent_for_children(
+    attrs: Mapping[str, Any], span_id: int, trace_id: int, *, genai_scope: bool = False
+) -> str | None:
     """``posthog.ai.parent_id`` for spans started under a span with these attributes:
-    ``None`` outside GenAI spans (the caller checks ``is_genai`` or the key first)."""
+    ``None`` outside GenAI spans (the caller checks ``is_genai`` or the key first).
+    ``genai_scope``: the span is of an ``is_genai_scope`` scope, so a GenAI span even
+    before its attributes say which (at the top, taken to be the ``$ai_trace``)."""
+    if genai_scope and not is_genai(attrs):
+        if AI_PARENT in attrs:
+            return "%016x" % span_id  # noqa: UP031
+        return "%032x" % trace_id  # noqa: UP031
     if is_genai(attrs) and unmapped(attrs) is None:
         if AI_PARENT not in attrs and event_name(attrs) == "$ai_trace":
             return "%032x" % trace_id  # noqa: UP031 - as the mapping formats ids
