@@ -284,7 +284,7 @@ def parent_for_children(
     ``None`` outside GenAI spans (the caller checks ``is_genai`` or the key first).
     ``genai_scope``: the span is of an ``is_genai_scope`` scope, so a GenAI span even
     before its attributes say which (at the top, taken to be the ``$ai_trace``)."""
-    if genai_scope and not is_genai(attrs):
+    if genai_scope and (not is_genai(attrs) or unmapped(attrs) is not None):
         if AI_PARENT in attrs:
             return "%016x" % span_id  # noqa: UP031
         return "%032x" % trace_id  # noqa: UP031
