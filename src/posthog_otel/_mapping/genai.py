@@ -1,12 +1,18 @@
 """GenAI spans to PostHog's LLM analytics events. Pure: no I/O.
 
 A span is a GenAI span when it has ``gen_ai.operation.name`` (OpenTelemetry's GenAI
-conventions) or Traceloop's ``llm.request.type``; it needs no tag. Its event:
+conventions), Traceloop's ``llm.request.type`` or OpenInference's
+``openinference.span.kind``; it needs no tag. Its event:
 
 - ``$ai_generation`` for ``chat``, ``text_completion``, ``generate_content`` (and
-  Traceloop's ``completion``), ``$ai_embedding`` for ``embeddings``;
+  Traceloop's ``completion``, OpenInference's ``LLM``), ``$ai_embedding`` for
+  ``embeddings`` (OpenInference's ``EMBEDDING``);
 - otherwise ``$ai_span`` inside another GenAI span, and ``$ai_trace`` when it is the
-  outermost one (an agent invocation).
+  outermost one (an agent invocation, an OpenInference ``CHAIN`` or ``AGENT``).
+
+A span that looks like GenAI (a provider or model attribute of any of these
+conventions) but has no operation we know gives no event: ``unmapped`` names why, for
+the pipeline to count and log.
 
 Nesting comes from ``posthog.ai.parent_id``, which the span processor writes on every
 span started under a GenAI span (``parent_for_children``): the nearest GenAI
@@ -26,7 +32,10 @@ Three generations of recording, each converted to PostHog's message shape
 - the older span events: ``gen_ai.{system,user,assistant,tool}.message`` and
   ``gen_ai.choice``, or ``gen_ai.content.prompt``/``completion``;
 - Traceloop (OpenLLMetry): ``gen_ai.prompt.N.role``/``.content``/``.tool_calls.M.*``
-  and ``gen_ai.completion.N.*``, and tools as ``llm.request.functions.N.*``.
+  and ``gen_ai.completion.N.*``, and tools as ``llm.request.functions.N.*``;
+- OpenInference: ``llm.input_messages.N.message.role``/``.content``/``.contents.M.*``/
+  ``.tool_calls.M.tool_call.*`` and ``llm.output_messages.N.message.*``, else
+  ``input.value``/``output.value``; tools as ``llm.tools.N.tool.json_schema``.
 
 ``bounded`` (in ``bounds``) keeps each content property under a size, so a long
 prompt shortens the event instead of losing it; JSON is decoded within the bounds of
@@ -59,12 +68,43 @@ from posthog_otel._mapping.bounds import (
 
 OPERATION = "gen_ai.operation.name"
 LLM_REQUEST_TYPE = "llm.request.type"
+OPENINFERENCE_KIND = "openinference.span.kind"
 AI_PARENT = "posthog.ai.parent_id"
+# OpenInference's span kinds (OpenInferenceSpanKindValues) -> the event, when not $ai_span
+_OPENINFERENCE_MODEL_CALLS = {"LLM": "$ai_generation", "EMBEDDING": "$ai_embedding"}
+_OPENINFERENCE_STEPS = frozenset(
+    {
+        "CHAIN",
+        "TOOL",
+        "AGENT",
+        "RETRIEVER",
+        "RERANKER",
+        "GUARDRAIL",
+        "EVALUATOR",
+        "PROMPT",
+        "DECISION",
+    }
+)
+_GENAI_SCOPES = ("openinference.instrumentation.",)
+_FIRST_CHUNK_EVENT = "First Token Stream Event"  # OpenInference's OpenAI streams
 
 _GENERATIONS = frozenset({"chat", "text_completion", "generate_content", "completion"})
 _EMBEDDINGS = frozenset({"embeddings", "embedding"})
 # Read here (or content, which privacy mode must not leak): never passed on as is.
 _NAMESPACES = ("gen_ai.", "llm.", "traceloop.", "input.", "output.")
+# and OpenInference's, on its spans only (``tool.name`` may be anyone's elsewhere)
+_OPENINFERENCE_NAMESPACES = (
+    *_NAMESPACES,
+    "openinference.",
+    "embedding.",
+    "retrieval.",
+    "reranker.",
+    "tool.",
+    "tool_call.",
+    "message.",
+    "session.id",
+    "user.id",
+)
 _MAPPED = frozenset(
     {"error.type", "server.address", "server.port", "http.response.status_code", "http.status_code"}
 )
@@ -73,20 +113,54 @@ _STATUS_IN_MESSAGE = re.compile(r"Error code: (\d{3})\b")  # OpenAI's and Anthro
 
 # property -> the attributes that give it, the first present winning
 _PROPERTIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("$ai_model", ("gen_ai.response.model", "gen_ai.request.model", "llm.response.model")),
-    ("$ai_provider", ("gen_ai.provider.name", "gen_ai.system")),
-    ("$ai_input_tokens", ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")),
-    ("$ai_output_tokens", ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")),
+    (
+        "$ai_model",
+        (
+            "gen_ai.response.model",
+            "gen_ai.request.model",
+            "llm.response.model",
+            "llm.model_name",  # OpenInference: the response's model when it has one
+            "embedding.model_name",
+            "reranker.model_name",
+        ),
+    ),
+    ("$ai_provider", ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")),
+    (
+        "$ai_input_tokens",
+        ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
+    ),
+    (
+        "$ai_output_tokens",
+        (
+            "gen_ai.usage.output_tokens",
+            "gen_ai.usage.completion_tokens",
+            "llm.token_count.completion",
+        ),
+    ),
     (
         "$ai_cache_read_input_tokens",
-        ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens"),
+        (
+            "gen_ai.usage.cache_read.input_tokens",
+            "gen_ai.usage.cache_read_input_tokens",
+            "llm.token_count.prompt_details.cache_read",
+        ),
     ),
     (
         "$ai_cache_creation_input_tokens",
-        ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens"),
+        (
+            "gen_ai.usage.cache_creation.input_tokens",
+            "gen_ai.usage.cache_creation_input_tokens",
+            "llm.token_count.prompt_details.cache_write",
+        ),
     ),
-    ("$ai_reasoning_tokens", ("gen_ai.usage.reasoning.output_tokens",)),
-    ("$ai_session_id", ("gen_ai.conversation.id",)),
+    (
+        "$ai_reasoning_tokens",
+        (
+            "gen_ai.usage.reasoning.output_tokens",
+            "llm.token_count.completion_details.reasoning",
+        ),
+    ),
+    ("$ai_session_id", ("gen_ai.conversation.id", "session.id")),
     ("$ai_response_id", ("gen_ai.response.id",)),
     ("$ai_stream", ("gen_ai.request.stream", "llm.is_streaming")),
     ("$ai_time_to_first_token", ("gen_ai.response.time_to_first_chunk",)),
@@ -99,6 +173,7 @@ _PROPERTIES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "gen_ai.response.finish_reasons",
             "llm.response.finish_reason",
             "llm.response.stop_reason",
+            "llm.finish_reason",
         ),
     ),
 )
@@ -122,18 +197,98 @@ for _is_property, _table in ((True, _PROPERTIES), (False, _PARAMETERS)):
     for _name, _keys in _table:
         for _rank, _key in enumerate(_keys):
             _SOURCES.setdefault(_key, []).append((_is_property, _name, _rank))
-_INDEXED = ("gen_ai.prompt.", "gen_ai.completion.", "llm.request.functions.")
+_INDEXED = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "llm.request.functions.",
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "llm.tools.",
+    "embedding.embeddings.",
+)
+# llm.invocation_parameters (OpenInference: the request's JSON, less the messages) entry ->
+# the $ai_model_parameters entry
+_INVOCATION_PARAMETERS = {
+    "temperature": "temperature",
+    "max_tokens": "max_tokens",
+    "max_completion_tokens": "max_tokens",
+    "max_output_tokens": "max_tokens",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+    "seed": "seed",
+    "stop": "stop",
+    "n": "n",
+    "stream": "stream",
+}
+_PARAMETER_PROPERTIES = {
+    "temperature": "$ai_temperature",
+    "max_tokens": "$ai_max_tokens",
+    "stream": "$ai_stream",
+}
 
 
 def is_genai(attrs: Mapping[str, Any]) -> bool:
-    """Whether a span with these attributes becomes an LLM analytics event."""
-    return OPERATION in attrs or LLM_REQUEST_TYPE in attrs
+    """Whether a span with these attributes is, or looks like, a GenAI span: it becomes
+    an LLM analytics event, or (``unmapped``) a counted reason why not. Past the three
+    markers, attributes only GenAI spans carry, of any convention."""
+    return (
+        OPERATION in attrs
+        or LLM_REQUEST_TYPE in attrs
+        or OPENINFERENCE_KIND in attrs
+        or "gen_ai.system" in attrs
+        or "gen_ai.provider.name" in attrs
+        or "gen_ai.request.model" in attrs
+        or "llm.model_name" in attrs
+        or "llm.system" in attrs
+        or "embedding.model_name" in attrs
+    )
 
 
-def parent_for_children(attrs: Mapping[str, Any], span_id: int, trace_id: int) -> str | None:
+def unmapped(attrs: Mapping[str, Any]) -> str | None:
+    """Why a span ``is_genai`` gives no LLM analytics event, or ``None`` when it gives one:
+    ``genai_no_operation`` (a GenAI attribute but no operation or span kind),
+    ``genai_unknown_kind`` (an OpenInference span kind we do not know, ``UNKNOWN`` too)."""
+    if OPERATION in attrs or LLM_REQUEST_TYPE in attrs:
+        return None
+    kind = attrs.get(OPENINFERENCE_KIND)
+    if kind is None:
+        return "genai_no_operation"
+    if isinstance(kind, str) and (
+        kind in _OPENINFERENCE_MODEL_CALLS or kind in _OPENINFERENCE_STEPS
+    ):
+        return None
+    return "genai_unknown_kind"
+
+
+def openinference_user(attrs: Mapping[str, Any]) -> str | None:
+    """OpenInference's ``user.id`` on its own spans: it names who the LLM call is for,
+    before the identity the span inherited."""
+    if OPENINFERENCE_KIND not in attrs:
+        return None
+    user = attrs.get("user.id")
+    return user if isinstance(user, str) and user.strip() else None
+
+
+def is_genai_scope(scope_name: Any) -> bool:
+    """Whether every span of this instrumentation scope is a GenAI span, though it may
+    say so only as it ends (OpenInference's LangChain tracer sets every attribute then)."""
+    return isinstance(scope_name, str) and scope_name.startswith(_GENAI_SCOPES)
+
+
+def parent_for_children(
+    attrs: Mapping[str, Any], span_id: int, trace_id: int, *, genai_scope: bool = False
+) -> str | None:
     """``posthog.ai.parent_id`` for spans started under a span with these attributes:
-    ``None`` outside GenAI spans (the caller checks ``is_genai`` or the key first)."""
-    if is_genai(attrs):
+    ``None`` outside GenAI spans (the caller checks ``is_genai`` or the key first).
+    ``genai_scope``: the span is of an ``is_genai_scope`` scope, so a GenAI span even
+    before its attributes say which (at the top, taken to be the ``$ai_trace``)."""
+    if genai_scope and (not is_genai(attrs) or unmapped(attrs) is not None):
+        if AI_PARENT in attrs:
+            return "%016x" % span_id  # noqa: UP031
+        return "%032x" % trace_id  # noqa: UP031
+    if is_genai(attrs) and unmapped(attrs) is None:
         if AI_PARENT not in attrs and event_name(attrs) == "$ai_trace":
             return "%032x" % trace_id  # noqa: UP031 - as the mapping formats ids
         return "%016x" % span_id  # noqa: UP031
@@ -142,8 +297,14 @@ def parent_for_children(attrs: Mapping[str, Any], span_id: int, trace_id: int) -
 
 
 def event_name(attrs: Mapping[str, Any]) -> str:
+    """The event a mapped GenAI span (``unmapped`` is ``None``) becomes."""
     operation = attrs.get(OPERATION) or attrs.get(LLM_REQUEST_TYPE)
-    if operation in _GENERATIONS:
+    if operation is None:
+        kind = attrs.get(OPENINFERENCE_KIND)
+        model_call = _OPENINFERENCE_MODEL_CALLS.get(kind) if isinstance(kind, str) else None
+        if model_call:
+            return model_call
+    elif operation in _GENERATIONS:
         return "$ai_generation"
     if operation in _EMBEDDINGS:
         return "$ai_embedding"
@@ -175,13 +336,16 @@ def genai_event(
         parent = attrs.get(AI_PARENT)
         props["$ai_parent_id"] = parent if isinstance(parent, str) and parent else trace_hex
     parameters, indexed = _scan(attrs, props, trims)
+    openinference = OPERATION not in attrs and LLM_REQUEST_TYPE not in attrs
+    events = _otel.ACCESS.events(span)
+    if openinference:
+        _openinference(span, attrs, events, props, parameters, trims)
     if span.start_time and span.end_time:
         props["$ai_latency"] = (span.end_time - span.start_time) / 1e9
     _error(span, attrs, props)
     base_url = _base_url(attrs)
     if base_url:
         props["$ai_base_url"] = base_url
-    events = _otel.ACCESS.events(span)
     if name in ("$ai_generation", "$ai_embedding"):
         if parameters:
             props["$ai_model_parameters"] = parameters
@@ -195,10 +359,11 @@ def genai_event(
         _messages(attrs, events, props, privacy_mode, indexed, output, trims)
     elif not privacy_mode:
         _states(attrs, events, props, indexed, trims)
+    namespaces = _OPENINFERENCE_NAMESPACES if openinference else _NAMESPACES
     for key, value in plain.items():
         if key.startswith(_TRACELOOP_PROPERTIES):
             props[key[len(_TRACELOOP_PROPERTIES) :]] = value
-        elif not key.startswith(_NAMESPACES) and key not in _MAPPED:
+        elif not key.startswith(namespaces) and key not in _MAPPED:
             props[key] = value
     return name, props, span.start_time or span.end_time or time.time_ns()
 
@@ -232,6 +397,36 @@ def _scan(
         else:
             del props["$ai_stop_reason"]
     return parameters, indexed
+
+
+def _openinference(
+    span: ReadableSpan,
+    attrs: Mapping[str, Any],
+    events: Sequence[Any] | None,
+    props: dict[str, Any],
+    parameters: dict[str, Any],
+    trims: Trims,
+) -> None:
+    """What OpenInference records apart: the request's parameters as one JSON attribute,
+    and a stream's first token as a span event."""
+    raw = attrs.get("llm.invocation_parameters") or attrs.get("embedding.invocation_parameters")
+    given = parse_json(raw, trims) if raw is not None else None
+    if isinstance(given, dict):
+        model = given.get("model")
+        if "$ai_model" not in props and isinstance(model, str) and model:
+            props["$ai_model"] = clip(model, trims)  # the request's, when no answer named one
+        for key, name in _INVOCATION_PARAMETERS.items():
+            value = given.get(key)
+            if value is not None and name not in parameters:
+                parameters[name] = clip(value, trims)
+                prop = _PARAMETER_PROPERTIES.get(name)
+                if prop and prop not in props:
+                    props[prop] = parameters[name]
+    if span.start_time:
+        for event in events or ():
+            if event.name == _FIRST_CHUNK_EVENT and event.timestamp:
+                props["$ai_time_to_first_token"] = (event.timestamp - span.start_time) / 1e9
+                break
 
 
 def _messages(
@@ -271,6 +466,8 @@ def _states(
     """What an agent or tool span took in and gave back."""
     try:
         given = attrs.get("gen_ai.tool.call.arguments")
+        if given is None:
+            given = attrs.get("input.value")  # OpenInference
         if given is not None:
             given = parse_json(given, trims, any_json=True)
         else:
@@ -281,6 +478,8 @@ def _states(
         trims.note("invalid_property")
     try:
         result = attrs.get("gen_ai.tool.call.result")
+        if result is None:
+            result = attrs.get("output.value")  # OpenInference
         if result is not None:
             result = parse_json(result, trims, any_json=True)
         else:
@@ -306,7 +505,7 @@ def _error(span: ReadableSpan, attrs: Mapping[str, Any], props: dict[str, Any]) 
                 message = f"{eattrs.get('exception.type')}: {eattrs.get('exception.message')}"
                 break
     props["$ai_error"] = message or str(error_type)
-    match = _STATUS_IN_MESSAGE.match(message or "")
+    match = _STATUS_IN_MESSAGE.search(message or "")  # OpenInference: "NotFoundError: Error..."
     if match and "$ai_http_status" not in props:
         props["$ai_http_status"] = int(match.group(1))
 
@@ -352,6 +551,21 @@ CONTENT_KEYS = frozenset(
         "output.value",
         "llm.prompts",
         "llm.completions",
+        # OpenInference's besides input.value and output.value
+        "llm.input_messages",
+        "llm.output_messages",
+        "llm.choices",
+        "llm.function_call",
+        "llm.prompt_template.variables",
+        "input.images",
+        "output.images",
+        "input.documents",
+        "output.documents",
+        "retrieval.documents",
+        "reranker.query",
+        "reranker.input_documents",
+        "reranker.output_documents",
+        "embedding.embeddings",
     }
 )
 _CONTENT_PREFIXES = (
@@ -360,6 +574,15 @@ _CONTENT_PREFIXES = (
     "llm.input_messages.",
     "llm.output_messages.",
     "llm.prompts.",
+    "llm.choices.",
+    "input.images.",
+    "output.images.",
+    "input.documents.",
+    "output.documents.",
+    "retrieval.documents.",
+    "reranker.input_documents.",
+    "reranker.output_documents.",
+    "embedding.embeddings.",  # their texts (and vectors, which say as much)
 )
 # Span events and log records (event names) of the GenAI conventions that carry content
 # in their attributes or body, whatever the keys are called.
@@ -401,10 +624,16 @@ def input_messages(
     messages = _from_semconv(attrs.get("gen_ai.input.messages"), trims)
     if messages is None and indexed:
         messages = _indexed(attrs, "gen_ai.prompt.", trims)
+    if messages is None and indexed:
+        messages = _openinference_messages(attrs, "llm.input_messages.", trims)
+    if messages is None and indexed:
+        messages = _embedding_texts(attrs)
     if messages is None:
         messages = _plain(attrs.get("gen_ai.prompt"), "user", trims)
     if messages is None and events:
         messages = _from_events(events, trims, output=False)
+    if messages is None and OPENINFERENCE_KIND in attrs:
+        messages = _plain(attrs.get("input.value"), "user", trims)
     system = _from_parts(parse_json(attrs.get("gen_ai.system_instructions"), trims))
     if system:
         messages = [{"role": "system", "content": system}, *(messages or [])]
@@ -418,22 +647,35 @@ def output_messages(
     messages = _from_semconv(attrs.get("gen_ai.output.messages"), trims)
     if messages is None and indexed:
         messages = _indexed(attrs, "gen_ai.completion.", trims)
+    if messages is None and indexed:
+        messages = _openinference_messages(attrs, "llm.output_messages.", trims)
     if messages is None:
         messages = _plain(attrs.get("gen_ai.completion"), "assistant", trims)
     if messages is None and events:
         messages = _from_events(events, trims, output=True)
+    if messages is None and OPENINFERENCE_KIND in attrs:
+        messages = _plain(attrs.get("output.value"), "assistant", trims)
     return messages
 
 
 def tool_definitions(
     attrs: Mapping[str, Any], trims: Trims, *, indexed: bool = True
 ) -> list[Any] | None:
-    """The tools offered to the model: ``gen_ai.tool.definitions`` or Traceloop's."""
+    """The tools offered to the model: ``gen_ai.tool.definitions``, Traceloop's or
+    OpenInference's."""
     tools = parse_json(attrs.get("gen_ai.tool.definitions"), trims)
     if isinstance(tools, list):
         return tools
     if not indexed:
         return None
+    schemas: dict[int, Any] = {}
+    for key, value in attrs.items():
+        if key.startswith("llm.tools.") and key.endswith(".tool.json_schema"):
+            number = _index(key[len("llm.tools.") : -len(".tool.json_schema")])
+            if number is not None:
+                schemas[number] = parse_json(value, trims)
+    if schemas:
+        return [schemas[i] for i in sorted(schemas)]
     found: dict[int, dict[str, Any]] = {}
     for key, value in attrs.items():
         if key.startswith("llm.request.functions."):
@@ -593,6 +835,98 @@ def _plain(raw: Any, role: str, trims: Trims) -> list[Any] | None:
     if isinstance(value, list):
         return [_openai_message(m, trims) if isinstance(m, dict) else m for m in value]
     return [{"role": role, "content": value}]
+
+
+# -- OpenInference: llm.input_messages.0.message.role, ....tool_calls.1.tool_call.id, ... --
+
+
+def _openinference_messages(
+    attrs: Mapping[str, Any], prefix: str, trims: Trims
+) -> list[Any] | None:
+    found: dict[int, dict[str, Any]] = {}
+    for key, value in attrs.items():
+        if not key.startswith(prefix):
+            continue
+        index, _, field = key[len(prefix) :].partition(".")
+        number = _index(index)
+        if number is None or not field.startswith("message."):
+            trims.note("invalid_property")
+            continue
+        message = found.setdefault(number, {})
+        field = field[len("message.") :]
+        group, _, rest = field.partition(".")
+        if group in ("contents", "tool_calls") and rest:
+            item_index, _, item_field = rest.partition(".")
+            item_number = _index(item_index)
+            item_field = item_field.partition(".")[2]  # past message_content. / tool_call.
+            if item_number is None or not item_field:
+                trims.note("invalid_property")
+                continue
+            message.setdefault(group, {}).setdefault(item_number, {})[item_field] = value
+        else:
+            message[field] = value
+    if not found:
+        return None
+    return [_openinference_message(found[i], trims) for i in sorted(found)]
+
+
+def _openinference_message(fields: dict[str, Any], trims: Trims) -> dict[str, Any]:
+    calls = fields.get("tool_calls") or {}
+    chat: dict[str, Any] = {
+        "role": fields.get("role"),
+        "content": fields.get("content"),
+        "tool_calls": [
+            {
+                "id": calls[i].get("id"),
+                "function": {
+                    "name": calls[i].get("function.name"),
+                    "arguments": calls[i].get("function.arguments"),
+                },
+            }
+            for i in sorted(calls)
+        ],
+        "tool_call_id": fields.get("tool_call_id"),
+    }
+    if fields.get("function_call_name"):  # the legacy function_call
+        chat["tool_calls"].append(
+            {
+                "function": {
+                    "name": fields["function_call_name"],
+                    "arguments": fields.get("function_call_arguments_json"),
+                }
+            }
+        )
+    contents = fields.get("contents")
+    if chat["content"] is None and contents:
+        items = [_content_item(contents[i]) for i in sorted(contents)]
+        one_text = len(items) == 1 and items[0].get("type") == "text"
+        chat["content"] = items[0]["text"] if one_text else items
+    out = _openai_message(chat, trims)
+    if isinstance(fields.get("name"), str):
+        out["name"] = fields["name"]
+    return out
+
+
+def _content_item(fields: dict[str, Any]) -> dict[str, Any]:
+    kind = fields.get("type")
+    if kind == "text":
+        return {"type": "text", "text": fields.get("text", "")}
+    if kind == "image":
+        return {"type": "image", "image": fields.get("image.image.url")}
+    return dict(fields)
+
+
+def _embedding_texts(attrs: Mapping[str, Any]) -> list[Any] | None:
+    """``embedding.embeddings.N.embedding.text`` as user messages (never the vectors)."""
+    texts: dict[int, Any] = {}
+    for key, value in attrs.items():
+        if key.startswith("embedding.embeddings.") and key.endswith(".embedding.text"):
+            number = _index(key[len("embedding.embeddings.") : -len(".embedding.text")])
+            if number is not None:
+                texts[number] = value
+    if not texts:
+        return None
+    return [{"role": "user", "content": texts[i]} for i in sorted(texts)]
 
 
 # -- the older span events ------------------------------------------------------------

@@ -25,7 +25,7 @@ from posthog_otel._mapping.convention import (
     span_event_position,
 )
 from posthog_otel._mapping.exceptions import escaped_from, exception_properties
-from posthog_otel._mapping.genai import genai_event, is_genai
+from posthog_otel._mapping.genai import genai_event, is_genai, openinference_user, unmapped
 from posthog_otel._mapping.tags import InvalidTagError, MappingOptions
 from posthog_otel._mapping.web import web_properties
 
@@ -59,12 +59,14 @@ def is_tagged(span: Any, capture_exceptions: bool, llm_analytics: bool = False) 
 class SpanMapper:
     """Turns one ended span into the PostHog events its tags ask for.
 
-    ``trims`` counts what the bounds cut (the pipeline takes the counts after each span).
+    ``trims`` counts what the bounds cut, ``unmapped`` the spans that looked like GenAI
+    but gave no LLM analytics event, by reason (the pipeline takes both after each span).
     """
 
     def __init__(self, options: MappingOptions) -> None:
         self._options = options
         self.trims = Trims()
+        self.unmapped = Trims()
         self._events = tags.EventBuilder(options, self.trims)
 
     def map_span(
@@ -148,21 +150,27 @@ class SpanMapper:
                         apply_people=False,
                     )
         if self._options.llm_analytics and is_genai(attrs):
-            try:
-                name, props, start = genai_event(
-                    span, attrs, span_props, self._options.privacy_mode, self.trims
-                )
-            except Exception as exc:  # noqa: BLE001 - this event only
-                tags.note_problem(problems, exc)
+            why = unmapped(attrs)
+            if why is not None:
+                self.unmapped.note(why)
             else:
-                made.add(
-                    {**reserved, TAG: name},
-                    needs,
-                    props,
-                    timestamp=start,
-                    position=GENAI_EVENT,
-                    apply_people=False,
-                )
+                try:
+                    name, props, start = genai_event(
+                        span, attrs, span_props, self._options.privacy_mode, self.trims
+                    )
+                except Exception as exc:  # noqa: BLE001 - this event only
+                    tags.note_problem(problems, exc)
+                else:
+                    user = openinference_user(attrs)
+                    made.add(
+                        {**reserved, TAG: name},
+                        needs,
+                        props,
+                        timestamp=start,
+                        position=GENAI_EVENT,
+                        identity=user if user is not None else _SPAN,
+                        apply_people=False,
+                    )
         if TAG in attrs:
             span_props["$otel_span_kind"] = _KIND_NAMES.get(id(span.kind), "internal")
             status = span.status

@@ -109,6 +109,8 @@ class Delivery:
         ):
             if trims is not None and trims.counts:
                 self._stats.trimmed(trims.take())
+        if self._mapper is not None and self._mapper.unmapped.counts:
+            self._stats.unmapped(self._mapper.unmapped.take())
 
     def fits(self, batch: OpenBatch, data: bytes) -> bool:
         """Whether ``data`` may join ``batch``: under ``max_batch_size`` events and the

@@ -67,7 +67,15 @@ from posthog_otel._limits import (
     MAX_HELD_CAPTURES,
 )
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, SESSION_ID, TAG
-from posthog_otel._mapping.genai import AI_PARENT, LLM_REQUEST_TYPE, OPERATION, parent_for_children
+from posthog_otel._mapping.genai import (
+    AI_PARENT,
+    LLM_REQUEST_TYPE,
+    OPENINFERENCE_KIND,
+    OPERATION,
+    is_genai,
+    is_genai_scope,
+    parent_for_children,
+)
 from posthog_otel._mapping.spans import has_tagged_events, is_tagged
 from posthog_otel._pipeline.autocapture import Autocapture, TokenBuckets
 from posthog_otel._pipeline.delivery import BeforeSend
@@ -89,6 +97,12 @@ logger = logging.getLogger(__name__)
 # spans, started here) rather than remote or non-recording ones.
 _LOCAL_SPAN_TYPES: dict[type, bool] = {}
 _SERVER, _CONSUMER = SpanKind.SERVER, SpanKind.CONSUMER  # an Enum class lookup costs a call
+
+
+def _genai_scope(span: Any) -> bool:
+    """Whether a live span's instrumentation scope makes only GenAI spans (``is_genai_scope``)."""
+    scope = getattr(span, "instrumentation_scope", None)
+    return scope is not None and is_genai_scope(getattr(scope, "name", None))
 
 
 class PostHogSpanProcessor(SpanProcessor):
@@ -251,12 +265,19 @@ class PostHogSpanProcessor(SpanProcessor):
                 if parent_attrs:
                     identity = parent_attrs.get(DISTINCT_ID)
                     session = parent_attrs.get(SESSION_ID)
-                    if self._llm_analytics and (
-                        OPERATION in parent_attrs
-                        or AI_PARENT in parent_attrs
-                        or LLM_REQUEST_TYPE in parent_attrs
-                    ):  # under a GenAI span: note the nearest one, for the trace tree
-                        self._note_genai_parent(span, parent, parent_attrs)
+                if self._llm_analytics and (
+                    (
+                        parent_attrs
+                        and (
+                            OPERATION in parent_attrs
+                            or AI_PARENT in parent_attrs
+                            or LLM_REQUEST_TYPE in parent_attrs
+                            or OPENINFERENCE_KIND in parent_attrs
+                        )
+                    )
+                    or _genai_scope(parent)
+                ):  # under a GenAI span: note the nearest one, for the trace tree
+                    self._note_genai_parent(span, parent, parent_attrs or {})
             elif parent is not None or ((kind := span.kind) is _SERVER or kind is _CONSUMER):
                 # A request or message begins here (a remote parent, or a server or
                 # consumer span): where identify() can name the user later.
@@ -294,7 +315,7 @@ class PostHogSpanProcessor(SpanProcessor):
                 TAG in attrs
                 or held
                 or (events and has_tagged_events(events, self._capture_exceptions))
-                or (self._llm_analytics and (OPERATION in attrs or LLM_REQUEST_TYPE in attrs))
+                or (self._llm_analytics and is_genai(attrs))
             ):
                 inherited = self._span_ended(span.context.span_id) if self._flags_live else None
                 if held:
@@ -317,7 +338,9 @@ class PostHogSpanProcessor(SpanProcessor):
 
     def _note_genai_parent(self, span: Span, parent: Any, parent_attrs: Any) -> None:
         ctx = parent.get_span_context()
-        value = parent_for_children(parent_attrs, ctx.span_id, ctx.trace_id)
+        value = parent_for_children(
+            parent_attrs, ctx.span_id, ctx.trace_id, genai_scope=_genai_scope(parent)
+        )
         if value is not None and AI_PARENT not in _otel.ACCESS.attributes(span):
             span.set_attribute(AI_PARENT, value)
 

@@ -146,6 +146,11 @@ class PipelineStats:
         trimmed: properties cut or left out so their event could still go, by
             reason (``string_length``, ``depth``, ``event_size``, ...: see ``_limits``);
             these events were not lost and are not in ``dropped``.
+        unmapped: spans that look like GenAI (a model or provider attribute of a GenAI
+            convention) but gave no LLM analytics event, by reason:
+            ``genai_no_operation`` (no operation name or span kind),
+            ``genai_unknown_kind`` (an OpenInference span kind we do not map). The
+            first of each reason is logged at INFO.
     """
 
     spans_seen: int = 0
@@ -157,6 +162,7 @@ class PipelineStats:
     queue_size: int = 0
     buffered_bytes: int = 0
     trimmed: Mapping[str, int] = field(default_factory=dict)
+    unmapped: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def dropped_total(self) -> int:
@@ -186,6 +192,7 @@ class Stats:
         self._retries = 0
         self._dropped: dict[str, int] = {}
         self._trimmed: dict[str, int] = {}
+        self._unmapped: dict[str, int] = {}
         self._episodes: dict[str, _Episode] = {}
 
     def after_fork(self) -> None:
@@ -211,6 +218,21 @@ class Stats:
         with self._lock:
             for reason, n in counts.items():
                 self._trimmed[reason] = self._trimmed.get(reason, 0) + n
+
+    def unmapped(self, counts: Mapping[str, int]) -> None:
+        """Count GenAI-looking spans that gave no event; log each reason the first time."""
+        first = []
+        with self._lock:
+            for reason, n in counts.items():
+                if reason not in self._unmapped:
+                    first.append(reason)
+                self._unmapped[reason] = self._unmapped.get(reason, 0) + n
+        for reason in first:
+            logger.info(
+                "posthog-otel: a span that looks like GenAI gave no LLM analytics event (%s); "
+                "stats().unmapped counts them",
+                reason,
+            )
 
     def drop(self, reason: str, n: int = 1, detail: str = "") -> None:
         """Count ``n`` lost events; the first of an episode is logged (see the module)."""
@@ -278,6 +300,7 @@ class Stats:
         with self._lock:
             sent, retries, dropped = self._sent, self._retries, dict(self._dropped)
             trimmed = dict(self._trimmed)
+            unmapped = dict(self._unmapped)
         return PipelineStats(
             spans_seen=self.spans_seen.value,
             logs_seen=self.logs_seen.value,
@@ -288,6 +311,7 @@ class Stats:
             queue_size=queue_size,
             buffered_bytes=buffered_bytes,
             trimmed=MappingProxyType(trimmed),
+            unmapped=MappingProxyType(unmapped),
         )
 
 
