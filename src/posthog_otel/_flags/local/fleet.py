@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol, TypedDict, TypeVar, runtime_checkable
 
+from posthog_otel import _forksafe
 from posthog_otel._flagdata import FlagDefinitions, parse_definitions
 from posthog_otel._flags.local.poller import Fetch
 from posthog_otel._limits import MAX_DEFINITIONS_ANSWER_BYTES
@@ -60,6 +61,17 @@ LEASE_FACTOR = 1.15
 
 T = TypeVar("T")
 _FAILED = object()  # a cache method raised
+# A follower that finds the cache empty, with nothing loaded, waits this long at most
+# (or one interval) for the leader's first poll, then polls for itself.
+FIRST_LOAD_WAIT = 5.0
+
+
+def _fingerprint(data: Any) -> str:
+    """A hash of cache data (``ValueError`` past the definitions' size limit)."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    if len(text) > MAX_DEFINITIONS_ANSWER_BYTES:
+        raise ValueError("the cached definitions are over the size limit")
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class _RequiredData(TypedDict):
@@ -133,6 +145,11 @@ class SharedDefinitions:
         self.requests = 0
         self.from_cache = 0
         self.leader = False
+        _forksafe.register(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._loop = None  # the parent's loop (and its selector) is not ours
 
     def stats(self) -> tuple[int, int, bool]:
         """Requests made, definitions taken from the cache, and whether this process led
@@ -153,8 +170,9 @@ class SharedDefinitions:
         answer = self._fetch(etag)
         if answer is not None:
             self._loaded = True
-            self._seen = None
-            self._ask("on_flag_definitions_received", cache_data(answer))
+            data = cache_data(answer)
+            self._seen = _fingerprint(data)  # read back later, it is nothing new
+            self._ask("on_flag_definitions_received", data)
         elif etag is not None:
             self._loaded = True
         return answer
@@ -175,10 +193,7 @@ class SharedDefinitions:
 
     def _take(self, data: Any) -> FlagDefinitions | bool | None:
         try:
-            text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-            if len(text) > MAX_DEFINITIONS_ANSWER_BYTES:
-                raise ValueError("the cached definitions are over the size limit")
-            fingerprint = hashlib.sha256(text.encode()).hexdigest()
+            fingerprint = _fingerprint(data)
             definitions = None if fingerprint == self._seen else definitions_from(data)
         except (TypeError, ValueError) as exc:
             self._note("get_flag_definitions", exc)
@@ -281,7 +296,10 @@ class FileFlagDefinitionCache:
     def _edit_lease(self, change: Callable[[str, float], tuple[str, float] | None]) -> bool:
         with self._locked() as fd:
             raw = os.pread(fd, 256, 0).decode(errors="replace").split()
-            owner, until = (raw[0], float(raw[1])) if len(raw) == 2 else ("", 0.0)
+            try:
+                owner, until = (raw[0], float(raw[1])) if len(raw) == 2 else ("", 0.0)
+            except ValueError:  # a damaged lease is a free one
+                owner, until = "", 0.0
             new = change(owner, until)
             if new is None:
                 return False
