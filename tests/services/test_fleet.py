@@ -253,3 +253,24 @@ def test_posthog_python_and_ours_share_one_cache(
     server.set_flags(BETA_OFF)
     wait_until(lambda: not flags.is_enabled("beta", "u1"), timeout=10)
     wait_until(lambda: not sdk_beta(sdk), timeout=10)
+
+
+def test_the_redis_lease_is_released_only_by_its_owner_and_lapses(redis):
+    url = redis_url(redis)
+    a = RedisFlagDefinitionCache(url, key_prefix="lease", poll_interval=60)
+    b = RedisFlagDefinitionCache(url, key_prefix="lease", poll_interval=60)
+    assert a.should_fetch_flag_definitions() and a.should_fetch_flag_definitions()
+    assert not b.should_fetch_flag_definitions()
+    b.shutdown()  # compare-and-delete: not b's
+    assert not b.should_fetch_flag_definitions()
+    a.shutdown()
+    assert b.should_fetch_flag_definitions()
+    short = RedisFlagDefinitionCache(url, key_prefix="short", poll_interval=0.05)
+    other = RedisFlagDefinitionCache(url, key_prefix="short", poll_interval=0.05)
+    assert short.should_fetch_flag_definitions()
+    wait_until(other.should_fetch_flag_definitions, timeout=5)  # PX: a crashed owner's lapses
+    assert short.get_flag_definitions() is None
+    short.on_flag_definitions_received(
+        {"flags": [], "group_type_mapping": {}, "cohorts": {}, "etag": "e"}
+    )
+    assert other.get_flag_definitions()["etag"] == "e"
