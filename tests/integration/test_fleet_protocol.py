@@ -5,6 +5,7 @@ every method), the ETag carried from one leader to the next, bad cache data."""
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -190,3 +191,17 @@ def test_an_object_without_the_protocol_is_refused(server):
             PostHogFlagProvider(client, flag_definition_cache_provider=object())
     finally:
         client.close()
+
+
+def test_a_follower_with_an_empty_cache_waits_for_the_leader_then_fetches(make, server):
+    class Empty(AsyncMemory):
+        async def should_fetch_flag_definitions(self):
+            return False  # another process leads, but never stores anything
+
+    flags = make(Empty({}), poll_interval=0.5)
+    started = time.monotonic()
+    assert flags.load_definitions(10)
+    waited = time.monotonic() - started
+    assert 0.4 <= waited < 5, waited  # about one interval for the leader, then its own
+    assert flags.stats().definition_polls == 1 and not flags.stats().definitions_leader
+    assert len(definition_requests(server)) == 1

@@ -179,7 +179,7 @@ class SharedDefinitions:
 
     def _cached(self) -> FlagDefinitions | bool | None:
         """Definitions from the cache; ``True``: nothing new; ``None``: fetch instead."""
-        deadline = time.monotonic() + self._interval
+        deadline = time.monotonic() + min(self._interval, FIRST_LOAD_WAIT)
         while True:
             data = self._ask("get_flag_definitions", default=_FAILED)
             if data is _FAILED:
@@ -188,7 +188,9 @@ class SharedDefinitions:
                 return self._take(data)
             if self._loaded:
                 return True
-            if time.monotonic() >= deadline or self._closed.wait(max(0.05, self._interval / 20)):
+            if self._closed.wait(min(0.25, max(0.05, self._interval / 20))):
+                return True  # stopping: no request now
+            if time.monotonic() >= deadline:
                 return None
 
     def _take(self, data: Any) -> FlagDefinitions | bool | None:
