@@ -4,8 +4,10 @@ and with ``RedisFlagDefinitionCache`` (Debian's ``redis-server`` on a free port)
 
 Each scenario starts its 16 processes together, as a deploy does, and counts the
 requests the devserver saw: while they start (until every process has definitions),
-then over the next 10 poll intervals. Target: at most one per interval for the fleet,
-plus one per leader change.
+then over the next 10 poll intervals; then the time from a flag change at the
+devserver (in this process) until every process evaluates it. Targets: at most one
+request per interval for the fleet, plus one per leader change; a change seen by all
+within one interval plus a second.
 
     python benchmarks/fleet.py [--processes 16] [--intervals 10] [--interval 1.0]
 """
@@ -25,7 +27,9 @@ import threading
 import time
 from pathlib import Path
 
-from _common import devserver, record, request_counts, table
+from _common import record, table
+
+from posthog_otel.devserver import DevServer
 
 SECRET = "phs_bench"
 DEFINITIONS = {
@@ -41,6 +45,7 @@ DEFINITIONS = {
     "group_type_mapping": {},
     "cohorts": {},
 }
+BETA_OFF = {**DEFINITIONS, "flags": [{**DEFINITIONS["flags"][0], "active": False}]}  # type: ignore[index]
 
 
 def worker(where: str, interval: float) -> None:
@@ -66,19 +71,27 @@ def worker(where: str, interval: float) -> None:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     flags.load_definitions(30)
     print("ready", flush=True)
+    while not done.wait(0.01):  # a lookup every 10 ms; say when beta turns off
+        if not flags.is_enabled("beta", "u1"):
+            print("changed", flush=True)
+            break
     done.wait()
     stats = flags.stats()
     flags.shutdown(5)
     print(json.dumps({"polls": stats.definition_polls, "from_cache": stats.definitions_from_cache}))
 
 
-def definition_requests(url: str) -> int:
-    return sum(n for path, n in request_counts(url).items() if "definitions" in path)
+def definition_requests(server: DevServer) -> int:
+    return sum(1 for r in server.requests.matching("/") if "definitions" in r.path)
 
 
-def scenario(url: str, where: str, processes: int, intervals: int, interval: float) -> list[int]:
+def scenario(
+    server: DevServer, where: str, processes: int, intervals: int, interval: float
+) -> list[float]:
+    server.set_flags(DEFINITIONS)
+    url = server.url
     env = {**os.environ, "POSTHOG_API_KEY": "phc_bench", "POSTHOG_HOST": url}
-    before = definition_requests(url)
+    before = definition_requests(server)
     argv = [sys.executable, __file__, "--worker", where, "--interval", str(interval)]
     fleet = [
         subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) for _ in range(processes)
@@ -87,16 +100,23 @@ def scenario(url: str, where: str, processes: int, intervals: int, interval: flo
         assert process.stdout is not None
         if process.stdout.readline().strip() != "ready":
             raise RuntimeError("a worker did not load its definitions")
-    started = definition_requests(url)
+    started = definition_requests(server)
     time.sleep(intervals * interval)  # the window measured, not a wait for a condition
-    steady = definition_requests(url)
+    steady = definition_requests(server)
+    changed_at = time.monotonic()
+    server.set_flags(BETA_OFF)
+    for process in fleet:  # each prints "changed" when it sees the change
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "changed":
+            raise RuntimeError("a worker did not see the change")
+    seen_by_all = time.monotonic() - changed_at
     leaders = 0
     for process in fleet:
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=30)
         stats = json.loads(out.strip().splitlines()[-1])
         leaders += stats["polls"] > 0
-    return [started - before, steady - started, leaders]
+    return [started - before, steady - started, leaders, seen_by_all]
 
 
 def free_port() -> int:
@@ -134,21 +154,24 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        with devserver(DEFINITIONS) as url, tempfile.TemporaryDirectory() as folder:
+        with DevServer(flags=DEFINITIONS) as server, tempfile.TemporaryDirectory() as folder:
             for name, where in [
                 ("no cache", "none"),
                 ("FileFlagDefinitionCache", str(Path(folder) / "definitions.json")),
                 ("RedisFlagDefinitionCache", f"redis://127.0.0.1:{port}/0"),
             ]:
-                start, steady, leaders = scenario(
-                    url, where, args.processes, args.intervals, args.interval
+                start, steady, leaders, seen = scenario(
+                    server, where, args.processes, args.intervals, args.interval
                 )
-                rows.append([name, str(start), str(steady), str(leaders)])
+                rows.append(
+                    [name, f"{start:.0f}", f"{steady:.0f}", f"{leaders:.0f}", f"{seen:.2f} s"]
+                )
                 key = name.split("Flag")[0].replace(" ", "_").lower()
                 # Beyond one per interval: at most one per leader change.
                 extra = max(0, steady - args.intervals - max(0, leaders - 1))
                 record(**{f"fleet_{key}_per_interval": steady / args.intervals,
-                          f"fleet_{key}_extra": extra})  # fmt: skip
+                          f"fleet_{key}_extra": extra,
+                          f"fleet_{key}_seen_s": seen})  # fmt: skip
     finally:
         redis.terminate()
         redis.wait(10)
@@ -163,6 +186,7 @@ def main() -> None:
                 "requests at start",
                 f"requests in {args.intervals} intervals",
                 "processes that polled",
+                "a change seen by all",
             ],
             rows,
         )

@@ -218,4 +218,10 @@ TARGETS = [
         ),
         ("fleet_redis_per_interval", "fleet_redis_extra"),
     ),
+    Target(
+        "fleet",
+        "a flag change seen by all 16 within one interval (1 s) plus a second, with Redis",
+        _at_most("fleet_redis_seen_s", 2.0, " s", 2),
+        ("fleet_redis_seen_s",),
+    ),
 ]
