@@ -41,7 +41,7 @@ from typing import Any, Protocol, TypedDict, TypeVar, runtime_checkable
 from posthog_otel import _forksafe
 from posthog_otel._flagdata import FlagDefinitions, parse_definitions
 from posthog_otel._flags.local.poller import Fetch
-from posthog_otel._limits import MAX_DEFINITIONS_ANSWER_BYTES
+from posthog_otel._limits import FLEET_FIRST_LOAD_WAIT, MAX_DEFINITIONS_ANSWER_BYTES
 
 __all__ = [
     "LEASE_FACTOR",
@@ -61,9 +61,6 @@ LEASE_FACTOR = 1.15
 
 T = TypeVar("T")
 _FAILED = object()  # a cache method raised
-# A follower that finds the cache empty, with nothing loaded, waits this long at most
-# (or one interval) for the leader's first poll, then polls for itself.
-FIRST_LOAD_WAIT = 5.0
 
 
 def _fingerprint(data: Any) -> str:
@@ -179,7 +176,7 @@ class SharedDefinitions:
 
     def _cached(self) -> FlagDefinitions | bool | None:
         """Definitions from the cache; ``True``: nothing new; ``None``: fetch instead."""
-        deadline = time.monotonic() + min(self._interval, FIRST_LOAD_WAIT)
+        deadline = time.monotonic() + min(self._interval, FLEET_FIRST_LOAD_WAIT)
         while True:
             data = self._ask("get_flag_definitions", default=_FAILED)
             if data is _FAILED:
