@@ -38,6 +38,7 @@ BENCHMARKS = {
     "e2e": ("End to end", "e2e.py", ["--events", "20000", "--repetitions", "1"]),
     "flags": ("Flags", "flags.py", ["--lookups", "2000", "--users", "20"]),  # 100 per user
     "local_flags": ("Local flag evaluation", "local_flags.py", ["--lookups", "2000", "--rounds", "3"]),
+    "fleet": ("Fleet", "fleet.py", ["--intervals", "5"]),
     "logs": ("Logs", "logs.py", ["--records", "5000", "--repetitions", "3", "--pairs", "20"]),
     "genai": ("LLM analytics", "genai.py", ["--spans", "1000", "--repetitions", "3"]),
 }  # fmt: skip

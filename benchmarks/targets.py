@@ -200,4 +200,28 @@ TARGETS = [
         lambda f: (f"{f['local_requests']:,.0f} requests", f["local_requests"] == 0),
         ("local_requests",),
     ),
+    Target(
+        "fleet",
+        "a fleet of 16 sharing a file cache: one request per interval, plus one per leader change",
+        lambda f: (
+            f"{f['fleet_file_per_interval']:.1f} per interval, {f['fleet_file_extra']:.0f} beyond",
+            f["fleet_file_extra"] == 0,
+        ),
+        ("fleet_file_per_interval", "fleet_file_extra"),
+    ),
+    Target(
+        "fleet",
+        "a fleet of 16 sharing Redis: one request per interval, plus one per leader change",
+        lambda f: (
+            f"{f['fleet_redis_per_interval']:.1f} per interval, {f['fleet_redis_extra']:.0f} beyond",
+            f["fleet_redis_extra"] == 0,
+        ),
+        ("fleet_redis_per_interval", "fleet_redis_extra"),
+    ),
+    Target(
+        "fleet",
+        "a flag change seen by all 16 within one interval (1 s) plus a second, with Redis",
+        _at_most("fleet_redis_seen_s", 2.0, " s", 2),
+        ("fleet_redis_seen_s",),
+    ),
 ]

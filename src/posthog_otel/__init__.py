@@ -9,6 +9,8 @@ from posthog_otel._client.client import PostHogClient, Response
 from posthog_otel._client.events import Event
 from posthog_otel._context import PostHogPropagator, capture, identify
 from posthog_otel._flagdata import FeatureFlag, FlagDefinitions, FlagsResponse
+from posthog_otel._flags.local.fleet import FileFlagDefinitionCache
+from posthog_otel._flags.local.rediscache import RedisFlagDefinitionCache
 from posthog_otel._flags.provider import FlagStats, PostHogFlagProvider
 from posthog_otel._pipeline.logs import PostHogLogExporter, PostHogLogProcessor
 from posthog_otel._pipeline.spans import PostHogSpanExporter, PostHogSpanProcessor
@@ -27,6 +29,7 @@ __all__ = [
     "ConfigurationError",
     "Event",
     "FeatureFlag",
+    "FileFlagDefinitionCache",
     "FlagDefinitions",
     "FlagStats",
     "FlagsResponse",
@@ -39,6 +42,7 @@ __all__ = [
     "PostHogPropagator",
     "PostHogSpanExporter",
     "PostHogSpanProcessor",
+    "RedisFlagDefinitionCache",
     "Response",
     "ResponseTooLargeError",
     "TransportError",

@@ -129,3 +129,11 @@ MAX_HELD_CAPTURES = 10_000
 MAX_TRACING_HEADER_READ = 8 * 1024
 # Values of one such header tried for a usable one; later values are ignored.
 MAX_TRACING_HEADER_VALUES = 16
+
+# --- flag definitions shared by a fleet (flag_definition_cache_provider) ----------------
+
+# Definitions read from a shared cache are held to MAX_DEFINITIONS_ANSWER_BYTES too (over
+# it: the cache's answer is refused and the process polls for itself). A follower that finds
+# the cache empty, with nothing loaded, waits at most this many seconds (or one interval) for
+# the leader's first poll, then polls for itself.
+FLEET_FIRST_LOAD_WAIT = 5.0

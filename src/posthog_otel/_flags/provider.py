@@ -83,6 +83,9 @@ class PostHogFlagProvider:
         poll_interval: seconds between polls of the definitions (jittered by 10%).
         only_local: never ask PostHog for single flags: a flag local evaluation
             cannot decide is ``None`` (``default`` for ``is_enabled``).
+        flag_definition_cache_provider: PostHog's ``FlagDefinitionCacheProvider``
+            (posthog-python's protocol, sync or async; ``FileFlagDefinitionCache``,
+            ``RedisFlagDefinitionCache``): processes share one poll per interval.
         clock: a monotonic clock, for tests.
     """
 
@@ -101,6 +104,7 @@ class PostHogFlagProvider:
         local_evaluation: bool | None = None,
         poll_interval: float = 30.0,
         only_local: bool = False,
+        flag_definition_cache_provider: object | None = None,
         clock: Callable[[], float] = time.monotonic,
         **client_options: Any,
     ) -> None:
@@ -125,7 +129,12 @@ class PostHogFlagProvider:
         self._closed = False
         # Last: it starts the poller thread, once every argument is known to be good.
         self._local = local_source(
-            self._connection, secret_key, local_evaluation, poll_interval, only_local
+            self._connection,
+            secret_key,
+            local_evaluation,
+            poll_interval,
+            only_local,
+            flag_definition_cache_provider,
         )
         self._lookups = FlagLookups(self._local, self._remote, self._observer, only_local)
 
@@ -278,12 +287,17 @@ class PostHogFlagProvider:
     def stats(self) -> FlagStats:
         """How many lookups were decided locally, asked of PostHog, or undecided."""
         status = self._local.poller.status() if self._local is not None else None
+        polls, from_cache, leader = status.polls if status is not None else 0, 0, False
+        if self._local is not None and self._local.shared is not None:
+            polls, from_cache, leader = self._local.shared.stats()
         return FlagStats(
             local=self._lookups.counts.local.value,
             remote=self._lookups.counts.remote.value,
             inconclusive=self._lookups.counts.inconclusive.value,
             definitions_loaded=status is not None and status.loaded,
-            definition_polls=status.polls if status is not None else 0,
+            definition_polls=polls,
+            definitions_from_cache=from_cache,
+            definitions_leader=leader,
         )
 
     # -- local evaluation ------------------------------------------------------------------
@@ -413,7 +427,10 @@ class FlagStats:
             a static cohort, experience continuity, ...), or made before they
             loaded; each is also counted in ``remote`` unless ``only_local`` is set.
         definitions_loaded: local evaluation has definitions to decide from.
-        definition_polls: requests made for flag definitions.
+        definition_polls: requests this process made for flag definitions.
+        definitions_from_cache: times it took new definitions from the
+            ``flag_definition_cache_provider`` instead (another process polled).
+        definitions_leader: it was the fleet's leader at its last poll.
     """
 
     local: int = 0
@@ -421,6 +438,8 @@ class FlagStats:
     inconclusive: int = 0
     definitions_loaded: bool = False
     definition_polls: int = 0
+    definitions_from_cache: int = 0
+    definitions_leader: bool = False
 
 
 class FlagCounters:

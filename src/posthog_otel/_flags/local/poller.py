@@ -52,7 +52,7 @@ class DefinitionsStatus:
     Attributes:
         loaded: definitions are in use (lookups are decided locally).
         flags: how many flags they hold.
-        polls: requests made so far (answered or not).
+        polls: polls so far (answered or not; with a shared cache, reads of it too).
         failing_since: when the current run of failed polls began
             (``time.monotonic()`` scale), or ``None`` while polls succeed.
         error: what the last failed poll said, while failing.

@@ -18,6 +18,7 @@ from posthog_otel import _forksafe, _otel
 from posthog_otel._config import check_key
 from posthog_otel._flagdata import FeatureFlag, FlagDefinitions
 from posthog_otel._flags.local.evaluator import Decision, LocalFlags, Subject, Undecided
+from posthog_otel._flags.local.fleet import SharedDefinitions
 from posthog_otel._flags.local.matcher import (
     CONDITION_MATCH,
     DISABLED,
@@ -38,6 +39,12 @@ __all__ = ["FLAG_MISSING", "NOT_LOADED", "LocalSource", "local_source"]
 logger = logging.getLogger(__name__)
 
 NOT_LOADED = "definitions_not_loaded"
+CACHE_METHODS = (
+    "should_fetch_flag_definitions",
+    "get_flag_definitions",
+    "on_flag_definitions_received",
+    "shutdown",
+)
 FLAG_MISSING = "flag_missing"
 
 
@@ -47,10 +54,12 @@ def local_source(
     enabled: bool | None,
     poll_interval: float,
     only_local: bool,
+    cache: object | None = None,
 ) -> LocalSource | None:
     """Local evaluation for a flag provider, polling already; ``None`` when it is off
     (``enabled=None``: on when a secret key is given or configured). A given key is
-    checked and stripped as the client's own is (``check_key``)."""
+    checked and stripped as the client's own is (``check_key``). With ``cache`` (PostHog's
+    ``FlagDefinitionCacheProvider``) a fleet of processes shares the definitions."""
     if secret_key is not None:
         secret_key = check_key("secret_key", secret_key)
     key = secret_key or connection.config.secret_key
@@ -62,6 +71,13 @@ def local_source(
         raise ConfigurationError("poll_interval", f"must be > 0 seconds, got {poll_interval}")
     if only_local and not enabled:
         raise ConfigurationError("only_local", "needs local evaluation (a secret key)")
+    if cache is not None and not all(
+        callable(getattr(cache, name, None)) for name in CACHE_METHODS
+    ):
+        raise ConfigurationError(
+            "flag_definition_cache_provider",
+            "must have PostHog's four methods: " + ", ".join(CACHE_METHODS),
+        )
     if not enabled:
         return None
     if key is None:
@@ -75,14 +91,24 @@ def local_source(
         with _otel.suppressed():  # our own requests make no spans
             return connection.flag_definitions(etag, retry=False, secret_key=key)
 
-    return LocalSource(fetch, poll_interval, only_local=only_local)
+    shared = SharedDefinitions(fetch, cache, poll_interval) if cache is not None else None
+    return LocalSource(shared or fetch, poll_interval, only_local=only_local, shared=shared)
 
 
 class LocalSource:
-    """Flags decided in process from polled definitions."""
+    """Flags decided in process from polled definitions (shared through a cache, if
+    ``shared``)."""
 
-    def __init__(self, fetch: Fetch, poll_interval: float, *, only_local: bool) -> None:
+    def __init__(
+        self,
+        fetch: Fetch,
+        poll_interval: float,
+        *,
+        only_local: bool,
+        shared: SharedDefinitions | None = None,
+    ) -> None:
         self.poller = DefinitionsPoller(fetch, poll_interval)
+        self.shared = shared
         self._only_local = only_local
         self._warned = False
         self._warned_lock = threading.Lock()
@@ -145,7 +171,11 @@ class LocalSource:
         )
 
     def stop(self) -> None:
+        if self.shared is not None:
+            self.shared.stop_waiting()
         self.poller.stop()
+        if self.shared is not None:
+            self.shared.close()
 
 
 def _split(flags: LocalFlags, subject: Subject) -> tuple[dict[str, FeatureFlag], list[str]]:
