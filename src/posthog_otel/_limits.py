@@ -137,3 +137,8 @@ MAX_TRACING_HEADER_VALUES = 16
 # the cache empty, with nothing loaded, waits at most this many seconds (or one interval) for
 # the leader's first poll, then polls for itself.
 FLEET_FIRST_LOAD_WAIT = 5.0
+# A follower whose cache can say cheaply whether the definitions changed (ours: a file's
+# stat, a small Redis key) asks it this often (or every poll interval, if shorter), so a
+# change reaches the fleet within one interval and about this long; it still asks to
+# lead, and reads the whole cache, once per interval.
+FLEET_CHECK_SECONDS = 1.0

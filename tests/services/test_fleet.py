@@ -19,6 +19,7 @@ from posthog_otel import (
     PostHogFlagProvider,
     RedisFlagDefinitionCache,
 )
+from posthog_otel._limits import FLEET_CHECK_SECONDS
 from tests.support.server import API_KEY, wait_until
 from tests.support.services import APPS, Service, service_env, start_redis
 
@@ -276,3 +277,39 @@ def test_the_redis_lease_is_released_only_by_its_owner_and_lapses(redis):
         {"flags": [], "group_type_mapping": {}, "cohorts": {}, "etag": "e"}
     )
     assert other.get_flag_definitions()["etag"] == "e"
+
+
+@pytest.mark.parametrize("store", ["redis", "file"])
+def test_followers_of_our_caches_see_a_change_within_a_second_of_the_leader(
+    store, redis, server, tmp_path
+):
+    """Followers check the cache's version every FLEET_CHECK_SECONDS between their polls,
+    so a change reaches the fleet within one interval and about a second (reading the
+    whole cache once per interval, a follower could lag the leader by a whole interval)."""
+    interval = 4.0
+    server.set_flags(DEFINITIONS)
+    where = redis_url(redis) if store == "redis" else str(tmp_path / "definitions.json")
+    fleet = Fleet(server, where)
+    try:
+        env = service_env(server.url, "fleet", POSTHOG_SECRET_KEY=SECRET)
+        argv = [sys.executable, str(APPS / "fleet_worker.py"), where, str(interval)]
+        fleet.workers = [Service(argv, env, 0) for _ in range(4)]
+        for worker in fleet.workers:
+            worker.wait_printed("ready")
+        requests_before = definition_requests(server)
+        server.set_flags(BETA_OFF)
+        seen: dict[int, float] = {}
+
+        def note_who_sees_it() -> bool:
+            for pid, state in fleet.states().items():
+                if state["beta"] is False:
+                    seen.setdefault(pid, time.monotonic())
+            return len(seen) == 4
+
+        wait_until(note_who_sees_it, timeout=3 * interval, interval=0.02)
+        spread = max(seen.values()) - min(seen.values())
+        print(f"{store}: the last process saw the change {spread:.2f} s after the first")
+        assert spread < FLEET_CHECK_SECONDS + 0.6, seen
+        assert definition_requests(server) - requests_before <= 2  # still the leader's alone
+    finally:
+        fleet.close()

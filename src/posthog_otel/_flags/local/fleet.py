@@ -10,6 +10,12 @@ the data is PostHog's ``FlagDefinitionCacheData`` (``flags`` as a list, ``cohort
 ``group_type_mapping``, optional ``property_matching_version``), plus one key of ours,
 ``etag``, that posthog-python ignores and our next leader sends as ``If-None-Match``.
 
+A cache may also offer ``flag_definitions_version()`` (ours do; it is not part of
+PostHog's protocol): a cheap token that changes whenever the definitions do. A follower
+then checks it every ``FLEET_CHECK_SECONDS`` between its polls and reads the whole cache
+only when it changed, so a change reaches every process within one interval and about a
+second, not two intervals; it still asks to lead once per interval.
+
 Fail-safe, as posthog-python's: an error in ``should_fetch`` means fetch; in ``get``,
 fetch; in ``on_received``, the definitions stay in memory; in ``shutdown``, logged.
 Each run of errors is logged once. A follower that finds the cache empty and has
@@ -41,7 +47,11 @@ from typing import Any, Protocol, TypedDict, TypeVar, runtime_checkable
 from posthog_otel import _forksafe
 from posthog_otel._flagdata import FlagDefinitions, parse_definitions
 from posthog_otel._flags.local.poller import Fetch
-from posthog_otel._limits import FLEET_FIRST_LOAD_WAIT, MAX_DEFINITIONS_ANSWER_BYTES
+from posthog_otel._limits import (
+    FLEET_CHECK_SECONDS,
+    FLEET_FIRST_LOAD_WAIT,
+    MAX_DEFINITIONS_ANSWER_BYTES,
+)
 
 __all__ = [
     "LEASE_FACTOR",
@@ -137,6 +147,9 @@ class SharedDefinitions:
         self._closed = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seen: str | None = None  # fingerprint of the cache data last taken
+        self._version: Any = None  # the cache's version token when last read whole
+        self._full_due = 0.0  # monotonic time of the next full poll (lead, or read whole)
+        self._versioned = callable(getattr(provider, "flag_definitions_version", None))
         self._loaded = False
         self._failing: set[str] = set()
         self.requests = 0
@@ -154,7 +167,18 @@ class SharedDefinitions:
         with self._lock:
             return self.requests, self.from_cache, self.leader
 
+    def next_wait(self, wait: float) -> float:
+        """The poller's wait before the next call: a follower of a versioned cache
+        checks every ``FLEET_CHECK_SECONDS``; a leader waits its (jittered) interval."""
+        if self._versioned and not self.leader and self._loaded:
+            return min(wait, FLEET_CHECK_SECONDS)
+        return wait
+
     def __call__(self, etag: str | None) -> FlagDefinitions | None:
+        now = time.monotonic()
+        if self._versioned and not self.leader and self._loaded and now < self._full_due:
+            return self._check()
+        self._full_due = now + self._interval * 0.9  # the next full poll, jitter allowed
         elected = self._ask("should_fetch_flag_definitions", default=_FAILED)
         if not elected:
             found = self._cached()
@@ -174,10 +198,20 @@ class SharedDefinitions:
             self._loaded = True
         return answer
 
+    def _check(self) -> FlagDefinitions | None:
+        """Between full polls: the whole cache only when its version changed."""
+        version = self._ask("flag_definitions_version", default=_FAILED)
+        if version is _FAILED or version == self._version:
+            return None
+        found = self._cached()
+        return found if isinstance(found, FlagDefinitions) else None
+
     def _cached(self) -> FlagDefinitions | bool | None:
         """Definitions from the cache; ``True``: nothing new; ``None``: fetch instead."""
         deadline = time.monotonic() + min(self._interval, FLEET_FIRST_LOAD_WAIT)
         while True:
+            if self._versioned:  # before the read: a change after it is seen next time
+                self._version = self._ask("flag_definitions_version", default=None)
             data = self._ask("get_flag_definitions", default=_FAILED)
             if data is _FAILED:
                 return None
@@ -228,6 +262,7 @@ class SharedDefinitions:
             "should_fetch_flag_definitions": "fetching for this process",
             "get_flag_definitions": "fetching for this process",
             "on_flag_definitions_received": "keeping them in this process",
+            "flag_definitions_version": "reading the whole cache at each poll instead",
         }.get(method, "shutting down anyway")
         logger.warning(
             "posthog-otel: the flag definition cache failed in %s (%s: %s); %s. "
@@ -328,6 +363,15 @@ class FileFlagDefinitionCache:
             raise ValueError("the cached definitions are not a JSON object")
         found: FlagDefinitionCacheData = data  # type: ignore[assignment]
         return found
+
+    def flag_definitions_version(self) -> str | None:
+        """A token that changes with every write (each is a rename: a new inode); ``None``
+        while there is no file. Not PostHog's protocol: a follower's cheap check."""
+        try:
+            st = os.stat(self._path)
+        except FileNotFoundError:
+            return None
+        return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
 
     def on_flag_definitions_received(self, data: FlagDefinitionCacheData) -> None:
         temporary = self._path.with_name(f".{self._path.name}.{self._owner()}.tmp")

@@ -88,9 +88,11 @@ class DefinitionsPoller:
         *,
         clock: Callable[[], float] = time.monotonic,
         name: str = "posthog-otel-flag-definitions",
+        next_wait: Callable[[float], float] | None = None,
     ) -> None:
         self._fetch = fetch
         self._interval = interval
+        self._next_wait = next_wait  # the wait before the next poll, from the jittered one
         self._clock = clock
         self._name = name
         self._cond = threading.Condition()
@@ -162,6 +164,8 @@ class DefinitionsPoller:
                     return
             self._poll()
             wait = self._interval * random.uniform(1 - JITTER, 1 + JITTER)
+            if self._next_wait is not None:
+                wait = self._next_wait(wait)
             with self._cond:
                 self._cond.wait_for(lambda: self._state != "polling", wait)
 

@@ -44,7 +44,7 @@ class RedisFlagDefinitionCache:
     Args:
         redis: a ``redis.Redis`` client, or a URL (``redis://host:6379/0``) to make one
             (with 2-second timeouts, so an unreachable Redis costs little).
-        key_prefix: the keys' prefix (``<prefix>:definitions``, ``<prefix>:leader``);
+        key_prefix: the keys' prefix (``<prefix>:definitions``, ``:version``, ``:leader``);
             one per PostHog project.
         poll_interval: the processes' ``poll_interval`` (seconds), for the lease.
     """
@@ -62,6 +62,7 @@ class RedisFlagDefinitionCache:
             redis = redis_py.Redis.from_url(redis, socket_timeout=2, socket_connect_timeout=2)
         self._redis = redis
         self._data_key = f"{key_prefix}:definitions"
+        self._version_key = f"{key_prefix}:version"
         self._lease_key = f"{key_prefix}:leader"
         self._lease_ms = max(1, round(poll_interval * LEASE_FACTOR * 1000))
         self._id = uuid.uuid4().hex
@@ -87,8 +88,17 @@ class RedisFlagDefinitionCache:
         found: FlagDefinitionCacheData = data  # type: ignore[assignment]
         return found
 
+    def flag_definitions_version(self) -> Any:
+        """A token written with every set of definitions (one small key), so followers
+        check it often and read the definitions only when it changed. Not PostHog's
+        protocol: a cache written by another implementation has none, and followers
+        then read the whole cache once per interval."""
+        return self._redis.get(self._version_key)
+
     def on_flag_definitions_received(self, data: FlagDefinitionCacheData) -> None:
-        self._redis.set(self._data_key, json.dumps(data, separators=(",", ":")))
+        encoded = json.dumps(data, separators=(",", ":"))
+        # One MSET: a reader never sees a new version with the old definitions.
+        self._redis.mset({self._data_key: encoded, self._version_key: uuid.uuid4().hex})
 
     def shutdown(self) -> None:
         self._redis.eval(_RELEASE, 1, self._lease_key, self._owner())

@@ -107,7 +107,8 @@ class LocalSource:
         only_local: bool,
         shared: SharedDefinitions | None = None,
     ) -> None:
-        self.poller = DefinitionsPoller(fetch, poll_interval)
+        hint = shared.next_wait if shared is not None else None
+        self.poller = DefinitionsPoller(fetch, poll_interval, next_wait=hint)
         self.shared = shared
         self._only_local = only_local
         self._warned = False
