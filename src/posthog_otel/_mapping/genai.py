@@ -50,7 +50,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -464,28 +464,39 @@ def _states(
     attrs: Mapping[str, Any], events: Any, props: dict[str, Any], indexed: bool, trims: Trims
 ) -> None:
     """What an agent or tool span took in and gave back."""
+    _state(
+        props,
+        "$ai_input_state",
+        attrs,
+        ("gen_ai.tool.call.arguments", "input.value"),  # ours, then OpenInference's
+        lambda: input_messages(attrs, events, trims, indexed=indexed),
+        trims,
+    )
+    _state(
+        props,
+        "$ai_output_state",
+        attrs,
+        ("gen_ai.tool.call.result", "output.value"),
+        lambda: output_messages(attrs, events, trims, indexed=indexed),
+        trims,
+    )
+
+
+def _state(
+    props: dict[str, Any],
+    name: str,
+    attrs: Mapping[str, Any],
+    keys: tuple[str, str],
+    messages: Callable[[], Any],
+    trims: Trims,
+) -> None:
+    """One side of a step: the first JSON attribute of ``keys`` present, else its messages.
+    A value that fails costs this property only."""
     try:
-        given = attrs.get("gen_ai.tool.call.arguments")
-        if given is None:
-            given = attrs.get("input.value")  # OpenInference
-        if given is not None:
-            given = parse_json(given, trims, any_json=True)
-        else:
-            given = input_messages(attrs, events, trims, indexed=indexed)
-        if given is not None:
-            props["$ai_input_state"] = bounded(given)
-    except Exception:  # noqa: BLE001 - this property only
-        trims.note("invalid_property")
-    try:
-        result = attrs.get("gen_ai.tool.call.result")
-        if result is None:
-            result = attrs.get("output.value")  # OpenInference
-        if result is not None:
-            result = parse_json(result, trims, any_json=True)
-        else:
-            result = output_messages(attrs, events, trims, indexed=indexed)
-        if result is not None:
-            props["$ai_output_state"] = bounded(result)
+        raw = next((attrs[key] for key in keys if attrs.get(key) is not None), None)
+        value = parse_json(raw, trims, any_json=True) if raw is not None else messages()
+        if value is not None:
+            props[name] = bounded(value)
     except Exception:  # noqa: BLE001 - this property only
         trims.note("invalid_property")
 

@@ -100,9 +100,6 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
         **client_options: Any,
     ) -> None:
         _otel.require_logs()
-        self._capture_exceptions = PipelineOptions.from_env(
-            capture_exceptions=capture_exceptions
-        ).capture_exceptions
         self._shut_down = False
         self._taken: _Taken | None = None  # set by an exporter that attached us
         self._client: PostHogClient | None = None
@@ -138,6 +135,8 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
                 )
             self._pipeline = pipeline_of(processor)
             self._owns_pipeline = False
+            # The one option of its own beside a shared pipeline: argument, variable, default.
+            options = PipelineOptions.from_env(capture_exceptions=capture_exceptions)
         else:
             options = PipelineOptions.from_env(
                 capture_exceptions=capture_exceptions,
@@ -155,6 +154,7 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
                 connection_of(self._client), options, name="posthog-otel-logs"
             )
             self._owns_pipeline = True
+        self._capture_exceptions = options.capture_exceptions
         self._seen = self._pipeline.count_log
         if not self._pipeline.enabled:  # capture is off: a hook that does nothing at all
             self.on_emit = self.emit = _ignore  # type: ignore[method-assign]
