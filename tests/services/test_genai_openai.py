@@ -9,48 +9,25 @@ server (examples/fake_openai.py), whose token counts are word counts.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
-from tests.support import paths
-from tests.support.server import API_KEY
+from tests.support import genai_runs
 
-HERE = paths.TESTS / "support"
 LATEST = {
     "OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
     "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "span_only",
 }
-FLAGS = {"answer-style": {"variants": {"short": 50, "long": 50}}}
 VOLATILE = ("$ai_latency", "$ai_span_id", "$ai_trace_id")
 
 
 def run_calls(server, env: dict[str, str], *args: str) -> tuple[dict[str, Any], list[dict]]:
-    """Run genai_calls.py against the devserver; what it saw, and the events, in call order."""
-    server.set_flags(FLAGS)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "POSTHOG_"))}
-    environ.update(env, POSTHOG_API_KEY=API_KEY, POSTHOG_HOST=server.url)
-    result = subprocess.run(
-        [sys.executable, str(HERE / "genai_calls.py"), *args],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=120,  # a hang guard: the run takes a few seconds
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    seen = json.loads(result.stdout.splitlines()[-1])
-    events = [e for e in server.events() if e["event"].startswith("$ai_")]
-    return seen, sorted(events, key=lambda e: e["timestamp"])
+    return genai_runs.run_calls(server, "genai_calls.py", env, *args)
 
 
 def ai_properties(event: dict) -> dict[str, Any]:
-    """The event's ``$ai_*`` properties, less those that differ from run to run."""
-    props = event["properties"]
-    return {k: v for k, v in props.items() if k.startswith("$ai_") and k not in VOLATILE}
+    return genai_runs.ai_properties(event, VOLATILE)
 
 
 def expected_events(seen: dict[str, Any], trace: str, *, content: bool) -> list[tuple[str, dict]]:

@@ -9,40 +9,19 @@ are word counts).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
-from tests.support import paths
-from tests.support.server import API_KEY
+from tests.support import genai_runs
 
-HERE = paths.TESTS / "support"
-FLAGS = {"answer-style": {"variants": {"short": 50, "long": 50}}}
 VOLATILE = ("$ai_latency", "$ai_span_id", "$ai_trace_id", "$ai_time_to_first_token")
 
 
 def run_calls(server, *args: str) -> tuple[dict[str, Any], list[dict]]:
-    server.set_flags(FLAGS)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "POSTHOG_"))}
-    environ.update(POSTHOG_API_KEY=API_KEY, POSTHOG_HOST=server.url)
-    result = subprocess.run(
-        [sys.executable, str(HERE / "openinference_calls.py"), *args],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=120,  # a hang guard: the run takes a few seconds
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    seen = json.loads(result.stdout.splitlines()[-1])
-    events = [e for e in server.events() if e["event"].startswith("$ai_")]
-    return seen, sorted(events, key=lambda e: e["timestamp"])
+    return genai_runs.run_calls(server, "openinference_calls.py", {}, *args)
 
 
 def ai_properties(event: dict) -> dict[str, Any]:
-    props = event["properties"]
-    return {k: v for k, v in props.items() if k.startswith("$ai_") and k not in VOLATILE}
+    return genai_runs.ai_properties(event, VOLATILE)
 
 
 TOOL = {
