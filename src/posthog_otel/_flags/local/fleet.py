@@ -61,6 +61,7 @@ __all__ = [
     "SharedDefinitions",
     "cache_data",
     "definitions_from",
+    "stored_data",
 ]
 
 logger = logging.getLogger(__name__)
@@ -130,6 +131,18 @@ def definitions_from(data: Any) -> FlagDefinitions:
     """``FlagDefinitions`` from cache data; ``ValueError`` when it is not one."""
     etag = data.get("etag") if isinstance(data, dict) else None
     return parse_definitions(data, etag if isinstance(etag, str) and etag else None)
+
+
+def stored_data(raw: bytes) -> FlagDefinitionCacheData:
+    """Cache data as a cache stored it (JSON), within the definitions' byte limit;
+    ``ValueError`` when it is too large or not a JSON object."""
+    if len(raw) > MAX_DEFINITIONS_ANSWER_BYTES:
+        raise ValueError("the cached definitions are over the size limit")
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("the cached definitions are not a JSON object")
+    found: FlagDefinitionCacheData = data  # type: ignore[assignment]
+    return found
 
 
 class SharedDefinitions:
@@ -356,13 +369,7 @@ class FileFlagDefinitionCache:
                 raw = file.read(MAX_DEFINITIONS_ANSWER_BYTES + 1)
         except FileNotFoundError:
             return None
-        if len(raw) > MAX_DEFINITIONS_ANSWER_BYTES:
-            raise ValueError("the cached definitions are over the size limit")
-        data = json.loads(raw)
-        if not isinstance(data, dict):
-            raise ValueError("the cached definitions are not a JSON object")
-        found: FlagDefinitionCacheData = data  # type: ignore[assignment]
-        return found
+        return stored_data(raw)
 
     def flag_definitions_version(self) -> str | None:
         """A token that changes with every write (each is a rename: a new inode); ``None``

@@ -17,8 +17,7 @@ import os
 import uuid
 from typing import Any
 
-from posthog_otel._flags.local.fleet import LEASE_FACTOR, FlagDefinitionCacheData
-from posthog_otel._limits import MAX_DEFINITIONS_ANSWER_BYTES
+from posthog_otel._flags.local.fleet import LEASE_FACTOR, FlagDefinitionCacheData, stored_data
 from posthog_otel.errors import ConfigurationError
 
 __all__ = ["RedisFlagDefinitionCache"]
@@ -80,13 +79,7 @@ class RedisFlagDefinitionCache:
         raw = self._redis.get(self._data_key)
         if raw is None:
             return None
-        if len(raw) > MAX_DEFINITIONS_ANSWER_BYTES:
-            raise ValueError("the cached definitions are over the size limit")
-        data = json.loads(raw)
-        if not isinstance(data, dict):
-            raise ValueError("the cached definitions are not a JSON object")
-        found: FlagDefinitionCacheData = data  # type: ignore[assignment]
-        return found
+        return stored_data(raw)
 
     def flag_definitions_version(self) -> Any:
         """A token written with every set of definitions (one small key), so followers
