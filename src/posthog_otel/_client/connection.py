@@ -31,6 +31,9 @@ from posthog_otel.errors import APIError, ConfigurationError, PostHogError
 
 BATCH_PATH = "/batch/"
 DEFINITIONS_PATHS = ("/flags/definitions", "/api/feature_flag/local_evaluation/")
+# PostHog's OTLP/HTTP endpoints, one per signal (protobuf bodies, the project key as Bearer).
+OTLP_PATHS = {"traces": "/i/v1/traces", "logs": "/i/v1/logs", "metrics": "/i/v1/metrics"}
+OTLP_CONTENT_TYPE = "application/x-protobuf"
 REDACTED = "[redacted]"
 MAX_ECHO = 300  # characters of a server's text kept in an error message or a log line
 MAX_ERROR_JSON = 4096  # bytes: a longer error answer is kept as short text, not parsed
@@ -59,6 +62,7 @@ class Connection:
         )
         self.closed = threading.Event()
         self._head = batch_head(config.api_key)
+        self._bearer = f"Bearer {config.api_key}"
         self._secrets = _secrets(config)
         self._definitions_path = DEFINITIONS_PATHS[0]
 
@@ -112,6 +116,32 @@ class Connection:
                 headers=headers,
                 gzipped=batch.gzipped,
             ),
+            self.policy,
+            timeout=self.config.timeout,
+            deadline=deadline,
+            stop=stop,
+            on_retry=on_retry,
+            clock=time.monotonic,
+        )
+
+    def send_otlp(
+        self,
+        signal: str,
+        body: bytes,
+        *,
+        deadline: float | None = None,
+        stop: threading.Event | None = None,
+        on_retry: Callable[[], None] | None = None,
+    ) -> HTTPResult:
+        """Send one OTLP/HTTP protobuf export (``signal``: ``traces``, ``logs`` or
+        ``metrics``) to PostHog's ``/i/v1/<signal>``, authorised by the project key as a
+        Bearer token; retried, bounded and cut off exactly as ``send_batch``. ``body`` is
+        the serialised export request, compressed here when gzip is on."""
+        path = OTLP_PATHS[signal]
+        headers = {"Content-Type": OTLP_CONTENT_TYPE, "Authorization": self._bearer}
+        stop = stop if stop is not None else self.closed
+        return send_with_retries(
+            lambda t: self._transport.post(path, body, timeout=t, stop=stop, headers=headers),
             self.policy,
             timeout=self.config.timeout,
             deadline=deadline,
