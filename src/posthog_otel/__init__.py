@@ -13,6 +13,7 @@ from posthog_otel._flags.local.fleet import FileFlagDefinitionCache
 from posthog_otel._flags.local.rediscache import RedisFlagDefinitionCache
 from posthog_otel._flags.provider import FlagStats, PostHogFlagProvider
 from posthog_otel._pipeline.logs import PostHogLogExporter, PostHogLogProcessor
+from posthog_otel._pipeline.metric_exporter import PostHogMetricExporter
 from posthog_otel._pipeline.spans import PostHogSpanExporter, PostHogSpanProcessor
 from posthog_otel._pipeline.stats import PipelineStats
 from posthog_otel._version import __version__
@@ -39,6 +40,7 @@ __all__ = [
     "PostHogFlagProvider",
     "PostHogLogExporter",
     "PostHogLogProcessor",
+    "PostHogMetricExporter",
     "PostHogPropagator",
     "PostHogSpanExporter",
     "PostHogSpanProcessor",
