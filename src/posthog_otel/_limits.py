@@ -123,9 +123,9 @@ MAX_HELD_CAPTURES = 10_000
 
 # --- headers -----------------------------------------------------------------------------
 
-# PostHog's tracing headers (X-POSTHOG-DISTINCT-ID, -SESSION-ID), as PostHogPropagator reads
-# them. Characters of one value read: the rest is ignored before cleaning (the cleaned value
-# keeps at most 1,000, as PostHog's SDKs do).
+# PostHog's tracing headers (X-POSTHOG-DISTINCT-ID, -SESSION-ID, -WINDOW-ID), as
+# PostHogPropagator reads them. Characters of one value read: the rest is ignored before
+# cleaning (the cleaned value keeps at most 1,000, as PostHog's SDKs do).
 MAX_TRACING_HEADER_READ = 8 * 1024
 # Values of one such header tried for a usable one; later values are ignored.
 MAX_TRACING_HEADER_VALUES = 16
