@@ -73,7 +73,7 @@ def test_every_instrument_kind_is_delta_and_a_counter_sends_its_increment(server
     orders.add(3, {"plan": "pro"})
     assert provider.force_flush()
 
-    points = server.wait_for_metrics(2, name="orders")
+    points = server.wait_for_metrics(2, name="orders")[::-1]  # oldest first
     assert [m["temporality"] for m in points] == ["delta", "delta"]
     assert [m["type"] for m in points] == ["sum", "sum"]
     assert all(m["monotonic"] for m in points)
