@@ -511,3 +511,35 @@ def test_flask_under_opentelemetry_instrument_links_the_window_and_the_anonymous
         (3, "item_viewed"): ("user-7", True, window),
         (3, "details"): ("user-7", True, window),
     }
+
+
+def test_log_records_of_the_request_carry_the_window_and_the_anonymous_mark(server, make_pipeline):
+    tracer, processor = make_pipeline()
+    logger_provider = LoggerProvider(shutdown_on_exit=False)
+    logger_provider.add_log_record_processor(PostHogLogProcessor(processor=processor))
+    log = logging.getLogger("shop.window")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    handler = LoggingHandler(logger_provider=logger_provider)
+    log.addHandler(handler)
+    try:
+        _request(tracer, ANON_BROWSER, lambda: log.info("a", extra={"posthog.event": "anon_log"}))
+
+        def named():
+            with identify("user-42"):
+                log.info("b", extra={"posthog.event": "named_log"})
+
+        _request(tracer, ANON_BROWSER, named)
+    finally:
+        log.removeHandler(handler)
+    assert processor.force_flush(10_000)
+    events = {e["event"]: e for e in server.wait_for_events(4)}
+    for name, (user, personless) in {
+        "anon_log": (ANON, False),
+        "named_log": ("user-42", True),
+    }.items():
+        props = events[name]["properties"]
+        assert events[name]["distinct_id"] == user
+        assert props.get("$process_person_profile", True) is personless
+        assert props["$window_id"] == ANON_BROWSER["X-POSTHOG-WINDOW-ID"]
+    logger_provider.shutdown()

@@ -110,3 +110,36 @@ def test_events_made_in_code_carry_the_window_and_the_anonymous_mark():
     assert event["properties"]["$process_person_profile"] is False
     named = event_from_code("e", {}, "user-1", INVALID_SPAN_CONTEXT, anonymous_id=ANON)
     assert "$process_person_profile" not in named["properties"]
+
+
+def test_an_uncaught_exception_of_the_visitor_carries_the_window_and_the_mark():
+    from opentelemetry import baggage
+    from opentelemetry.context import attach, detach
+
+    from posthog_otel._pipeline.autocapture import uncaught_event
+
+    ctx = None
+    for key, value in (
+        ("posthog.distinct_id", ANON),
+        ("posthog.anonymous_id", ANON),
+        ("posthog.window_id", "w-1"),
+    ):
+        ctx = baggage.set_baggage(key, value, ctx)
+    token = attach(ctx)
+    try:
+        anonymous = uncaught_event({})
+    finally:
+        detach(token)
+    assert anonymous["distinct_id"] == ANON
+    assert anonymous["properties"]["$window_id"] == "w-1"
+    assert anonymous["properties"]["$process_person_profile"] is False
+    with recording() as (tracer, _):
+        with tracer.start_as_current_span(  # identify() ended the mark on the span
+            "s", attributes={"posthog.distinct_id": ANON, "posthog.anonymous_id": ""}
+        ):
+            token = attach(baggage.set_baggage("posthog.anonymous_id", ANON))
+            try:
+                named = uncaught_event({})
+            finally:
+                detach(token)
+    assert "$process_person_profile" not in named["properties"]

@@ -142,15 +142,12 @@ class PostHogMetricExporter(MetricExporter):
             self._counts.queued(1)
             self._counts.drop("invalid", 1, "the metrics could not be read")
             return MetricExportResult.FAILURE
-        if not points:
+        if not points or not self._client.enabled_capture:  # off (enabled_capture): no loss
             return MetricExportResult.SUCCESS
         self._counts.queued(points)
         if self._stop.is_set():
             self._counts.drop("closed", points)
             return MetricExportResult.FAILURE
-        if not self._client.enabled_capture:
-            self._counts.sent(points)  # as the events pipeline: turned off is not a loss
-            return MetricExportResult.SUCCESS
         try:
             with _otel.suppressed():
                 return self._send(metrics_data, points, timeout_millis)
