@@ -5,6 +5,8 @@ Alongside: ``posthog_otel.openfeature`` (the OpenFeature provider, extra
 ``openfeature``) and ``posthog_otel.devserver`` (a local PostHog-compatible server).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from posthog_otel._client.client import PostHogClient, Response
 from posthog_otel._client.events import Event
 from posthog_otel._context import PostHogPropagator, capture, identify
@@ -13,7 +15,6 @@ from posthog_otel._flags.local.fleet import FileFlagDefinitionCache
 from posthog_otel._flags.local.rediscache import RedisFlagDefinitionCache
 from posthog_otel._flags.provider import FlagStats, PostHogFlagProvider
 from posthog_otel._pipeline.logs import PostHogLogExporter, PostHogLogProcessor
-from posthog_otel._pipeline.metric_exporter import PostHogMetricExporter
 from posthog_otel._pipeline.spans import PostHogSpanExporter, PostHogSpanProcessor
 from posthog_otel._pipeline.stats import PipelineStats
 from posthog_otel._version import __version__
@@ -24,6 +25,9 @@ from posthog_otel.errors import (
     ResponseTooLargeError,
     TransportError,
 )
+
+if TYPE_CHECKING:
+    from posthog_otel._pipeline.metric_exporter import PostHogMetricExporter
 
 __all__ = [
     "APIError",
@@ -63,7 +67,9 @@ def _show_as_public(names: list[str]) -> None:
     import typing
 
     for name in names:
-        obj = globals()[name]
+        obj = globals().get(name)
+        if obj is None:  # imported when first used (see __getattr__)
+            continue
         if not getattr(obj, "__module__", "").startswith("posthog_otel._"):
             continue
         own = vars(obj).get("__annotations__") if isinstance(obj, type) else None
@@ -74,3 +80,15 @@ def _show_as_public(names: list[str]) -> None:
 
 
 _show_as_public(__all__)
+
+
+def __getattr__(name: str) -> Any:
+    """``PostHogMetricExporter`` is imported when first named: it loads OpenTelemetry's
+    metrics SDK, which an application that exports no metrics never pays for."""
+    if name == "PostHogMetricExporter":
+        from posthog_otel._pipeline.metric_exporter import PostHogMetricExporter
+
+        globals()[name] = PostHogMetricExporter
+        _show_as_public([name])
+        return PostHogMetricExporter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

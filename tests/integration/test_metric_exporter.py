@@ -227,6 +227,7 @@ def test_configuration_and_repr(server, monkeypatch):
 def test_the_entry_point_is_the_exporter():
     (found,) = entry_points(group="opentelemetry_metrics_exporter", name="posthog")
     assert found.load() is PostHogMetricExporter
+    assert PostHogMetricExporter.__module__ == "posthog_otel"  # shown where users import it
 
 
 def test_otel_metrics_exporter_posthog_under_opentelemetry_instrument(server):

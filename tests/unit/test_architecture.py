@@ -360,7 +360,6 @@ import sys, types, importlib
 
 # The SDK itself uses these names: load it first, with the real modules.
 import opentelemetry.sdk.trace, opentelemetry.sdk.trace.export, opentelemetry.sdk.resources
-import opentelemetry.sdk.metrics.export
 
 # Hide every OpenTelemetry private name we use, as a future SDK might rename them.
 for module_name, names in {
