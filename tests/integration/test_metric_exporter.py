@@ -113,6 +113,57 @@ def test_histogram_buckets_and_up_down_counters_arrive_as_delta(server, make_met
     assert updown["data_points"][0]["value"] == 6
 
 
+def _many_series(counters=4, histograms=3):
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(
+        metric_readers=[reader], resource=Resource.create({"service.name": "shop"})
+    )
+    meter = provider.get_meter("shop")
+    counter, histogram = meter.create_counter("hits"), meter.create_histogram("size")
+    for n in range(counters):
+        counter.add(n + 1, {"route": f"/r{n}"})
+    for n in range(histograms):
+        histogram.record(10 * (n + 1), {"route": f"/r{n}"})
+    data = reader.get_metrics_data()
+    provider.shutdown()
+    return data
+
+
+def test_a_large_export_goes_as_several_requests_in_order(server, monkeypatch):
+    from posthog_otel._pipeline import metric_exporter
+
+    monkeypatch.setattr(metric_exporter, "MAX_POINTS_PER_REQUEST", 3)
+    exporter = PostHogMetricExporter(api_key=API_KEY, host=server.url, retry_delay=0.01)
+    try:
+        assert exporter.export(_many_series()) is MetricExportResult.SUCCESS
+        assert len(server.requests.matching("/i/v1/metrics")) == 3  # 3 + 3 + 1 points
+        server.wait_for_metrics(7)
+        hits = {
+            p["attributes"]["route"]: p["value"]
+            for m in server.metrics("hits")
+            for p in m["data_points"]
+        }
+        assert hits == {"/r0": 1, "/r1": 2, "/r2": 3, "/r3": 4}
+        sizes = {
+            p["attributes"]["route"]: p["sum"]
+            for m in server.metrics("size")
+            for p in m["data_points"]
+        }
+        assert sizes == {"/r0": 10, "/r1": 20, "/r2": 30}
+        assert {m["resource"]["service.name"] for m in server.metrics()} == {"shop"}
+
+        server.faults.respond(400, times=1, paths="/i/v1/metrics", after=1)
+        assert exporter.export(_many_series()) is MetricExportResult.FAILURE
+        stats = exporter.stats()
+    finally:
+        exporter.shutdown()
+    assert (stats.events_queued, stats.events_sent, dict(stats.dropped)) == (
+        14,
+        11,
+        {"http_400": 3},
+    )
+
+
 def test_metrics_carry_no_user_attribute_even_inside_identify(server, make_meter):
     provider, _ = make_meter()
     counter = provider.get_meter("shop").create_counter("clicks")

@@ -5,7 +5,8 @@ An SDK ``MetricExporter``: a ``PeriodicExportingMetricReader`` (or any reader) c
 request, encoded by OpenTelemetry's own encoder (the ``otlp`` extra), through the
 project's ``Connection`` (Bearer project key, the client's retry policy, one deadline
 per export). Nothing is queued here: the reader owns the schedule, and ``export()``
-returns when PostHog has answered or the deadline has passed.
+returns when PostHog has answered or the deadline has passed. An export of more than
+``MAX_POINTS_PER_REQUEST`` data points goes as several requests within that deadline.
 
 Every instrument kind is asked for in delta temporality, as PostHog's own SDKs send
 metrics: each export carries what changed since the one before, so a lost export
@@ -25,11 +26,12 @@ when the episode ends (a later drop after the quiet spell, or shutdown).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from opentelemetry.sdk.metrics import (
@@ -70,6 +72,10 @@ DELTA: dict[type, AggregationTemporality] = dict.fromkeys(
     ),
     AggregationTemporality.DELTA,
 )
+
+# Data points in one request: a larger export goes as several, in order, so a process with
+# many series stays under PostHog's OTLP body limit (10 MiB, the devserver's 50,000 items).
+MAX_POINTS_PER_REQUEST = 10_000
 
 _EXTRA_MISSING = (
     "needs the otlp extra (OpenTelemetry's OTLP encoding): pip install 'posthog-otel[otlp]'"
@@ -159,28 +165,41 @@ class PostHogMetricExporter(MetricExporter):
     def _send(
         self, metrics_data: MetricsData, points: int, timeout_millis: float
     ) -> MetricExportResult:
-        try:
-            body = self._encode(metrics_data).SerializeToString()
-        except Exception as exc:  # noqa: BLE001 - a value protobuf refuses
-            self._counts.drop("invalid", points, f"OTLP encoding failed: {type(exc).__name__}")
-            return MetricExportResult.FAILURE
         seconds = min(self._export_timeout, max(float(timeout_millis), 1.0) / 1000)
+        deadline = time.monotonic() + seconds
+        result = MetricExportResult.SUCCESS
+        left = points
+        for part, count in _split(metrics_data, MAX_POINTS_PER_REQUEST):
+            reason = self._send_part(part, count, deadline)
+            left -= count
+            if reason is None:
+                continue
+            result = MetricExportResult.FAILURE
+            if reason == "network" and left:  # PostHog is unreachable: so for the rest
+                self._counts.drop("network", left)
+                break
+        return result
+
+    def _send_part(self, part: MetricsData, count: int, deadline: float) -> str | None:
+        """Send one request; the reason its data points were dropped, or ``None``."""
         try:
-            result = self._connection.send_otlp(
-                "metrics",
-                body,
-                deadline=time.monotonic() + seconds,
-                stop=self._stop,
-                on_retry=self._counts.retried,
+            body = self._encode(part).SerializeToString()
+        except Exception as exc:  # noqa: BLE001 - a value protobuf refuses
+            self._counts.drop("invalid", count, f"OTLP encoding failed: {type(exc).__name__}")
+            return "invalid"
+        try:
+            answer = self._connection.send_otlp(
+                "metrics", body, deadline=deadline, stop=self._stop, on_retry=self._counts.retried
             )
         except PostHogError as exc:  # no answer: refused, reset, timed out, stopped
-            self._counts.drop("network", points, type(exc).__name__)
-            return MetricExportResult.FAILURE
-        if 200 <= result.status < 300:
-            self._counts.sent(points)
-            return MetricExportResult.SUCCESS
-        self._counts.drop(f"http_{result.status}", points)
-        return MetricExportResult.FAILURE
+            self._counts.drop("network", count, type(exc).__name__)
+            return "network"
+        if 200 <= answer.status < 300:
+            self._counts.sent(count)
+            return None
+        reason = f"http_{answer.status}"
+        self._counts.drop(reason, count)
+        return reason
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         """Nothing is held here (each ``export()`` sends before it returns): ``True``."""
@@ -200,6 +219,52 @@ class PostHogMetricExporter(MetricExporter):
         """What this exporter did, in data points: ``events_queued`` received,
         ``events_sent`` accepted by PostHog, ``dropped`` by reason, ``retries``."""
         return self._counts.snapshot()
+
+
+def _split(data: MetricsData, most: int) -> Iterator[tuple[MetricsData, int]]:
+    """``data`` in pieces of at most ``most`` data points, in order, each piece with its
+    points' resources, scopes and metrics (one metric's points may span pieces), and
+    its count. Data within the bound is passed on as it is."""
+    total = _count_points(data)
+    if total <= most:
+        yield data, total
+        return
+    piece: list[tuple[Any, Any, Any, list[Any]]] = []  # resource, scope, metric, points
+    count = 0
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                points = list(metric.data.data_points)
+                while points:
+                    taken, points = points[: most - count], points[most - count :]
+                    piece.append((resource, scope, metric, taken))
+                    count += len(taken)
+                    if count == most:
+                        yield _assemble(piece), count
+                        piece, count = [], 0
+    if count:
+        yield _assemble(piece), count
+
+
+def _assemble(piece: list[tuple[Any, Any, Any, list[Any]]]) -> MetricsData:
+    """The ``MetricsData`` of these points, grouped by resource and scope as they came."""
+    resources: dict[int, tuple[Any, dict[int, tuple[Any, list[Any]]]]] = {}
+    for resource, scope, metric, points in piece:
+        scopes = resources.setdefault(id(resource), (resource, {}))[1]
+        metrics = scopes.setdefault(id(scope), (scope, []))[1]
+        shape: Any = metric.data  # Sum, Gauge, Histogram or ExponentialHistogram
+        metrics.append(
+            dataclasses.replace(metric, data=dataclasses.replace(shape, data_points=points))
+        )
+    return MetricsData(
+        resource_metrics=[
+            dataclasses.replace(
+                resource,
+                scope_metrics=[dataclasses.replace(sc, metrics=m) for sc, m in scopes.values()],
+            )
+            for resource, scopes in resources.values()
+        ]
+    )
 
 
 def _count_points(metrics_data: MetricsData) -> int:
