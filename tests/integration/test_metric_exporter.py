@@ -256,6 +256,26 @@ def test_shutdown_cuts_off_an_export_in_flight_and_refuses_later_ones(server):
     assert exporter.stats().dropped == {"network": 1, "closed": 1}
 
 
+def test_export_never_raises_on_data_it_cannot_read_or_encode(server):
+    from types import SimpleNamespace
+
+    exporter = PostHogMetricExporter(api_key=API_KEY, host=server.url)
+    odd_metric = SimpleNamespace(name="odd", data=SimpleNamespace(data_points=[object()]))
+    scope = SimpleNamespace(metrics=[odd_metric], scope=None, schema_url="")
+    odd = SimpleNamespace(
+        resource_metrics=[SimpleNamespace(resource=None, scope_metrics=[scope], schema_url="")]
+    )
+    try:
+        assert exporter.export(object()) is MetricExportResult.FAILURE  # not MetricsData
+        assert exporter.export(odd) is MetricExportResult.FAILURE  # the encoder refuses it
+        stats = exporter.stats()
+    finally:
+        exporter.shutdown()
+    assert dict(stats.dropped) == {"invalid": 2}
+    assert stats.events_queued == 2
+    assert server.requests.matching("/i/v1/metrics") == []
+
+
 def test_configuration_and_repr(server, monkeypatch):
     monkeypatch.setenv("POSTHOG_API_KEY", API_KEY)
     monkeypatch.setenv("POSTHOG_HOST", server.url)

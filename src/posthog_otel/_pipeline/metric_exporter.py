@@ -154,13 +154,8 @@ class PostHogMetricExporter(MetricExporter):
         if self._stop.is_set():
             self._counts.drop("closed", points)
             return MetricExportResult.FAILURE
-        try:
-            with _otel.suppressed():
-                return self._send(metrics_data, points, timeout_millis)
-        except Exception:  # export() must return a result, not raise
-            logger.debug("posthog-otel: a metrics export failed", exc_info=True)
-            self._counts.drop("invalid", points, "unexpected error while exporting")
-            return MetricExportResult.FAILURE
+        with _otel.suppressed():  # our own requests make no spans
+            return self._send(metrics_data, points, timeout_millis)
 
     def _send(
         self, metrics_data: MetricsData, points: int, timeout_millis: float
@@ -168,16 +163,21 @@ class PostHogMetricExporter(MetricExporter):
         seconds = min(self._export_timeout, max(float(timeout_millis), 1.0) / 1000)
         deadline = time.monotonic() + seconds
         result = MetricExportResult.SUCCESS
-        left = points
-        for part, count in _split(metrics_data, MAX_POINTS_PER_REQUEST):
-            reason = self._send_part(part, count, deadline)
-            left -= count
-            if reason is None:
-                continue
-            result = MetricExportResult.FAILURE
-            if reason == "network" and left:  # PostHog is unreachable: so for the rest
-                self._counts.drop("network", left)
-                break
+        left = points  # not yet counted as sent or dropped
+        try:
+            for part, count in _split(metrics_data, MAX_POINTS_PER_REQUEST):
+                reason = self._send_part(part, count, deadline)
+                left -= count
+                if reason is None:
+                    continue
+                result = MetricExportResult.FAILURE
+                if reason == "network" and left:  # PostHog is unreachable: so for the rest
+                    self._counts.drop("network", left)
+                    break
+        except Exception:  # export() must return a result, not raise
+            logger.debug("posthog-otel: a metrics export failed", exc_info=True)
+            self._counts.drop("invalid", left, "unexpected error while exporting")
+            return MetricExportResult.FAILURE
         return result
 
     def _send_part(self, part: MetricsData, count: int, deadline: float) -> str | None:
