@@ -5,6 +5,8 @@ Alongside: ``posthog_otel.openfeature`` (the OpenFeature provider, extra
 ``openfeature``) and ``posthog_otel.devserver`` (a local PostHog-compatible server).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from posthog_otel._client.client import PostHogClient, Response
 from posthog_otel._client.events import Event
 from posthog_otel._context import PostHogPropagator, capture, identify
@@ -24,6 +26,9 @@ from posthog_otel.errors import (
     TransportError,
 )
 
+if TYPE_CHECKING:
+    from posthog_otel._pipeline.metric_exporter import PostHogMetricExporter
+
 __all__ = [
     "APIError",
     "ConfigurationError",
@@ -39,6 +44,7 @@ __all__ = [
     "PostHogFlagProvider",
     "PostHogLogExporter",
     "PostHogLogProcessor",
+    "PostHogMetricExporter",
     "PostHogPropagator",
     "PostHogSpanExporter",
     "PostHogSpanProcessor",
@@ -61,7 +67,9 @@ def _show_as_public(names: list[str]) -> None:
     import typing
 
     for name in names:
-        obj = globals()[name]
+        obj = globals().get(name)
+        if obj is None:  # imported when first used (see __getattr__)
+            continue
         if not getattr(obj, "__module__", "").startswith("posthog_otel._"):
             continue
         own = vars(obj).get("__annotations__") if isinstance(obj, type) else None
@@ -72,3 +80,15 @@ def _show_as_public(names: list[str]) -> None:
 
 
 _show_as_public(__all__)
+
+
+def __getattr__(name: str) -> Any:
+    """``PostHogMetricExporter`` is imported when first named: it loads OpenTelemetry's
+    metrics SDK, which an application that exports no metrics never pays for."""
+    if name == "PostHogMetricExporter":
+        from posthog_otel._pipeline.metric_exporter import PostHogMetricExporter
+
+        globals()[name] = PostHogMetricExporter
+        _show_as_public([name])
+        return PostHogMetricExporter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,13 +9,22 @@ into the active pipeline, and names a request's root span) and nothing in
 no recording span, and ``$feature_flag_called``.
 
 ``PostHogPropagator``: the tracing headers of PostHog's client SDKs, as baggage.
-posthog-js (its ``tracing_headers`` option) sends ``X-POSTHOG-DISTINCT-ID`` and
-``X-POSTHOG-SESSION-ID`` on the requests a page makes to its own backend. Extracted
-into baggage (``posthog.distinct_id``, ``posthog.session_id``), they give every event
-of the request the browser's person and session, so PostHog links the event to the
-session replay; injected on outgoing requests, they carry the link to the services
-called next. It is the ``posthog`` entry point in ``opentelemetry_propagator``, so
+posthog-js (its ``tracing_headers`` option) sends ``X-POSTHOG-DISTINCT-ID``,
+``X-POSTHOG-SESSION-ID`` and ``X-POSTHOG-WINDOW-ID`` on the requests a page makes to
+its own backend. Extracted into baggage (``posthog.distinct_id``, ``posthog.session_id``,
+``posthog.window_id``), they give every event of the request the browser's person,
+session and window, so PostHog links the event to the session replay; injected on
+outgoing requests, they carry the link to the services called next. It is the
+``posthog`` entry point in ``opentelemetry_propagator``, so
 ``OTEL_PROPAGATORS=tracecontext,baggage,posthog`` turns it on with no code.
+
+The headers never say whether the visitor is identified. posthog-js names an anonymous
+visitor by an id it makes itself, a lowercase UUIDv7 (its ``$device_id`` too), and
+replaces it with the app's id on ``identify``. So a distinct id header in that shape is
+also kept as ``posthog.anonymous_id``, and an event of exactly that user is personless
+(``$process_person_profile: false``), as posthog-js marks that visitor's own events under
+``person_profiles: "identified_only"``; any other id is a person's, as before. The app
+naming the user (``identify()``, ``capture(distinct_id=)``) ends it.
 
 Values are read as PostHog's SDKs read them: control characters removed, whitespace
 trimmed, cut to 1,000 characters; nothing left means the header is absent, and of
@@ -62,11 +71,13 @@ from posthog_otel._client.events import (
 from posthog_otel._json import dumps
 from posthog_otel._limits import MAX_TRACING_HEADER_READ, MAX_TRACING_HEADER_VALUES
 from posthog_otel._mapping.convention import (
+    ANONYMOUS_ID,
     DISTINCT_ID,
     PROPERTIES,
     RESERVED_PREFIX,
     SESSION_ID,
     TAG,
+    WINDOW_ID,
 )
 from posthog_otel._pipeline import pipeline
 from posthog_otel._pipeline.spans import hold, request_root
@@ -76,11 +87,13 @@ __all__ = [
     "DISTINCT_ID_HEADER",
     "MAX_HEADER_LENGTH",
     "SESSION_ID_HEADER",
+    "WINDOW_ID_HEADER",
     "PostHogPropagator",
     "capture",
     "clean_header_value",
     "event_from_code",
     "identify",
+    "is_anonymous_id",
     "session_of",
 ]
 
@@ -120,13 +133,20 @@ def capture(
             )
     if distinct_id is not None:
         check_distinct_id(distinct_id)
+        anonymous: str | None = ""  # the app named the user: a person's event
     else:
         distinct_id = _carried(DISTINCT_ID)
+        anonymous = _carried(ANONYMOUS_ID)
     session_id = None if "$session_id" in props else _carried(SESSION_ID)
+    window_id = None if "$window_id" in props else _carried(WINDOW_ID)
     span = trace.get_current_span()
     active = None
     if span.is_recording():
         attributes = _as_attributes(name, props, distinct_id, session_id)
+        if window_id is not None:
+            attributes[WINDOW_ID] = window_id
+        if anonymous is not None:
+            attributes[ANONYMOUS_ID] = anonymous
         if _has_room(span):
             span.add_event(name, attributes)
             return
@@ -146,7 +166,17 @@ def capture(
                 name,
             )
         return
-    active.put(event_from_code(name, props, distinct_id, span.get_span_context(), session_id))
+    active.put(
+        event_from_code(
+            name,
+            props,
+            distinct_id,
+            span.get_span_context(),
+            session_id,
+            window_id=window_id,
+            anonymous_id=anonymous,
+        )
+    )
 
 
 @contextmanager
@@ -171,9 +201,12 @@ def identify(distinct_id: str, session_id: str | None = None) -> Iterator[None]:
     if session_id is not None:
         named[SESSION_ID] = check_distinct_id(session_id, "session_id")
     ctx = get_current()
-    _name_current_spans(named, baggage.get_all(ctx))
+    carried = baggage.get_all(ctx)
+    if carried.get(ANONYMOUS_ID):  # the app names the user now: nobody is anonymous here
+        named[ANONYMOUS_ID] = ""
+    _name_current_spans(named, carried)
     for key, value in named.items():
-        ctx = baggage.set_baggage(key, value, ctx)
+        ctx = baggage.set_baggage(key, value, ctx) if value else baggage.remove_baggage(key, ctx)
     token = attach(ctx)
     try:
         yield
@@ -203,7 +236,10 @@ def _name_current_spans(named: Mapping[str, str], carried: Mapping[str, object])
         attrs = _otel.ACCESS.attributes(target)
         for key, value in named.items():
             present = attrs.get(key)
-            if present is None or (present != value and present == carried.get(key)):
+            if key == ANONYMOUS_ID:  # ended wherever the request's header set it
+                if present:
+                    target.set_attribute(key, value)
+            elif present is None or (present != value and present == carried.get(key)):
                 target.set_attribute(key, value)
 
 
@@ -253,11 +289,25 @@ def _is_attribute_value(value: Any) -> bool:
 
 DISTINCT_ID_HEADER = "X-POSTHOG-DISTINCT-ID"
 SESSION_ID_HEADER = "X-POSTHOG-SESSION-ID"
+WINDOW_ID_HEADER = "X-POSTHOG-WINDOW-ID"
 MAX_HEADER_LENGTH = 1000
-_HEADERS = ((DISTINCT_ID_HEADER, DISTINCT_ID), (SESSION_ID_HEADER, SESSION_ID))
+_HEADERS = (
+    (DISTINCT_ID_HEADER, DISTINCT_ID),
+    (SESSION_ID_HEADER, SESSION_ID),
+    (WINDOW_ID_HEADER, WINDOW_ID),
+)
+# posthog-js's own id for an anonymous visitor: uuidv7() as its toString() writes it
+# (8-4-4-4-12 lowercase hex, version 7, RFC 9562 variant), unless the app's
+# get_device_id or bootstrap chose another.
+_ANONYMOUS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 # C0, DEL and C1, as PostHog's SDKs strip; and lone surrogates, which no header can carry
 # and which would make the W3C baggage propagator raise on the way out.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def is_anonymous_id(distinct_id: str) -> bool:
+    """Whether ``distinct_id`` is in the shape posthog-js gives an anonymous visitor."""
+    return len(distinct_id) == 36 and _ANONYMOUS.fullmatch(distinct_id) is not None
 
 
 def clean_header_value(value: object) -> str | None:
@@ -270,8 +320,10 @@ def clean_header_value(value: object) -> str | None:
 
 
 class PostHogPropagator(TextMapPropagator):
-    """Reads and writes ``X-POSTHOG-DISTINCT-ID`` and ``X-POSTHOG-SESSION-ID`` as the
-    baggage entries ``posthog.distinct_id`` and ``posthog.session_id``.
+    """Reads and writes ``X-POSTHOG-DISTINCT-ID``, ``X-POSTHOG-SESSION-ID`` and
+    ``X-POSTHOG-WINDOW-ID`` as the baggage entries ``posthog.distinct_id``,
+    ``posthog.session_id`` and ``posthog.window_id`` (and a distinct id posthog-js made
+    for an anonymous visitor also as ``posthog.anonymous_id``).
 
     Use it beside the W3C propagators: ``OTEL_PROPAGATORS=tracecontext,baggage,posthog``,
     or ``set_global_textmap(CompositePropagator([..., PostHogPropagator()]))``. Neither
@@ -292,6 +344,12 @@ class PostHogPropagator(TextMapPropagator):
                 value = _first_usable(getter, carrier, header)
                 if value is not None:
                     context = baggage.set_baggage(key, value, context)
+                    if key == DISTINCT_ID:  # this header says who: anonymous, or not
+                        context = (
+                            baggage.set_baggage(ANONYMOUS_ID, value, context)
+                            if is_anonymous_id(value)
+                            else baggage.remove_baggage(ANONYMOUS_ID, context)
+                        )
         except Exception:  # a getter that fails must not fail the request
             logger.debug("posthog-otel could not read the PostHog headers", exc_info=True)
         return context
@@ -317,7 +375,7 @@ class PostHogPropagator(TextMapPropagator):
     @property
     def fields(self) -> set[str]:
         """The headers ``inject`` may set."""
-        return {DISTINCT_ID_HEADER, SESSION_ID_HEADER}
+        return {DISTINCT_ID_HEADER, SESSION_ID_HEADER, WINDOW_ID_HEADER}
 
     def __repr__(self) -> str:
         return "PostHogPropagator()"
@@ -352,12 +410,18 @@ def event_from_code(
     distinct_id: str | None,
     span_context: trace.SpanContext,
     session_id: str | None = None,
+    *,
+    window_id: str | None = None,
+    anonymous_id: str | None = None,
 ) -> dict[str, Any]:
     """An event in PostHog's shape: ``$lib``, the trace it happened in, the session
-    (``$session_id``), and a personless id when nobody is known."""
+    (``$session_id``, ``$window_id``), and a personless id when nobody is known; the
+    event of an ``anonymous_id`` visitor (posthog-js's own id) is personless too."""
     properties = {**props, "$lib": LIB, "$lib_version": __version__}
     if session_id:
         properties["$session_id"] = session_id
+    if window_id:
+        properties["$window_id"] = window_id
     trace_hex = None
     if span_context.is_valid:
         trace_hex = trace.format_trace_id(span_context.trace_id)
@@ -366,6 +430,8 @@ def event_from_code(
     if distinct_id is None:
         distinct_id = trace_hex or str(uuid7())
         properties["$process_person_profile"] = False
+    elif anonymous_id and distinct_id == anonymous_id:
+        properties.setdefault("$process_person_profile", False)
     return {
         "event": name,
         "distinct_id": distinct_id,

@@ -123,9 +123,9 @@ MAX_HELD_CAPTURES = 10_000
 
 # --- headers -----------------------------------------------------------------------------
 
-# PostHog's tracing headers (X-POSTHOG-DISTINCT-ID, -SESSION-ID), as PostHogPropagator reads
-# them. Characters of one value read: the rest is ignored before cleaning (the cleaned value
-# keeps at most 1,000, as PostHog's SDKs do).
+# PostHog's tracing headers (X-POSTHOG-DISTINCT-ID, -SESSION-ID, -WINDOW-ID), as
+# PostHogPropagator reads them. Characters of one value read: the rest is ignored before
+# cleaning (the cleaned value keeps at most 1,000, as PostHog's SDKs do).
 MAX_TRACING_HEADER_READ = 8 * 1024
 # Values of one such header tried for a usable one; later values are ignored.
 MAX_TRACING_HEADER_VALUES = 16
@@ -142,3 +142,17 @@ FLEET_FIRST_LOAD_WAIT = 5.0
 # change reaches the fleet within one interval and about this long; it still asks to
 # lead, and reads the whole cache, once per interval.
 FLEET_CHECK_SECONDS = 1.0
+
+# --- the devserver's OTLP ingest (/i/v1/traces, /i/v1/logs, /i/v1/metrics) -------------
+# Past any of these, the request is refused whole (413 for bytes, 400 otherwise), recorded
+# in the request log, and nothing of it is stored.
+
+# Bytes of one OTLP body, as sent and once inflated (posthog-node holds its bodies to it).
+OTLP_MAX_BODY_BYTES = 10 * 1024 * 1024
+# Levels of an attribute value nested in lists and maps (AnyValue in AnyValue).
+OTLP_MAX_DEPTH = 32
+# Spans, log records, or metric data points in one request.
+OTLP_MAX_ITEMS = 50_000
+# Fields and values decoded from one request (protobuf fields, JSON values): bounds the
+# memory and time one body costs, whatever its shape.
+OTLP_MAX_VALUES = 500_000

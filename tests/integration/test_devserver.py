@@ -608,6 +608,23 @@ def test_capture_answers_any_origin_but_the_events_api_none(server):
     assert "Access-Control-Allow-Origin" not in headers
 
 
+def test_a_404_reaches_a_browser_as_a_404_not_a_cors_failure(server):
+    """posthog-js on a page asks for what the devserver does not serve (its lazy bundles
+    under /static/, recordings at /s/): without CORS headers the browser hides the 404."""
+    origin = {"Origin": "http://shop.localhost:3000"}
+    for method, path in (("GET", "/static/recorder.js"), ("POST", "/s/?compression=gzip-js")):
+        status, headers, _ = exchange(server, method, path, gzip.compress(b"{}"), origin)
+        assert (status, headers.get("Access-Control-Allow-Origin")) == (404, origin["Origin"])
+    preflight = {**origin, "Access-Control-Request-Method": "POST"}
+    status, headers, _ = exchange(server, "OPTIONS", "/s/", None, preflight)
+    assert (status, headers.get("Access-Control-Allow-Origin")) == (404, origin["Origin"])
+    # The devserver's own paths still answer other origins nothing.
+    _, headers, _ = exchange(server, "POST", "/api/events", b"{}", origin)
+    assert "Access-Control-Allow-Origin" not in headers
+    _, headers, _ = exchange(server, "GET", "/static/x.js")  # no Origin: no CORS headers
+    assert "Access-Control-Allow-Origin" not in headers
+
+
 @pytest.mark.parametrize(
     ("host", "status"),
     [

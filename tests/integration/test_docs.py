@@ -41,6 +41,7 @@ from posthog_otel import (
     PostHogFlagProvider,
     PostHogLogExporter,
     PostHogLogProcessor,
+    PostHogMetricExporter,
     PostHogSpanExporter,
     PostHogSpanProcessor,
 )
@@ -316,6 +317,7 @@ def test_every_example_imports_only_what_the_quickstart_installs():
         PostHogSpanExporter,
         PostHogLogProcessor,
         PostHogLogExporter,
+        PostHogMetricExporter,
         PostHogFlagProvider,
         PostHogProvider,
     ],

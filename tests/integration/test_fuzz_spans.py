@@ -405,11 +405,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
                 "x-posthog-distinct-id",
                 "X-POSTHOG-SESSION-ID",
                 "x-posthog-session-id",
+                "X-POSTHOG-WINDOW-ID",
+                "x-posthog-window-id",
                 "baggage",
             ]
         ),
-        header_value,
-        max_size=5,
+        header_value | st.sampled_from(["0190f3a1-8f2c-7d40-8db0-9496a2eef37b", " a\x00 "]),
+        max_size=7,
     )
 )
 def test_extracting_any_headers_never_raises_and_keeps_values_bounded(headers):
@@ -423,10 +425,16 @@ def test_extracting_any_headers_never_raises_and_keeps_values_bounded(headers):
         (CompositePropagator([W3CBaggagePropagator(), PostHogPropagator()]), w3c_safe),
     ):
         context = propagator.extract(carrier_in)
-        for key in ("posthog.distinct_id", "posthog.session_id"):
+        for key in ("posthog.distinct_id", "posthog.session_id", "posthog.window_id"):
             value = baggage.get_baggage(key, context)
             if value is not None and "baggage" not in headers:
                 assert isinstance(value, str) and 0 < len(value) <= 1000
                 assert not _CONTROL.search(value) and value == value.strip()
+        anonymous = baggage.get_baggage("posthog.anonymous_id", context)
+        if anonymous is not None and "baggage" not in headers:  # only posthog-js's own ids
+            assert anonymous == baggage.get_baggage("posthog.distinct_id", context)
+            assert re.fullmatch(
+                r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", anonymous
+            )
         carrier: dict = {}
         propagator.inject(carrier, context)  # what came in may go out: never raises either

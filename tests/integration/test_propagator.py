@@ -126,9 +126,14 @@ def test_inject_writes_the_headers_from_baggage_and_they_read_back_the_same():
     ctx = baggage.set_baggage(
         "posthog.session_id", "s-1", baggage.set_baggage("posthog.distinct_id", "u-1")
     )
+    ctx = baggage.set_baggage("posthog.window_id", "w-1", ctx)
     headers: dict[str, str] = {}
     PostHogPropagator().inject(headers, ctx)
-    assert headers == {"X-POSTHOG-DISTINCT-ID": "u-1", "X-POSTHOG-SESSION-ID": "s-1"}
+    assert headers == {
+        "X-POSTHOG-DISTINCT-ID": "u-1",
+        "X-POSTHOG-SESSION-ID": "s-1",
+        "X-POSTHOG-WINDOW-ID": "w-1",
+    }
     assert carried(PostHogPropagator().extract(headers)) == carried(ctx)
     assert PostHogPropagator().fields == set(headers)
     untouched: dict[str, str] = {}
@@ -370,3 +375,171 @@ def test_fastapi_set_up_in_code_identify_wins_over_the_header(server, services):
     assert by_item[5]["distinct_id"] == "user-42"  # the server's word over the browser's
     assert by_item[6]["distinct_id"] == "anon-0190f3"
     assert {e["properties"]["$session_id"] for e in events} == {"0190f3-session"}
+
+
+# -- the session link, complete: the window and the anonymous visitor ------------------------
+
+ANON = "0190f3a1-8f2c-7d40-8db0-9496a2eef37b"  # an id posthog-js made (uuidv7)
+ANON_BROWSER = {
+    "X-POSTHOG-DISTINCT-ID": ANON,
+    "X-POSTHOG-SESSION-ID": "0190f3a1-9000-7000-8000-000000000001",
+    "X-POSTHOG-WINDOW-ID": "0190f3a1-9000-7000-8000-000000000002",
+}
+
+
+def test_extract_reads_the_window_and_marks_posthog_js_anonymous_ids():
+    ctx = PostHogPropagator().extract({k.lower(): [v] for k, v in ANON_BROWSER.items()})
+    assert carried(ctx) == {
+        "posthog.distinct_id": ANON,
+        "posthog.anonymous_id": ANON,
+        "posthog.session_id": ANON_BROWSER["X-POSTHOG-SESSION-ID"],
+        "posthog.window_id": ANON_BROWSER["X-POSTHOG-WINDOW-ID"],
+    }
+    identified = PostHogPropagator().extract({**ANON_BROWSER, "X-POSTHOG-DISTINCT-ID": "user-42"})
+    assert "posthog.anonymous_id" not in carried(identified)
+    # A header naming a person replaces an anonymous visitor that came in baggage.
+    upstream = baggage.set_baggage("posthog.anonymous_id", ANON)
+    again = PostHogPropagator().extract({"X-POSTHOG-DISTINCT-ID": "user-42"}, upstream)
+    assert carried(again) == {"posthog.distinct_id": "user-42"}
+    window = PostHogPropagator().extract({"X-POSTHOG-WINDOW-ID": "w" * 9000})
+    assert carried(window) == {"posthog.window_id": "w" * 1000}  # bounded as the others
+
+
+def _request(tracer, headers, body):
+    token = attach(W3C_AND_POSTHOG.extract(headers))
+    try:
+        with tracer.start_as_current_span(
+            "GET /cart", kind=SpanKind.SERVER, attributes={"posthog.event": "request"}
+        ):
+            body()
+    finally:
+        detach(token)
+
+
+def test_an_anonymous_visitors_events_are_personless_until_the_app_names_them(
+    server, make_pipeline
+):
+    tracer, processor = make_pipeline()
+
+    def anonymous():
+        capture("anon_captured")
+        with tracer.start_as_current_span("child", attributes={"posthog.event": "anon_child"}):
+            pass
+
+    def identified():
+        with identify("user-42"):
+            capture("named_captured")
+            with tracer.start_as_current_span("child", attributes={"posthog.event": "named_child"}):
+                pass
+
+    def explicit():
+        capture("explicit_captured", distinct_id=ANON)
+
+    def same_id():
+        with identify(ANON):
+            capture("same_id_captured")
+
+    for body in (anonymous, identified, explicit, same_id):
+        _request(tracer, ANON_BROWSER, body)
+    capture("no_span_anon")  # outside: nothing carried, personless by the trace
+    _request(tracer, ANON_BROWSER, lambda: None)
+    token = attach(W3C_AND_POSTHOG.extract(ANON_BROWSER))
+    try:
+        capture("no_span_in_request")  # no recording span: straight to the queue
+    finally:
+        detach(token)
+    assert processor.force_flush(10_000)
+    events = server.wait_for_events(13)
+    personless = {}
+    for event in events:
+        props = event["properties"]
+        if event["event"] != "no_span_anon":
+            assert props["$window_id"] == ANON_BROWSER["X-POSTHOG-WINDOW-ID"], event["event"]
+            assert props["$session_id"] == ANON_BROWSER["X-POSTHOG-SESSION-ID"], event["event"]
+        personless.setdefault(event["event"], set()).add(
+            (event["distinct_id"], props.get("$process_person_profile", True))
+        )
+    assert personless.pop("request") == {(ANON, False), ("user-42", True), (ANON, True)}
+    assert personless.pop("no_span_anon") != {(ANON, False)}
+    assert personless == {
+        "anon_captured": {(ANON, False)},
+        "anon_child": {(ANON, False)},
+        "named_captured": {("user-42", True)},
+        "named_child": {("user-42", True)},
+        "explicit_captured": {(ANON, True)},
+        "same_id_captured": {(ANON, True)},
+        "no_span_in_request": {(ANON, False)},
+    }
+
+
+def test_inject_sends_the_window_on_and_the_next_service_reads_the_same():
+    ctx = W3C_AND_POSTHOG.extract(ANON_BROWSER)
+    headers: dict[str, str] = {}
+    PostHogPropagator().inject(headers, ctx)
+    assert headers == ANON_BROWSER
+    assert carried(PostHogPropagator().extract(headers)) == carried(ctx)
+
+
+def test_flask_under_opentelemetry_instrument_links_the_window_and_the_anonymous_visitor(
+    server, services
+):
+    """A real request with posthog-js's three headers into Flask with no code: the
+    window on every event; the anonymous visitor personless, the identified one not."""
+    flask = services.flask(
+        env={"OTEL_PROPAGATORS": "tracecontext,baggage,posthog", "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    )
+    headers = list(ANON_BROWSER.items())
+    assert _get(f"{flask.url}/items/1?capture=details", headers) == 200
+    assert _get(f"{flask.url}/items/2?capture=details&user=user-42", headers) == 200
+    identified_browser = [(k, "user-7" if "DISTINCT" in k else v) for k, v in headers]
+    assert _get(f"{flask.url}/items/3?capture=details", identified_browser) == 200
+    events = server.wait_for_events(6, timeout=30)
+    got = {
+        (e["properties"]["item"], e["event"]): (
+            e["distinct_id"],
+            e["properties"].get("$process_person_profile", True),
+            e["properties"]["$window_id"],
+        )
+        for e in events
+    }
+    window = ANON_BROWSER["X-POSTHOG-WINDOW-ID"]
+    assert got == {
+        (1, "item_viewed"): (ANON, False, window),
+        (1, "details"): (ANON, False, window),
+        (2, "item_viewed"): ("user-42", True, window),
+        (2, "details"): ("user-42", True, window),
+        (3, "item_viewed"): ("user-7", True, window),
+        (3, "details"): ("user-7", True, window),
+    }
+
+
+def test_log_records_of_the_request_carry_the_window_and_the_anonymous_mark(server, make_pipeline):
+    tracer, processor = make_pipeline()
+    logger_provider = LoggerProvider(shutdown_on_exit=False)
+    logger_provider.add_log_record_processor(PostHogLogProcessor(processor=processor))
+    log = logging.getLogger("shop.window")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    handler = LoggingHandler(logger_provider=logger_provider)
+    log.addHandler(handler)
+    try:
+        _request(tracer, ANON_BROWSER, lambda: log.info("a", extra={"posthog.event": "anon_log"}))
+
+        def named():
+            with identify("user-42"):
+                log.info("b", extra={"posthog.event": "named_log"})
+
+        _request(tracer, ANON_BROWSER, named)
+    finally:
+        log.removeHandler(handler)
+    assert processor.force_flush(10_000)
+    events = {e["event"]: e for e in server.wait_for_events(4)}
+    for name, (user, personless) in {
+        "anon_log": (ANON, False),
+        "named_log": ("user-42", True),
+    }.items():
+        props = events[name]["properties"]
+        assert events[name]["distinct_id"] == user
+        assert props.get("$process_person_profile", True) is personless
+        assert props["$window_id"] == ANON_BROWSER["X-POSTHOG-WINDOW-ID"]
+    logger_provider.shutdown()

@@ -358,3 +358,162 @@ def test_an_exception_shows_its_frames_and_context_lines(server, browser, page):
         "  def parse_config(text):\n>     return int(text)\n  \n  def start():"
     )
     assert text_of(browser, ".stack pre.variables") == "text = 'not a number'"
+
+
+# --- OpenTelemetry's spans and log lines: a trace's waterfall, a person's page ---------------
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+ROOT, CHILD, GRANDCHILD, SIBLING = (
+    "00f067aa0ba902b7",
+    "00f067aa0ba902b8",
+    "00f067aa0ba902b9",
+    "00f067aa0ba902ba",
+)
+BASE = 1_700_000_000_000_000_000  # ns; 2023-11-14T22:13:20Z
+MS = 1_000_000
+
+
+def post_otlp(server, signal: str, body: dict) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{server.url}/i/v1/{signal}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+
+
+def otlp_span(span_id, parent, name, start_ms, end_ms, **extra):
+    return {
+        "traceId": TRACE,
+        "spanId": span_id,
+        "parentSpanId": parent,
+        "name": name,
+        "startTimeUnixNano": str(BASE + start_ms * MS),
+        "endTimeUnixNano": str(BASE + end_ms * MS),
+        "attributes": [{"key": "posthogDistinctId", "value": {"stringValue": "alice"}}],
+        **extra,
+    }
+
+
+def otlp_log(body, severity, at_ms, span_id="", distinct_id=None):
+    attributes = []
+    if distinct_id:
+        attributes.append({"key": "posthogDistinctId", "value": {"stringValue": distinct_id}})
+    return {
+        "timeUnixNano": str(BASE + at_ms * MS),
+        "severityNumber": severity,
+        "body": {"stringValue": body},
+        "attributes": attributes,
+        "traceId": TRACE if span_id else "",
+        "spanId": span_id,
+    }
+
+
+def store_a_trace(server) -> None:
+    """Four spans over 100 ms (a sibling named to break the page if it could), an event in
+    the second, a log line in the third and one outside every span."""
+    from datetime import datetime, timezone
+
+    spans = [
+        otlp_span(SIBLING, ROOT, HOSTILE, 75, 95),
+        otlp_span(GRANDCHILD, CHILD, "POST /stripe", 30, 60),
+        otlp_span(CHILD, ROOT, "charge card", 20, 70, status={"code": 2, "message": "declined"}),
+        otlp_span(ROOT, "", "GET /checkout", 0, 100),
+    ]
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]}
+    post_otlp(
+        server,
+        "traces",
+        {"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": spans}]}]},
+    )
+    logs = [
+        otlp_log("card declined", 17, 50, GRANDCHILD, "alice"),
+        otlp_log(HOSTILE, 5, 98, "0000000000000001"),
+    ]
+    post_otlp(server, "logs", {"resourceLogs": [{"scopeLogs": [{"logRecords": logs}]}]})
+    when = datetime.fromtimestamp((BASE + 25 * MS) / 1e9, tz=timezone.utc).isoformat()
+    properties = {"$trace_id": TRACE, "$span_id": CHILD}
+    with PostHogClient(API_KEY, server.url) as client:
+        client.capture("checkout_started", "alice", properties, timestamp=when)
+    server.wait_for_events(1)
+
+
+def waterfall(browser) -> list[dict]:
+    return browser.execute_script(
+        "return [...document.querySelectorAll('#waterfall .span-row[data-span-id]')].map(r => ({"
+        "id: r.dataset.spanId, depth: Number(r.dataset.depth),"
+        "name: r.querySelector('.span-name').textContent,"
+        "left: parseFloat(r.querySelector('.bar').style.left),"
+        "width: parseFloat(r.querySelector('.bar').style.width),"
+        "error: r.querySelector('.bar').classList.contains('error'),"
+        "events: [...r.querySelectorAll('.mark.event')].map(m => [m.dataset.event, parseFloat(m.style.left)]),"
+        "logs: [...r.querySelectorAll('.mark.log')].map(m => [m.dataset.level, parseFloat(m.style.left)])}))"
+    )
+
+
+def test_a_trace_is_a_waterfall_with_its_events_and_log_lines_on_it(server, browser):
+    store_a_trace(server)
+    browser.get(f"{server.url}/#trace={TRACE}")
+    wait = WebDriverWait(browser, 15, poll_frequency=0.1)
+    wait.until(lambda b: len(waterfall(b)) == 4)
+    shown = waterfall(browser)
+    # Nested by parent, siblings by start: root, its first child and grandchild, then the sibling.
+    assert [(s["id"], s["depth"]) for s in shown] == [
+        (ROOT, 0),
+        (CHILD, 1),
+        (GRANDCHILD, 2),
+        (SIBLING, 1),
+    ]
+    assert [s["name"] for s in shown] == ["GET /checkout", "charge card", "POST /stripe", HOSTILE]
+    # Bars by start and duration, as a share of the trace's 100 ms.
+    bars = [(round(s["left"], 3), round(s["width"], 3)) for s in shown]
+    assert bars == [(0, 100), (20, 50), (30, 30), (75, 20)]
+    assert [s["error"] for s in shown] == [False, True, False, False]
+    # The event sits in its span's row at its time; the log line in its span's row.
+    assert [(e, round(x, 3)) for e, x in shown[1]["events"]] == [("checkout_started", 25)]
+    assert [(lv, round(x, 3)) for lv, x in shown[2]["logs"]] == [("error", 50)]
+    assert sum(len(s["events"]) + len(s["logs"]) for s in shown) == 2
+    # The log line of a span not stored is on a row of its own.
+    loose = browser.execute_script(
+        "return [...document.querySelectorAll('#waterfall .loose .mark.log')].map(m => m.title)"
+    )
+    assert len(loose) == 1 and HOSTILE in loose[0]
+    assert "4 spans · 2 log lines" in text_of(browser, "#trace-summary")
+    logs = cells(browser, "#trace-logs td.preview")
+    assert logs == ["card declined", HOSTILE]
+    assert cells(browser, "#trace-logs td.span") == ["POST /stripe", "0000000000000001"]
+    assert cells(browser, "#trace-logs td.offset") == ["+50", "+98"]
+    assert rows(browser, "trace-events") == [("checkout_started", "alice")]
+    injected = browser.execute_script(
+        "return [window.__pwned, document.querySelectorAll('main img, main script').length]"
+    )
+    assert injected == [None, 0]
+
+
+def test_a_person_page_shows_their_events_traces_and_log_lines(server, browser):
+    store_a_trace(server)
+    send(server, [("signed_up", "bob", {})])
+    browser.get(server.url + "/")
+    wait = WebDriverWait(browser, 15, poll_frequency=0.1)
+    wait.until(lambda b: len(rows(b)) == 2)
+    browser.find_element(
+        By.CSS_SELECTOR, "#events tr.event[data-person='alice'] td.person a.id"
+    ).click()
+    wait.until(lambda b: len(rows(b, "person-events")) == 1)
+    assert text_of(browser, "#person-id") == "alice"
+    assert rows(browser, "person-events") == [("checkout_started", "alice")]
+    wait.until(lambda b: cells(b, "#person-traces td.trace-id") == [TRACE])
+    assert cells(browser, "#person-traces td.name") == ["GET /checkout"]
+    assert cells(browser, "#person-traces td.count") == ["4", "1", "100.0 ms"]
+    assert cells(browser, "#person-logs td.preview") == ["card declined"]  # only alice's
+    assert cells(browser, "#person-logs td.level") == ["error"]
+    assert text_of(browser, "#person-summary").startswith("1 events · 1 traces · 1 log lines")
+    assert browser.find_element(By.ID, "list-view").get_attribute("hidden")
+    browser.find_element(By.CSS_SELECTOR, "#person-traces td.trace-id a").click()
+    wait.until(lambda b: len(waterfall(b)) == 4)
+    assert text_of(browser, "#trace-id") == TRACE
+    browser.find_element(By.ID, "trace-back").click()
+    wait.until(lambda b: len(rows(b)) == 2)

@@ -20,6 +20,7 @@ def test_all_is_pinned():
             "PostHogFlagProvider",
             "PostHogLogExporter",
             "PostHogLogProcessor",
+            "PostHogMetricExporter",
             "PostHogPropagator",
             "PostHogSpanExporter",
             "PostHogSpanProcessor",

@@ -119,3 +119,36 @@ def test_a_flush_reports_an_episode_gone_quiet_and_shutdown_reports_any(episodes
     )
     stats.close()
     assert _drop_lines(caplog) == []
+
+
+def test_the_metric_exporters_drops_are_logged_once_per_episode(caplog):
+    """The first drop of a reason is logged; the rest of its run is one count, at the next
+    drop after a quiet spell (which starts a new episode, logged again) or at shutdown."""
+    import logging
+
+    from posthog_otel._pipeline.metric_exporter import _Counts
+    from posthog_otel._pipeline.stats import QUIET
+    from tests.support.server import FakeClock
+
+    caplog.set_level(logging.WARNING, "posthog_otel")
+    clock = FakeClock()
+    counts = _Counts(clock)
+    counts.queued(10)
+    for _ in range(3):
+        counts.drop("network", 2)
+        clock.now += 1
+    clock.now += QUIET
+    counts.drop("network", 1)
+    counts.drop("http_503", 1)
+    counts.drop("http_503", 1)
+    counts.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 5, lines
+    assert "dropped 2 metric data point(s) because PostHog could not be reached" in lines[0]
+    assert "4 more metric data point(s) dropped (network)" in lines[1]
+    assert "dropped 1 metric data point(s) because PostHog could not be reached" in lines[2]
+    assert "PostHog refused them with HTTP 503" in lines[3]
+    assert "1 more metric data point(s) dropped (http_503)" in lines[4]  # at shutdown
+    stats = counts.snapshot()
+    assert dict(stats.dropped) == {"network": 7, "http_503": 2}
+    assert stats.events_queued == 10

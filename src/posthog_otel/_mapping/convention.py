@@ -18,6 +18,12 @@ TAG = "posthog.event"
 DISTINCT_ID = "posthog.distinct_id"
 PROPERTIES = "posthog.properties"
 SESSION_ID = "posthog.session_id"
+# The browser window (tab) of the session: posthog-js's X-POSTHOG-WINDOW-ID, as $window_id.
+WINDOW_ID = "posthog.window_id"
+# The distinct id posthog-js made for an anonymous visitor, as its header brought it: an
+# event of exactly this user is personless (``$process_person_profile: false``), as
+# posthog-js marks its own; "" once the app names the user itself.
+ANONYMOUS_ID = "posthog.anonymous_id"
 SET_PREFIX = "posthog.set."
 SET_ONCE_PREFIX = "posthog.set_once."
 GROUPS_PREFIX = "posthog.groups."

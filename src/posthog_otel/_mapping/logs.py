@@ -128,6 +128,8 @@ class LogMapper:
                         uuid=uuid,
                         personless_id=trace_hex or uuid,
                         apply_people=apply_people,
+                        window=tags.window(reserved, span_reserved),
+                        anonymous=tags.anonymous(reserved, span_reserved),
                     )
                 )
             except tags.InvalidTagError as exc:

@@ -106,6 +106,7 @@ class SpanMapper:
             identity,
             groups,
             session,
+            reserved,
         )
         events = _otel.ACCESS.events(span) or ()
         for index, event in enumerate(chain(events, held) if held else events):
@@ -229,6 +230,7 @@ class _SpanEvents:
         "_groups",
         "_identity",
         "_problems",
+        "_reserved",
         "_session",
         "_span_hex",
         "_trace_hex",
@@ -248,6 +250,7 @@ class _SpanEvents:
         identity: str | InvalidTagError | None,
         groups: Mapping[str, str],
         session: str | None,
+        reserved: Mapping[str, Any],
     ) -> None:
         self._build = build
         self._problems = problems
@@ -259,6 +262,7 @@ class _SpanEvents:
         self._identity = identity
         self._groups = groups
         self._session = session
+        self._reserved = reserved  # the span's: its window and anonymous visitor, if any
         self.out: list[dict[str, Any]] = []
 
     def add(
@@ -275,8 +279,10 @@ class _SpanEvents:
         apply_people: bool = True,
     ) -> None:
         """Build one event at ``position`` in the span (its uuid); ``identity``,
-        ``groups`` and ``session`` default to the span's."""
+        ``groups``, ``session`` (and the browser's window and anonymous id) default to
+        the span's."""
         trace_hex = self._trace_hex
+        span_reserved = self._reserved
         try:
             self.out.append(
                 self._build(
@@ -292,6 +298,8 @@ class _SpanEvents:
                     uuid=event_uuid(trace_hex, self._span_hex, self._trace_id, position),
                     personless_id=trace_hex,
                     apply_people=apply_people,
+                    window=tags.window(reserved, span_reserved),
+                    anonymous=tags.anonymous(reserved, span_reserved),
                 )
             )
         except Exception as exc:  # noqa: BLE001 - this event only

@@ -15,6 +15,7 @@ from typing import Any
 from posthog_otel._limits import MAX_STRING_LENGTH
 from posthog_otel._mapping.bounds import Trims, clip, decode_json, is_plain_sequence
 from posthog_otel._mapping.convention import (
+    ANONYMOUS_ID,
     DISTINCT_ID,
     GROUPS_PREFIX,
     PROPERTIES,
@@ -24,6 +25,7 @@ from posthog_otel._mapping.convention import (
     SET_PREFIX,
     TAG,
     USER_ID_KEYS,
+    WINDOW_ID,
     IsoClock,
     normalise_key,
 )
@@ -36,10 +38,12 @@ __all__ = [
     "EventBuilder",
     "InvalidTagError",
     "MappingOptions",
+    "anonymous",
     "groups",
     "identity_or_error",
     "note_problem",
     "session",
+    "window",
 ]
 
 
@@ -152,8 +156,14 @@ class EventBuilder:
         uuid: str,
         personless_id: str,
         apply_people: bool = True,
+        window: str | None = None,
+        anonymous: str | None = None,
     ) -> dict[str, Any]:
         """One event called ``reserved[TAG]``; ``personless_id`` when nobody is known.
+
+        ``window`` becomes ``$window_id``. When the user is ``anonymous`` (the id
+        posthog-js made for an anonymous visitor, from its header) the event is
+        personless, as posthog-js marks that visitor's own events.
 
         Raises ``InvalidTagError`` when the name, the identity (an error already) or
         ``posthog.properties`` is unusable.
@@ -174,9 +184,13 @@ class EventBuilder:
             properties["$groups"] = dict(groups)
         if session and "$session_id" not in properties:  # a property of its own wins
             properties["$session_id"] = session
+        if window and "$window_id" not in properties:
+            properties["$window_id"] = window
         if identity is None:
             identity = personless_id
             properties["$process_person_profile"] = False
+        elif anonymous and identity == anonymous:
+            properties.setdefault("$process_person_profile", False)
         return {
             "event": name,
             "distinct_id": identity,
@@ -279,6 +293,25 @@ def groups(reserved: Mapping[str, Any]) -> dict[str, str]:
         for k, v in reserved.items()
         if k.startswith(GROUPS_PREFIX) and v is not None and v != ""
     }
+
+
+def window(*reserved: Mapping[str, Any]) -> str | None:
+    """``posthog.window_id``, nearest first (an event's own, then its span's)."""
+    for tags in reserved:
+        value = tags.get(WINDOW_ID)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def anonymous(*reserved: Mapping[str, Any]) -> str | None:
+    """``posthog.anonymous_id``, nearest first; "" (the app named the user) ends the
+    search: nobody is anonymous then."""
+    for tags in reserved:
+        value = tags.get(ANONYMOUS_ID)
+        if isinstance(value, str):
+            return value or None
+    return None
 
 
 def session(reserved: Mapping[str, Any], attrs: Mapping[str, Any]) -> str | None:

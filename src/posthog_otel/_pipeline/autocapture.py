@@ -34,7 +34,7 @@ from posthog_otel._limits import (
     AUTOCAPTURE_REFILL,
     AUTOCAPTURE_REFILL_SECONDS,
 )
-from posthog_otel._mapping.convention import DISTINCT_ID, SESSION_ID
+from posthog_otel._mapping.convention import ANONYMOUS_ID, DISTINCT_ID, SESSION_ID, WINDOW_ID
 from posthog_otel._mapping.exceptions import FrameOptions, exception_list_from
 from posthog_otel._pipeline.pipeline import Pipeline
 from posthog_otel._version import LIB, __version__
@@ -172,21 +172,28 @@ class Autocapture:
 
 
 def uncaught_event(props: dict[str, Any]) -> dict[str, Any]:
-    """An ``$exception`` event with the identity, session and trace of the current
-    context (its span's attributes, else its baggage); personless when nobody is known."""
+    """An ``$exception`` event with the identity, session (and window) and trace of the
+    current context (its span's attributes, else its baggage); personless when nobody is
+    known, or when it is the anonymous visitor posthog-js named (``tags.build``'s rule)."""
     span = trace.get_current_span()
     attrs = getattr(span, "attributes", None) or {}
     distinct_id = attrs.get(DISTINCT_ID) or baggage.get_baggage(DISTINCT_ID)
     session_id = attrs.get(SESSION_ID) or baggage.get_baggage(SESSION_ID)
+    window_id = attrs.get(WINDOW_ID) or baggage.get_baggage(WINDOW_ID)
+    anonymous = attrs[ANONYMOUS_ID] if ANONYMOUS_ID in attrs else baggage.get_baggage(ANONYMOUS_ID)
     properties = {**props, "$lib": LIB, "$lib_version": __version__}
     if isinstance(session_id, str) and session_id:
         properties["$session_id"] = session_id
+    if isinstance(window_id, str) and window_id:
+        properties["$window_id"] = window_id
     ctx = span.get_span_context()
     if ctx.is_valid:
         properties["$trace_id"] = trace.format_trace_id(ctx.trace_id)
         properties["$span_id"] = trace.format_span_id(ctx.span_id)
     if not isinstance(distinct_id, str) or not distinct_id:
         distinct_id = str(uuid7())
+        properties["$process_person_profile"] = False
+    elif isinstance(anonymous, str) and anonymous and distinct_id == anonymous:
         properties["$process_person_profile"] = False
     return {
         "event": "$exception",

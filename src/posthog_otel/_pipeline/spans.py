@@ -66,7 +66,14 @@ from posthog_otel._limits import (
     AUTOCAPTURE_REFILL_SECONDS,
     MAX_HELD_CAPTURES,
 )
-from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, SESSION_ID, TAG
+from posthog_otel._mapping.convention import (
+    ANONYMOUS_ID,
+    DEFAULT_DENYLIST,
+    DISTINCT_ID,
+    SESSION_ID,
+    TAG,
+    WINDOW_ID,
+)
 from posthog_otel._mapping.genai import (
     AI_PARENT,
     LLM_REQUEST_TYPE,
@@ -249,7 +256,7 @@ class PostHogSpanProcessor(SpanProcessor):
             ctx = parent_context if parent_context is not None else access.fast_current_context()
             parent = access.fast_span_of(ctx)
             carried = access.fast_baggage_of(ctx)
-            identity = session = None
+            identity = session = parent_attrs = None
             local = _LOCAL_SPAN_TYPES.get(type(parent))
             if local is None:  # isinstance() on the SDK's ABCs is slow: decide once per type
                 local = _LOCAL_SPAN_TYPES[type(parent)] = isinstance(parent, Span)
@@ -294,6 +301,13 @@ class PostHogSpanProcessor(SpanProcessor):
                 span.set_attribute(DISTINCT_ID, identity)
             if isinstance(session, str) and session and SESSION_ID not in span_attrs:
                 span.set_attribute(SESSION_ID, session)
+            # The browser's window and anonymous visitor travel with its user and session.
+            for key in (WINDOW_ID, ANONYMOUS_ID):
+                value = parent_attrs.get(key) if parent_attrs else None
+                if value is None and carried:
+                    value = carried.get(key)
+                if isinstance(value, str) and value and key not in span_attrs:
+                    span.set_attribute(key, value)
         except Exception:  # a hook must never raise into the application
             logger.debug("posthog-otel on_start failed", exc_info=True)
 

@@ -8,7 +8,8 @@ arrive whole within the server's ``read_timeout`` of its first byte, however it
 trickles (mid-body: 408; in its headers: the connection is closed), and a connection
 may stay silent that long between requests. Headers are bounded by http.client's
 parser: 100 lines of at most 65,536 bytes. Every answer says ``X-Content-Type-Options:
-nosniff``.
+nosniff``; every 404 (outside the devserver's own routes) carries the CORS headers, so a
+browser reports it as a 404 rather than as a CORS failure.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_OPTIONS(self) -> None:
         """A CORS preflight: allowed for PostHog's browser routes, from any origin."""
         wanted = self.headers.get("Access-Control-Request-Method", "POST").upper()
-        route, _, _ = find(wanted, urlsplit(self.path).path)
+        route, _, allowed = find(wanted, urlsplit(self.path).path)
         headers: dict[str, str] = {}
         origin = self.headers.get("Origin")
         if route is not None and route.cors and origin:
@@ -115,6 +116,9 @@ class Handler(BaseHTTPRequestHandler):
                 "Access-Control-Max-Age": "600",
                 "Vary": "Origin",
             }
+        elif route is None and origin and not allowed:
+            # A path nothing here speaks: the browser is told so (404), not a CORS failure.
+            headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
         status = 204 if route is not None else 404
         if route is None or not route.devserver_only:
             self._record(b"", status, spoken=route is not None)
@@ -157,7 +161,10 @@ class Handler(BaseHTTPRequestHandler):
         if not devserver_only:
             # Recorded before answering, so a client that got its answer finds its request.
             self._record(body, answer.status, spoken=route is not None)
-        self._send(answer, cors=route is not None and route.cors)
+        # A 404 says so to a browser on any origin (else it reports a CORS failure and
+        # hides the status): posthog-js asking for what the devserver does not serve.
+        cors = (route is not None and route.cors) or (answer.status == 404 and not devserver_only)
+        self._send(answer, cors=cors)
 
     def _limit(self, route: Route | None) -> int:
         limit = route.limit if route is not None else SINGLE_LIMIT

@@ -119,8 +119,16 @@ function personCell(event) {
   } else {
     td.title = event.distinct_id;
   }
-  td.append(el("span", "id", clip(event.distinct_id)));
+  td.append(personLink(event.distinct_id));
   return td;
+}
+
+// A distinct id, linked to its person page (events, traces and log lines together).
+function personLink(distinctId) {
+  const link = el("a", "id", clip(distinctId));
+  link.href = "#person=" + encodeURIComponent(text(distinctId));
+  link.addEventListener("click", (click) => click.stopPropagation());
+  return link;
 }
 
 function flagsCell(event) {
@@ -268,14 +276,21 @@ async function showList() {
 
 // -- one trace, across services --------------------------------------------------------
 
-function currentTrace() {
-  const found = location.hash.match(/^#trace=(.+)$/);
+// The view the address asks for: ["trace", id], ["person", distinct id], or null (the list).
+function currentView() {
+  const found = location.hash.match(/^#(trace|person)=(.+)$/);
   if (!found) return null;
   try {
-    return decodeURIComponent(found[1]);
+    return [found[1], decodeURIComponent(found[2])];
   } catch {
     return null;
   }
+}
+
+async function fetchJson(path, query) {
+  const response = await fetch(`${path}?${query}`, { cache: "no-store" });
+  if (!response.ok) throw new Error(`the devserver answered ${response.status}`);
+  return response.json();
 }
 
 function spansOf(events) {
@@ -335,16 +350,192 @@ function summary(events, spans) {
   say(shown.join(", ") || "none", false);
 }
 
+// -- spans as a waterfall, with the trace's events and log lines on it --------------------
+
+const nanosToMillis = (nanos) => Number(nanos) / 1e6;
+
+function logMillis(record) {
+  return nanosToMillis(record.time_unix_nano || record.observed_time_unix_nano || 0);
+}
+
+function logLevel(record) {
+  const words = ["", "trace", "debug", "info", "warn", "error", "fatal"];
+  const number = Number(record.severity_number) || 0;
+  return record.severity_text || words[Math.min(6, Math.ceil(number / 4))] || "";
+}
+
+function levelClass(record) {
+  const number = Number(record.severity_number) || 0;
+  return number >= 21 ? "fatal" : number >= 17 ? "error" : number >= 13 ? "warn" : "";
+}
+
+// Spans in tree order (each after its parent, siblings by start), with their depth. A span
+// whose parent is not stored (or a loop) starts a tree of its own.
+function treeOrder(spans) {
+  const byId = new Map(spans.map((span) => [span.span_id, span]));
+  const children = new Map();
+  const roots = [];
+  for (const span of spans) {
+    const parent = span.parent_span_id;
+    if (parent && parent !== span.span_id && byId.has(parent)) {
+      if (!children.has(parent)) children.set(parent, []);
+      children.get(parent).push(span);
+    } else {
+      roots.push(span);
+    }
+  }
+  const byStart = (a, b) => nanosToMillis(a.start_time_unix_nano) - nanosToMillis(b.start_time_unix_nano);
+  const ordered = [];
+  const seen = new Set();
+  const walk = (root) => {
+    const stack = [[root, 0]];
+    while (stack.length) {
+      const [span, depth] = stack.pop();
+      if (seen.has(span.span_id)) continue;
+      seen.add(span.span_id);
+      ordered.push([span, depth]);
+      const below = (children.get(span.span_id) || []).slice().sort(byStart).reverse();
+      for (const child of below) stack.push([child, depth + 1]);
+    }
+  };
+  roots.sort(byStart).forEach(walk);
+  spans.filter((span) => !seen.has(span.span_id)).sort(byStart).forEach(walk);
+  return ordered;
+}
+
+function showWaterfall(stored, events, logs) {
+  const box = $("waterfall");
+  box.replaceChildren();
+  box.hidden = stored.length === 0;
+  if (!stored.length) return;
+  const times = [];
+  for (const span of stored) {
+    times.push(nanosToMillis(span.start_time_unix_nano), nanosToMillis(span.end_time_unix_nano));
+  }
+  for (const event of events) {
+    const when = millis(event.timestamp);
+    if (when !== null) times.push(when);
+  }
+  for (const record of logs) times.push(logMillis(record));
+  const usable = times.filter((t) => Number.isFinite(t) && t > 0);
+  const start = Math.min(...usable);
+  const total = Math.max(Math.max(...usable) - start, 0.001);
+  const at = (when) => Math.min(100, Math.max(0, ((when - start) / total) * 100));
+
+  const axis = el("div", "span-row axis");
+  const axisTrack = el("div", "track");
+  const last = el("span", "", `${total.toFixed(1)} ms`);
+  last.style.right = "0";
+  axisTrack.append(el("span", "", "0 ms"), last);
+  axis.append(el("div", "span-label", `${stored.length} span${stored.length === 1 ? "" : "s"}`), axisTrack);
+  box.append(axis);
+
+  const marks = (spanId) => {
+    const found = [];
+    for (const event of events) {
+      const p = event.properties || {};
+      const when = millis(event.timestamp);
+      if ((p.$span_id ?? null) !== spanId || when === null) continue;
+      const mark = el("span", "mark event");
+      mark.dataset.event = event.event;
+      mark.title = `${text(event.event)} at +${(when - start).toFixed(1)} ms`;
+      mark.style.left = `${at(when)}%`;
+      found.push(mark);
+    }
+    for (const record of logs) {
+      if ((record.span_id || null) !== spanId) continue;
+      const mark = el("span", `mark log ${levelClass(record)}`.trim());
+      mark.dataset.level = logLevel(record);
+      mark.title = `${logLevel(record)}: ${clip(record.body)}`;
+      mark.style.left = `${at(logMillis(record))}%`;
+      found.push(mark);
+    }
+    return found;
+  };
+
+  const shown = new Set();
+  for (const [span, depth] of treeOrder(stored)) {
+    shown.add(span.span_id);
+    const row = el("div", "span-row");
+    row.dataset.spanId = span.span_id;
+    row.dataset.depth = String(depth);
+    const label = el("div", "span-label");
+    label.style.paddingLeft = `${8 + 14 * Math.min(depth, 20)}px`;
+    label.append(el("span", "span-name", clip(span.name)));
+    const service = (span.resource || {})["service.name"];
+    if (service !== undefined) label.append(el("span", "span-service", clip(service)));
+    const began = nanosToMillis(span.start_time_unix_nano);
+    const took = nanosToMillis(span.end_time_unix_nano) - began;
+    label.title = `${text(span.name)} (${span.span_id}): ${took.toFixed(2)} ms`;
+    const track = el("div", "track");
+    const error = span.status && span.status.code === 2;
+    const bar = el("div", error ? "bar error" : "bar");
+    bar.style.left = `${at(began)}%`;
+    bar.style.width = `${Math.max(0, at(began + took) - at(began))}%`;
+    bar.title = label.title + (error && span.status.message ? ` · ${text(span.status.message)}` : "");
+    track.append(bar, el("span", "duration", `${took.toFixed(1)} ms`), ...marks(span.span_id));
+    row.append(label, track);
+    box.append(row);
+  }
+  // What names no stored span (or none at all) goes on a row of its own.
+  const loose = [];
+  for (const id of new Set([...events.map((e) => (e.properties || {}).$span_id ?? null), ...logs.map((r) => r.span_id || null)])) {
+    if (!shown.has(id)) loose.push(...marks(id));
+  }
+  if (loose.length) {
+    const row = el("div", "span-row loose");
+    const track = el("div", "track");
+    track.append(...loose);
+    row.append(el("div", "span-label", "not in a stored span"), track);
+    box.append(row);
+  }
+}
+
+function showTraceLogs(logs, spans, start) {
+  const body = $("trace-logs");
+  body.replaceChildren();
+  for (const record of logs) {
+    const row = el("tr", "log");
+    row.dataset.level = logLevel(record);
+    const offset = start === null ? "" : `+${Math.round(logMillis(record) - start)}`;
+    const span = spans.get(record.span_id) || {};
+    row.append(
+      el("td", "offset", offset),
+      el("td", `level ${levelClass(record)}`.trim(), clip(logLevel(record))),
+      textCell("span", span.name ?? record.span_id ?? ""),
+      textCell("preview", record.body),
+    );
+    body.append(row);
+  }
+}
+
 async function showTrace(id) {
   const query = new URLSearchParams({ trace_id: id, order: "time", limit: "10000" });
-  const { events } = await fetchEvents(query);
+  const [{ events }, stored, logs] = await Promise.all([
+    fetchEvents(query),
+    fetchJson("/api/spans", new URLSearchParams({ trace_id: id, limit: "10000" })),
+    fetchJson("/api/logs", new URLSearchParams({ trace_id: id, limit: "10000" })),
+  ]);
   events.reverse(); // oldest first: the order things happened in
-  const key = `trace|${id}|${events.map((e) => e.uuid).join(",")}`;
+  logs.sort((a, b) => logMillis(a) - logMillis(b));
+  const key = `trace|${id}|${events.map((e) => e.uuid).join(",")}|${stored.length}|${logs.length}`;
   if (key !== shownKey) {
     shownKey = key;
     $("trace-id").textContent = id;
     const spans = spansOf(events);
+    for (const span of stored) {
+      const known = spans.get(span.span_id) || {};
+      known.name ??= span.name;
+      known.parent ??= span.parent_span_id || undefined;
+      known.service ??= (span.resource || {})["service.name"];
+      spans.set(span.span_id, known);
+    }
     summary(events, spans);
+    $("trace-summary").append(` · ${stored.length} spans · ${logs.length} log lines`);
+    showWaterfall(stored, events, logs);
+    const starts = stored.map((span) => nanosToMillis(span.start_time_unix_nano));
+    const first = events.length ? millis(events[0].timestamp) : null;
+    showTraceLogs(logs, spans, starts.length ? Math.min(...starts) : first);
     const start = events.length ? millis(events[0].timestamp) : null;
     const body = $("trace-events");
     body.replaceChildren();
@@ -370,10 +561,123 @@ async function showTrace(id) {
         previewCell(event),
       ]);
     }
-    $("empty").hidden = events.length > 0;
-    $("empty").textContent = "No stored events belong to this trace.";
+    $("empty").hidden = events.length + stored.length + logs.length > 0;
+    $("empty").textContent = "Nothing stored belongs to this trace.";
   }
-  $("status").textContent = `trace of ${events.length} events, oldest first · updated ${new Date().toLocaleTimeString()}`;
+  $("status").textContent = `trace of ${events.length} events, ${stored.length} spans, ${logs.length} log lines · updated ${new Date().toLocaleTimeString()}`;
+}
+
+// -- one person: their events, traces and log lines ------------------------------------------
+
+function traceLink(id) {
+  const td = el("td", "trace-id");
+  const link = el("a", "", clip(id));
+  link.href = "#trace=" + encodeURIComponent(id);
+  link.title = `trace ${id}`;
+  td.append(link);
+  return td;
+}
+
+function nanosCell(nanos) {
+  const when = nanosToMillis(nanos);
+  return whenCell(Number.isFinite(when) && when > 0 ? new Date(Math.round(when)).toISOString() : "");
+}
+
+// Each trace the person appears in (by their spans, or their events' $trace_id), newest first.
+function tracesOf(spans, events) {
+  const traces = new Map();
+  const entry = (id) => {
+    if (!traces.has(id)) traces.set(id, { id, spans: [], events: 0, start: Infinity, end: -Infinity });
+    return traces.get(id);
+  };
+  for (const span of spans) {
+    const trace = entry(span.trace_id);
+    trace.spans.push(span);
+    trace.start = Math.min(trace.start, nanosToMillis(span.start_time_unix_nano));
+    trace.end = Math.max(trace.end, nanosToMillis(span.end_time_unix_nano));
+  }
+  for (const event of events) {
+    const id = traceOf(event);
+    if (id === null) continue;
+    const trace = entry(id);
+    trace.events += 1;
+    const when = millis(event.timestamp);
+    if (when !== null && !trace.spans.length) {
+      trace.start = Math.min(trace.start, when);
+      trace.end = Math.max(trace.end, when);
+    }
+  }
+  return [...traces.values()].sort((a, b) => b.start - a.start);
+}
+
+async function showPerson(distinctId) {
+  const [{ events }, spans, logs] = await Promise.all([
+    fetchEvents(new URLSearchParams({ distinct_id: distinctId, order: "time", limit: String(LIMIT) })),
+    fetchJson("/api/spans", new URLSearchParams({ distinct_id: distinctId, limit: "10000" })),
+    fetchJson("/api/logs", new URLSearchParams({ distinct_id: distinctId, limit: String(LIMIT) })),
+  ]);
+  const key = `person|${distinctId}|${events.map((e) => e.uuid).join(",")}|${spans.length}|${logs.length}`;
+  const traces = tracesOf(spans, events);
+  if (key !== shownKey) {
+    shownKey = key;
+    $("person-id").textContent = distinctId;
+    const sessions = new Set(events.map((e) => (e.properties || {}).$session_id).filter((s) => typeof s === "string"));
+    for (const record of logs) {
+      const session = (record.attributes || {}).sessionId;
+      if (typeof session === "string") sessions.add(session);
+    }
+    $("person-summary").textContent = `${events.length} events · ${traces.length} traces · ${logs.length} log lines`
+      + (sessions.size ? ` · sessions: ${[...sessions].join(", ")}` : "");
+
+    const traceBody = $("person-traces");
+    traceBody.replaceChildren();
+    for (const trace of traces) {
+      const row = el("tr", "trace");
+      row.dataset.trace = trace.id;
+      const ids = new Set(trace.spans.map((s) => s.span_id));
+      const root = trace.spans.filter((s) => !ids.has(s.parent_span_id))
+        .sort((a, b) => nanosToMillis(a.start_time_unix_nano) - nanosToMillis(b.start_time_unix_nano))[0];
+      const took = Number.isFinite(trace.end - trace.start) ? `${(trace.end - trace.start).toFixed(1)} ms` : "";
+      row.append(
+        whenCell(Number.isFinite(trace.start) ? new Date(Math.round(trace.start)).toISOString() : ""),
+        traceLink(trace.id),
+        textCell("name", root ? root.name : ""),
+        el("td", "count", String(trace.spans.length)),
+        el("td", "count", String(trace.events)),
+        el("td", "count", took),
+      );
+      traceBody.append(row);
+    }
+
+    const eventBody = $("person-events");
+    eventBody.replaceChildren();
+    for (const event of events) {
+      append(eventBody, event, [
+        whenCell(event.timestamp),
+        textCell("name", event.event),
+        traceCell(event),
+        flagsCell(event),
+        previewCell(event),
+      ]);
+    }
+
+    const logBody = $("person-logs");
+    logBody.replaceChildren();
+    for (const record of logs) {
+      const row = el("tr", "log");
+      row.dataset.level = logLevel(record);
+      row.append(
+        nanosCell(record.time_unix_nano || record.observed_time_unix_nano),
+        el("td", `level ${levelClass(record)}`.trim(), clip(logLevel(record))),
+        record.trace_id ? traceLink(record.trace_id) : el("td", "trace-id"),
+        textCell("preview", record.body),
+      );
+      logBody.append(row);
+    }
+    $("empty").hidden = events.length + spans.length + logs.length > 0;
+    $("empty").textContent = "Nothing stored names this person.";
+  }
+  $("status").textContent = `person: ${events.length} events, ${traces.length} traces, ${logs.length} log lines · updated ${new Date().toLocaleTimeString()}`;
 }
 
 // -- what the server was asked and does not speak ------------------------------------------
@@ -398,11 +702,14 @@ async function refresh() {
   }
   running = true;
   try {
-    const trace = currentTrace();
-    $("trace-view").hidden = trace === null;
-    $("list-view").hidden = trace !== null;
-    if (trace === null) await showList();
-    else await showTrace(trace);
+    const view = currentView();
+    const kind = view === null ? "list" : view[0];
+    $("trace-view").hidden = kind !== "trace";
+    $("person-view").hidden = kind !== "person";
+    $("list-view").hidden = kind !== "list";
+    if (kind === "trace") await showTrace(view[1]);
+    else if (kind === "person") await showPerson(view[1]);
+    else await showList();
     await showNotSpoken();
   } catch (error) {
     $("status").textContent = `cannot reach the devserver (${error.message || error})`;
@@ -425,11 +732,14 @@ for (const id of ["filter-event", "filter-distinct-id", "filter-text"]) {
   $(id).addEventListener("input", refreshSoon);
 }
 $("order").addEventListener("change", refresh);
-$("trace-back").addEventListener("click", (click) => {
-  click.preventDefault();
-  history.pushState(null, "", location.pathname + location.search);
-  refresh();
-});
+for (const id of ["trace-back", "person-back"]) {
+  $(id).addEventListener("click", (click) => {
+    click.preventDefault();
+    history.pushState(null, "", location.pathname + location.search);
+    shownKey = "";
+    refresh();
+  });
+}
 window.addEventListener("hashchange", () => {
   shownKey = "";
   refresh();
