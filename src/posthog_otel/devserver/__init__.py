@@ -255,8 +255,12 @@ class DevServer:
 
     def metrics(self, name: str | None = None) -> list[dict[str, Any]]:
         """Stored metrics (from ``/i/v1/metrics``), newest first, one per metric per
-        export: name, description, unit, type, temporality, monotonic, resource, scope
-        and data_points."""
+        export: name, description, unit, type (sum, gauge, histogram,
+        exponential_histogram, summary), temporality (delta, cumulative or None),
+        monotonic (sums; else None), resource, scope and data_points. Each point has
+        attributes, start_time_unix_nano and time_unix_nano, and: ``value`` (sum, gauge);
+        count, sum, bucket_counts, explicit_bounds (histogram); count, sum, scale,
+        zero_count, positive, negative (exponential); count, sum, quantile_values (summary)."""
         return self.store.otel("metrics", {"name": name})
 
     def wait_for_metrics(

@@ -160,8 +160,6 @@ _SCHEMAS: dict[str, dict[int, _Field]] = {
         5: _f("sum", "double"),
         6: _f("bucket_counts", "fixed64", True),
         7: _f("explicit_bounds", "double", True),
-        11: _f("min", "double"),
-        12: _f("max", "double"),
     },
     "ExponentialHistogramDataPoint": {
         1: _f("attributes", "message", True, "KeyValue"),
@@ -173,8 +171,6 @@ _SCHEMAS: dict[str, dict[int, _Field]] = {
         7: _f("zero_count", "fixed64"),
         8: _f("positive", "message", message="Buckets"),
         9: _f("negative", "message", message="Buckets"),
-        12: _f("min", "double"),
-        13: _f("max", "double"),
     },
     "Buckets": {1: _f("offset", "sint32"), 2: _f("bucket_counts", "varint", True)},
     "SummaryDataPoint": {
@@ -604,7 +600,8 @@ def _point(kind: str, point: Mapping[str, Any]) -> dict[str, Any]:
         shaped["value"] = point.get("as_double", point.get("as_int"))
         return shaped
     shaped["count"] = point.get("count", 0)
-    shaped["sum"] = point.get("sum")
+    # A histogram's sum is optional (None when not sent); a summary's is always there.
+    shaped["sum"] = point.get("sum", 0.0 if kind == "summary" else None)
     if kind == "histogram":
         shaped["bucket_counts"] = point.get("bucket_counts", [])
         shaped["explicit_bounds"] = point.get("explicit_bounds", [])
@@ -622,10 +619,6 @@ def _point(kind: str, point: Mapping[str, Any]) -> dict[str, Any]:
             {"quantile": q.get("quantile", 0.0), "value": q.get("value", 0.0)}
             for q in point.get("quantile_values", [])
         ]
-    if kind != "summary":
-        for bound in ("min", "max"):
-            if bound in point:
-                shaped[bound] = point[bound]
     return shaped
 
 

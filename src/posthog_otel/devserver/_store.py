@@ -382,8 +382,11 @@ def _otel_where(table: str, filters: Mapping[str, str | None]) -> tuple[str, lis
     unknown = set(filters) - set(columns)
     if unknown:
         raise ValueError(f"{table} are not filtered on {sorted(unknown)}")
-    clauses = [f"{c} = ?" for c in columns if filters.get(c) is not None]
-    args: list[Any] = [filters[c] for c in columns if filters.get(c) is not None]
+    given = {c: filters[c] for c in columns if filters.get(c) is not None}
+    if "trace_id" in given:  # stored as lowercase hex; asked for in either case
+        given["trace_id"] = str(given["trace_id"]).lower()
+    clauses = [f"{c} = ?" for c in given]
+    args: list[Any] = list(given.values())
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
