@@ -142,3 +142,13 @@ FLEET_FIRST_LOAD_WAIT = 5.0
 # change reaches the fleet within one interval and about this long; it still asks to
 # lead, and reads the whole cache, once per interval.
 FLEET_CHECK_SECONDS = 1.0
+
+# --- traces and logs to PostHog's OTLP endpoints (send_traces, send_logs) ----------------
+
+# Bytes of one span or log record, encoded as OTLP protobuf (its attribute values are bounded
+# only by the SDK's ``SpanLimits``/``LogLimits``): a larger one is dropped as ``too_large``
+# (counted in that stream's ``dropped``), never sent.
+MAX_OTLP_ITEM_BYTES = 4 * 1024 * 1024
+# Bytes of encoded spans or records in one /i/v1/traces or /i/v1/logs request, before
+# compression: the next one starts a new request (one larger item goes alone).
+OTLP_BATCH_BYTES = 2 * 1024 * 1024
