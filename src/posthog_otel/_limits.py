@@ -150,5 +150,20 @@ FLEET_CHECK_SECONDS = 1.0
 # (counted in that stream's ``dropped``), never sent.
 MAX_OTLP_ITEM_BYTES = 4 * 1024 * 1024
 # Bytes of encoded spans or records in one /i/v1/traces or /i/v1/logs request, before
-# compression: the next one starts a new request (one larger item goes alone).
+# compression: a batch encoded larger is halved until each request fits (one larger item
+# goes alone, up to MAX_OTLP_ITEM_BYTES).
 OTLP_BATCH_BYTES = 2 * 1024 * 1024
+
+# --- the devserver's OTLP ingest (/i/v1/traces, /i/v1/logs, /i/v1/metrics) -------------
+# Past any of these, the request is refused whole (413 for bytes, 400 otherwise), recorded
+# in the request log, and nothing of it is stored.
+
+# Bytes of one OTLP body, as sent and once inflated (posthog-node holds its bodies to it).
+OTLP_MAX_BODY_BYTES = 10 * 1024 * 1024
+# Levels of an attribute value nested in lists and maps (AnyValue in AnyValue).
+OTLP_MAX_DEPTH = 32
+# Spans, log records, or metric data points in one request.
+OTLP_MAX_ITEMS = 50_000
+# Fields and values decoded from one request (protobuf fields, JSON values): bounds the
+# memory and time one body costs, whatever its shape.
+OTLP_MAX_VALUES = 500_000

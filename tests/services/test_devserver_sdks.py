@@ -118,6 +118,7 @@ def test_posthog_python_ai_lane_exceptions_and_traces(server, sdk_client):
     traces = server.requests.matching("/i/v1/traces")
     assert [r.status for r in traces] == [200]
     assert "POST /checkout" in traces[0].body.decode()
+    assert [s["name"] for s in server.spans()] == ["POST /checkout"]  # PostHog's OTLP JSON
     assert not_spoken(server) == {}
 
 

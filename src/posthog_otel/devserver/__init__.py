@@ -3,11 +3,13 @@
 It speaks the routes PostHog's SDKs call (``_routes.ROUTES``): capture in both wire
 forms (``/batch/``, ``/capture/``, ``/e/``, ``/i/v0/e/``, the AI lane
 ``/i/v0/ai/batch/``, capture v1 ``/i/v1/analytics/events``), flags (``/flags/``,
-``/decide/``), a flag's remote config payload, and OTLP data (checked and recorded,
-not stored). It validates every request before storing any of it, keeps events in
+``/decide/``), a flag's remote config payload, and OpenTelemetry's traces, logs and
+metrics over OTLP (``/i/v1/traces``, ``/i/v1/logs``, ``/i/v1/metrics``). It validates
+every request before storing any of it, keeps events, spans, log records and metrics in
 SQLite, answers flags from a small rules file or PostHog's own definitions JSON (which
-it also serves for local evaluation, at ``/flags/definitions``), and lists what it stored at
-``GET /api/events`` and what it received at ``GET /api/requests``. Like PostHog, it keeps
+it also serves for local evaluation, at ``/flags/definitions``), and lists what it
+stored at ``GET /api/events``, ``/api/spans``, ``/api/logs`` and ``/api/metrics``, and
+what it received at ``GET /api/requests``. Like PostHog, it keeps
 an event sent twice (same uuid, event and distinct_id: a retried batch) once, and counts
 the repeat (``repeats()``, and ``repeated_events`` in ``/api/requests``). Its page at
 ``/`` shows events as they arrive, and a trace's events across services::
@@ -197,6 +199,81 @@ class DevServer:
             raise TimeoutError(f"expected {count} events, found {found} after {timeout} s")
         return self.events(event, distinct_id)
 
+    def spans(
+        self,
+        trace_id: str | None = None,
+        distinct_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Stored spans (from ``/i/v1/traces``), newest first, each with trace_id,
+        span_id, parent_span_id (hex; '' for a root), name, kind, start_time_unix_nano,
+        end_time_unix_nano, attributes, resource, scope, status and events.
+        ``distinct_id`` matches the attribute ``posthogDistinctId``."""
+        filters = {"trace_id": trace_id, "distinct_id": distinct_id}
+        return self.store.otel("spans", filters, limit)
+
+    def wait_for_spans(
+        self,
+        count: int,
+        *,
+        timeout: float = 10.0,
+        trace_id: str | None = None,
+        distinct_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Wait until ``count`` matching spans are stored; ``TimeoutError`` if they never are."""
+        filters = {"trace_id": trace_id, "distinct_id": distinct_id}
+        self._wait("spans", count, timeout, filters)
+        return self.spans(trace_id, distinct_id)
+
+    def logs(
+        self,
+        distinct_id: str | None = None,
+        session_id: str | None = None,
+        trace_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Stored log records (from ``/i/v1/logs``), newest first, each with
+        time_unix_nano, observed_time_unix_nano, severity_number, severity_text, body,
+        attributes, resource, scope, trace_id and span_id (hex, or ''). ``distinct_id``
+        and ``session_id`` match the attributes ``posthogDistinctId`` and ``sessionId``."""
+        filters = {"distinct_id": distinct_id, "session_id": session_id, "trace_id": trace_id}
+        return self.store.otel("logs", filters, limit)
+
+    def wait_for_logs(
+        self,
+        count: int,
+        *,
+        timeout: float = 10.0,
+        distinct_id: str | None = None,
+        session_id: str | None = None,
+        trace_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Wait until ``count`` matching log records are stored; ``TimeoutError`` if not."""
+        filters = {"distinct_id": distinct_id, "session_id": session_id, "trace_id": trace_id}
+        self._wait("logs", count, timeout, filters)
+        return self.logs(distinct_id, session_id, trace_id)
+
+    def metrics(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Stored metrics (from ``/i/v1/metrics``), newest first, one per metric per
+        export: name, description, unit, type, temporality, monotonic, resource, scope
+        and data_points."""
+        return self.store.otel("metrics", {"name": name})
+
+    def wait_for_metrics(
+        self, count: int, *, timeout: float = 10.0, name: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Wait until ``count`` matching data points are stored; ``TimeoutError`` if not."""
+        self._wait("metrics", count, timeout, {"name": name})
+        return self.metrics(name)
+
+    def _wait(
+        self, table: str, count: int, timeout: float, filters: Mapping[str, str | None]
+    ) -> None:
+        found = self.store.wait_for_otel(table, count, timeout, filters)
+        if found < count:
+            what = "data points" if table == "metrics" else table
+            raise TimeoutError(f"expected {count} {what}, found {found} after {timeout} s")
+
     def repeats(self) -> dict[str, int]:
         """Events that arrived again after they were stored, by uuid: how many times more.
         Delivery is at least once: a batch whose answer was lost is sent again, with the
@@ -204,7 +281,8 @@ class DevServer:
         return self.store.repeats()
 
     def clear(self) -> None:
-        """Forget stored events (and their repeats), recorded requests and armed faults."""
+        """Forget stored events (and their repeats), spans, logs and metrics, recorded
+        requests and armed faults."""
         self.store.clear()
         self.requests.clear()
         self.faults.clear()

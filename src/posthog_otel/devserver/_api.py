@@ -1,6 +1,7 @@
 """The devserver's own routes: the event viewer, its files, and the JSON it reads
-(``/api/events``, ``/api/requests``). Same origin only: no CORS headers, and a
-content security policy that lets the page run nothing but its own script (every
+(``/api/events``, ``/api/spans``, ``/api/logs``, ``/api/metrics``, ``/api/requests``).
+Same origin only: no CORS headers, and a content security policy that lets the page
+run nothing but its own script (every
 answer, these included, says ``X-Content-Type-Options: nosniff``: see ``_handler``)."""
 
 from __future__ import annotations
@@ -44,10 +45,7 @@ def asset(app: DevServer, request: Request) -> Answer:
 def events(app: DevServer, request: Request) -> Answer:
     """Stored events, newest first by arrival (``order=time``: by event time), filtered
     (see ``Filters``); ``X-Total-Count`` says how many match in all."""
-    try:
-        limit = max(0, min(int(request.arg("limit") or 100), MAX_LIMIT))
-    except ValueError:
-        limit = 100
+    limit = _limit(request)
     filters = Filters(
         event=request.arg("event"),
         distinct_id=request.arg("distinct_id"),
@@ -61,6 +59,41 @@ def events(app: DevServer, request: Request) -> Answer:
     found = app.store.query(filters=filters, limit=limit, order="time" if by_time else "arrival")
     total = len(found) if len(found) < limit else app.store.count(filters=filters)
     return Answer(200, found, headers={"X-Total-Count": str(total)})
+
+
+def spans(app: DevServer, request: Request) -> Answer:
+    """Stored spans, newest first (``?trace_id=``, ``?distinct_id=``, ``?limit=``)."""
+    return _otel(app, request, "spans", ("trace_id", "distinct_id"))
+
+
+def logs(app: DevServer, request: Request) -> Answer:
+    """Stored log records, newest first (``?distinct_id=``, ``?session_id=``, ``?trace_id=``)."""
+    return _otel(app, request, "logs", ("distinct_id", "session_id", "trace_id"))
+
+
+def metrics(app: DevServer, request: Request) -> Answer:
+    """Stored metrics, newest first (``?name=``)."""
+    return _otel(app, request, "metrics", ("name",))
+
+
+def _otel(app: DevServer, request: Request, table: str, names: tuple[str, ...]) -> Answer:
+    """As ``/api/events``: a list, newest first, and ``X-Total-Count`` (for metrics: of
+    data points)."""
+    limit = _limit(request)
+    filters = {name: request.arg(name) for name in names}
+    found = app.store.otel(table, filters, limit)
+    if len(found) < limit and table != "metrics":
+        total = len(found)
+    else:
+        total = app.store.otel_count(table, filters)
+    return Answer(200, found, headers={"X-Total-Count": str(total)})
+
+
+def _limit(request: Request) -> int:
+    try:
+        return max(0, min(int(request.arg("limit") or 100), MAX_LIMIT))
+    except ValueError:
+        return 100
 
 
 def requests(app: DevServer, request: Request) -> Answer:

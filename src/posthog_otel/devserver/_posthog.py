@@ -1,5 +1,5 @@
 """The PostHog routes: capture (both wire forms), flags, a flag's remote config payload,
-and OpenTelemetry data. Each takes the server and a ``Request`` and returns an
+and OpenTelemetry data (OTLP). Each takes the server and a ``Request`` and returns an
 ``Answer`` or raises ``RejectError``; nothing is stored unless all of it is valid."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, unquote
 
 from posthog_otel.devserver._capture import legacy_events, v1_answer, v1_events
 from posthog_otel.devserver._definitions import flags_response, remote_config_payload
+from posthog_otel.devserver._otlp import decode, logs, metrics, spans
 from posthog_otel.devserver._wire import Answer, RejectError, Request, not_found, parse_json
 
 if TYPE_CHECKING:
@@ -98,19 +99,26 @@ def remote_config(app: DevServer, request: Request) -> Answer:
 
 
 def otlp(app: DevServer, request: Request) -> Answer:
-    """OpenTelemetry logs, traces or metrics over OTLP/HTTP: the key and the body are
-    checked and the request recorded, but nothing becomes an event."""
+    """OpenTelemetry traces, logs or metrics over OTLP/HTTP (protobuf or JSON), stored
+    whole or refused whole; answered with an empty ``Export*ServiceResponse``. LLM spans
+    (``/i/v0/ai/otel``), which PostHog turns into events, are checked only."""
     token = request.bearer() or request.arg("token")
     if not token:
         raise RejectError(401, "missing_api_key", "a Bearer token or ?token= is required")
     check_key(app, token)
     kind = request.header("Content-Type").partition(";")[0].strip().lower()
+    signal = request.params[0] if request.params else "traces"
+    tree = decode(signal, request.body, kind)
+    if request.params:
+        if signal == "traces":
+            app.store.add_spans(spans(tree))
+        elif signal == "logs":
+            app.store.add_logs(logs(tree))
+        else:
+            app.store.add_metrics(metrics(tree))
     if kind == "application/x-protobuf":
-        return Answer(200, b"", content_type="application/x-protobuf")  # an empty response
-    if kind == "application/json":
-        parse_json(request.body)
-        return Answer(200, {})
-    raise RejectError(415, "unsupported_media_type", "OTLP bodies are protobuf or JSON")
+        return Answer(200, b"", content_type="application/x-protobuf")
+    return Answer(200, {})
 
 
 def check_key(app: DevServer, key: str) -> None:

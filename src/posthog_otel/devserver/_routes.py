@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from posthog_otel._limits import OTLP_MAX_BODY_BYTES
 from posthog_otel.devserver import _api, _definitions, _posthog
 from posthog_otel.devserver._wire import Answer, Request
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 BATCH_LIMIT = 20 * 1024 * 1024  # decompressed bytes, as PostHog's capture service
 SINGLE_LIMIT = 2 * 1024 * 1024
-OTLP_LIMIT = 10 * 1024 * 1024  # what posthog-node holds an OTLP body to
+OTLP_LIMIT = OTLP_MAX_BODY_BYTES
 
 RouteFunction = Callable[["DevServer", Request], Answer]
 
@@ -60,8 +61,8 @@ ROUTES: tuple[Route, ...] = (
         "/api/(?:projects|environments)/([^/]+)/feature_flags/([^/]+)/remote_config",
         _posthog.remote_config,
     ),
-    # OpenTelemetry data (logs, traces, metrics, LLM spans): checked and recorded only.
-    Route("POST", "/i/v1/(?:logs|traces|metrics)", _posthog.otlp, OTLP_LIMIT),
+    # OpenTelemetry data: traces, logs and metrics stored (LLM spans: checked and recorded).
+    Route("POST", "/i/v1/(logs|traces|metrics)", _posthog.otlp, OTLP_LIMIT),
     Route("POST", "/i/v0/ai/otel", _posthog.otlp, OTLP_LIMIT),
     # The devserver's own: the viewer and what it reads.
     Route("GET", "/", _api.viewer, devserver_only=True),
@@ -73,6 +74,9 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", "/api/events", _api.events, devserver_only=True),
     Route("GET", "/api/requests", _api.requests, devserver_only=True),
+    Route("GET", "/api/spans", _api.spans, devserver_only=True),
+    Route("GET", "/api/logs", _api.logs, devserver_only=True),
+    Route("GET", "/api/metrics", _api.metrics, devserver_only=True),
 )
 
 

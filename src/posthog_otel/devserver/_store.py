@@ -1,10 +1,14 @@
-"""Where the devserver keeps events: SQLite, in memory unless given a file.
+"""Where the devserver keeps events, spans, log records and metrics: SQLite, in memory
+unless given a file.
 
 Each event is stored once, as PostHog ends up keeping it: PostHog's events table
 collapses rows with the same uuid, event, distinct_id (and day), so a batch sent again
 because its answer was lost, with the same uuids, counts once there. A repeat is not
 stored again but counted on the stored row (``repeats()``): delivery is at least once,
-and the repeats show how often "at least" was more than once.
+and the repeats show how often "at least" was more than once. A span is kept once
+too (by trace and span id); log records and metrics, which carry no id, as they come.
+OpenTelemetry data is kept as the records ``_otlp`` shapes, as JSON, with the columns
+the queries filter on beside it.
 """
 
 from __future__ import annotations
@@ -31,7 +35,42 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_event ON events (event);
 CREATE INDEX IF NOT EXISTS events_distinct_id ON events (distinct_id);
+CREATE TABLE IF NOT EXISTS spans (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    distinct_id TEXT,
+    data TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS spans_once ON spans (trace_id, span_id);
+CREATE INDEX IF NOT EXISTS spans_distinct_id ON spans (distinct_id);
+CREATE TABLE IF NOT EXISTS logs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    trace_id TEXT NOT NULL,
+    distinct_id TEXT,
+    session_id TEXT,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_trace_id ON logs (trace_id);
+CREATE INDEX IF NOT EXISTS logs_distinct_id ON logs (distinct_id);
+CREATE INDEX IF NOT EXISTS logs_session_id ON logs (session_id);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    points INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_name ON metrics (name);
 """
+# Who a span or log record is about, and its session: the attributes PostHog links on.
+DISTINCT_ID_ATTRIBUTE = "posthogDistinctId"
+SESSION_ID_ATTRIBUTE = "sessionId"
+# The columns each OpenTelemetry table is filtered on (fixed names, never input).
+_OTEL_FILTERS = {
+    "spans": ("trace_id", "distinct_id"),
+    "logs": ("trace_id", "distinct_id", "session_id"),
+    "metrics": ("name",),
+}
 # Columns added since the first release; a file from then is brought up to date.
 # ``seen``: how many times the event arrived (1, or more for repeats).
 _ADDED = {
@@ -202,6 +241,83 @@ class EventStore:
                     return found
                 self._changed.wait(remaining)
 
+    # -- OpenTelemetry data ---------------------------------------------------------
+
+    def add_spans(self, spans: Iterable[Mapping[str, Any]]) -> None:
+        """Store spans in one transaction; a span already stored (same trace and span
+        id: an export sent again) is kept once."""
+        rows = [
+            (s["trace_id"], s["span_id"], _attribute(s, DISTINCT_ID_ATTRIBUTE), _dumps(s))
+            for s in spans
+        ]
+        self._insert(
+            "INSERT INTO spans (trace_id, span_id, distinct_id, data) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (trace_id, span_id) DO NOTHING",
+            rows,
+        )
+
+    def add_logs(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Store log records in one transaction."""
+        rows = [
+            (
+                r["trace_id"],
+                _attribute(r, DISTINCT_ID_ATTRIBUTE),
+                _attribute(r, SESSION_ID_ATTRIBUTE),
+                _dumps(r),
+            )
+            for r in records
+        ]
+        self._insert(
+            "INSERT INTO logs (trace_id, distinct_id, session_id, data) VALUES (?, ?, ?, ?)", rows
+        )
+
+    def add_metrics(self, metrics: Iterable[Mapping[str, Any]]) -> None:
+        """Store metrics (each with its data points) in one transaction."""
+        rows = [(m["name"], len(m["data_points"]), _dumps(m)) for m in metrics]
+        self._insert("INSERT INTO metrics (name, points, data) VALUES (?, ?, ?)", rows)
+
+    def otel(
+        self, table: str, filters: Mapping[str, str | None], limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored ``spans``, ``logs`` or ``metrics``, newest first, matching every
+        filter that is not None (filters: ``_OTEL_FILTERS``)."""
+        sql, args = _otel_where(table, filters)
+        sql = f"SELECT data FROM {table}{sql} ORDER BY id DESC"  # noqa: S608 - fixed names
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._changed:
+            rows = self._db.execute(sql, args).fetchall()
+        return [json.loads(data) for (data,) in rows]
+
+    def otel_count(self, table: str, filters: Mapping[str, str | None]) -> int:
+        """How many match: spans, log records, or metric data points."""
+        sql, args = _otel_where(table, filters)
+        what = "SUM(points)" if table == "metrics" else "COUNT(*)"
+        with self._changed:
+            query = f"SELECT COALESCE({what}, 0) FROM {table}{sql}"  # noqa: S608 - fixed names
+            (n,) = self._db.execute(query, args).fetchone()
+        return int(n)
+
+    def wait_for_otel(
+        self, table: str, count: int, timeout: float, filters: Mapping[str, str | None]
+    ) -> int:
+        """Block until ``otel_count`` reaches ``count``, or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = self.otel_count(table, filters)
+                remaining = deadline - time.monotonic()
+                if found >= count or remaining <= 0:
+                    return found
+                self._changed.wait(remaining)
+
+    def _insert(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        with self._changed:
+            with self._db:
+                self._db.executemany(sql, rows)
+            self._changed.notify_all()
+
     def repeats(self) -> dict[str, int]:
         """Events received more than once, by uuid: how many times more (since ``clear``)."""
         with self._changed:
@@ -216,7 +332,8 @@ class EventStore:
 
     def clear(self) -> None:
         with self._changed, self._db:
-            self._db.execute("DELETE FROM events")
+            for table in ("events", "spans", "logs", "metrics"):  # fixed names
+                self._db.execute(f"DELETE FROM {table}")  # noqa: S608
 
     def close(self) -> None:
         with self._changed:
@@ -258,3 +375,23 @@ def _trace_id(properties: Mapping[str, Any]) -> str | None:
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def _otel_where(table: str, filters: Mapping[str, str | None]) -> tuple[str, list[Any]]:
+    columns = _OTEL_FILTERS[table]
+    unknown = set(filters) - set(columns)
+    if unknown:
+        raise ValueError(f"{table} are not filtered on {sorted(unknown)}")
+    clauses = [f"{c} = ?" for c in columns if filters.get(c) is not None]
+    args: list[Any] = [filters[c] for c in columns if filters.get(c) is not None]
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _attribute(record: Mapping[str, Any], name: str) -> str | None:
+    value = record["attributes"].get(name)
+    return value if isinstance(value, str) else None
+
+
+def _dumps(record: Mapping[str, Any]) -> str:
+    # NaN and infinities (a metric's) are kept: json.loads reads them back.
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
