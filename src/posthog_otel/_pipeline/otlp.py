@@ -33,7 +33,7 @@ from posthog_otel.errors import TransportError
 
 __all__ = ["OtlpBatch", "OtlpDelivery", "SealedOtlp", "Stream", "log_sender", "span_sender"]
 
-MAX_BATCH_ITEMS = 512  # spans or records per request, as OpenTelemetry's batch processors
+BATCH_ITEMS = 512  # spans or records per request, as OpenTelemetry's batch processors
 # Bytes an item is reckoned to hold until its batch is encoded (for ``max_buffer_bytes``):
 # about a span of a dozen attributes, or a log line, as OTLP protobuf.
 ITEM_BYTES = 400
@@ -126,7 +126,7 @@ class OtlpDelivery:
         connection: Connection,
         stats: Stats,
         signal: str,
-        max_batch_events: int = MAX_BATCH_ITEMS,
+        max_batch_events: int = BATCH_ITEMS,
     ) -> None:
         self._connection = connection
         self._stats = stats
