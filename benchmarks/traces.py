@@ -53,6 +53,14 @@ def ours(url: str) -> tuple[SpanProcessor, Callable[[], dict[str, int]], Callabl
     return processor, lambda: dict(processor.stats().traces.dropped), client.close
 
 
+def ours_events_only(
+    url: str,
+) -> tuple[SpanProcessor, Callable[[], dict[str, int]], Callable[[], None]]:
+    client = PostHogClient("phc_bench", url)
+    processor = PostHogSpanProcessor(client, flush_on_sigterm=False)
+    return processor, dict, client.close
+
+
 def bsp_otlp(url: str) -> tuple[SpanProcessor, Callable[[], dict[str, int]], Callable[[], None]]:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -93,8 +101,14 @@ def main() -> None:
     args = parser.parse_args()
     with sink() as url:
         scenarios = {"no processor": lambda: run(url, None, args.spans)}
+        scenarios["ours, send_traces off (the hooks alone)"] = lambda: run(
+            url, ours_events_only, args.spans
+        )
+        delivered: dict[str, list[int]] = {name: [] for name in PEERS}
         for name, make in PEERS.items():
-            scenarios[name] = lambda make=make: run(url, make, args.spans)
+            scenarios[name] = lambda make=make, name=name: run(
+                url, make, args.spans, delivered[name], []
+            )
         results = alternate(scenarios, args.repetitions)
         bursts = {}
         for name, make in PEERS.items():
@@ -106,11 +120,14 @@ def main() -> None:
     rows = []
     for name, values in results.items():
         mid, spread = median_spread(values)
-        rows.append([name, f"{mid:.2f}", f"{spread:.0%}", f"{mid - base:+.2f}"])
+        lost = delivered.get(name)
+        sent = f"{args.spans - max(lost):,}-{args.spans - min(lost):,}" if lost else "-"
+        rows.append([name, f"{mid:.2f}", f"{spread:.0%}", f"{mid - base:+.2f}", sent])
     print(
         f"Caller cost per span, {args.spans:,} spans x {args.repetitions} rounds, worker running\n"
     )
-    print(table(["scenario", "µs per span (median)", "spread", "µs over no processor"], rows))
+    header = ["scenario", "µs per span (median)", "spread", "µs over no processor", "spans sent"]
+    print(table(header, rows))
     burst_rows = [
         [name, f"{cost:.2f}", f"{lost:,}", ", ".join(f"{k}: {v:,}" for k, v in why.items()) or "-"]
         for name, (cost, lost, why) in bursts.items()

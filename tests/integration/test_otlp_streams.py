@@ -5,6 +5,11 @@ shutdown's deadline as for events."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -213,3 +218,62 @@ def test_a_plain_exporter_sends_each_exports_spans(server):
     exporter.shutdown()
     provider.shutdown()
     client.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_after_fork_parent_and_child_each_send_their_own_spans(server, make_pipeline):
+    tracer, processor = make_pipeline(send_traces=True, flush_interval=60)
+    with tracer.start_as_current_span("before_fork"):
+        pass
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code, never return into pytest
+        code = 1
+        try:
+            if processor.stats().traces.queued != 0:  # the parent's are the parent's
+                os._exit(3)
+            with tracer.start_as_current_span("from_child"):
+                pass
+            code = 0 if processor.force_flush(10_000) else 2
+            if processor.stats().traces.sent != 1:
+                code = 4
+        finally:
+            os._exit(code)
+    with tracer.start_as_current_span("from_parent"):
+        pass
+    assert processor.force_flush(10_000)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    spans = server.wait_for_spans(3)
+    assert sorted(s["name"] for s in spans) == ["before_fork", "from_child", "from_parent"]
+
+
+SIGTERM_SCRIPT = """
+import os, signal, time
+from opentelemetry.sdk.trace import TracerProvider
+from posthog_otel import PostHogClient, PostHogSpanProcessor
+
+provider = TracerProvider()
+processor = PostHogSpanProcessor(PostHogClient({key!r}, {url!r}), flush_interval=60)
+provider.add_span_processor(processor)
+tracer = provider.get_tracer("t")
+for i in range(300):
+    with tracer.start_as_current_span("queued"):
+        pass
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(30)
+"""
+
+
+def test_a_script_killed_by_sigterm_delivers_its_spans(server):
+    script = textwrap.dedent(SIGTERM_SCRIPT.format(key=API_KEY, url=server.url))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("POSTHOG_")}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**environment, "POSTHOG_SEND_TRACES": "true"},
+    )
+    assert result.returncode == -signal.SIGTERM, result.stderr
+    assert len(server.wait_for_spans(300)) == 300  # flush_interval=60: only the drain sent them
