@@ -203,3 +203,17 @@ def test_a_bad_level_names_the_variable():
 )
 def test_a_logging_level_is_the_least_severity_number_it_admits(level, severity):
     assert min_severity(level) == severity
+
+
+def test_credential_attributes_are_left_out_as_from_events():
+    from posthog_otel._mapping.convention import DEFAULT_DENYLIST, denylist_pattern
+
+    denylist = denylist_pattern(DEFAULT_DENYLIST)
+    attributes = {"db.password": "hunter2", "apiKey": "k", "http.route": "/x", "token_count": "3"}
+    [(_, attrs)] = decoded_spans(encode_spans_request(ended_spans(attributes), denylist))
+    assert attrs == {"http.route": "/x", "token_count": "3"}
+    [(_, kept)] = decoded_spans(encode_spans_request(ended_spans(attributes)))  # no denylist
+    assert kept == attributes
+    [record] = emitted_records(("a", "login", {"password": "hunter2", "user": "u"}))
+    [(_, attrs)] = decoded_logs(encode_logs_request([LogRecordItem(record, "u1")], denylist))
+    assert "password" not in attrs and attrs["user"] == "u" and attrs["posthogDistinctId"] == "u1"

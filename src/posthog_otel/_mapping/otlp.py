@@ -17,11 +17,13 @@ batches: the resource is encoded, and hashed, once per request). Pure: no I/O.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from posthog_otel._mapping.convention import DISTINCT_ID, SESSION_ID
+from posthog_otel._limits import MAX_OTLP_KEY_VERDICTS
+from posthog_otel._mapping.convention import DISTINCT_ID, SESSION_ID, normalise_key
 from posthog_otel.errors import ConfigurationError
 
 __all__ = [
@@ -63,20 +65,24 @@ def require_encoders(setting: str = "send_traces") -> tuple[Callable[..., Any], 
     return encode_spans, encode_logs
 
 
-def encode_spans_request(spans: Sequence[Any]) -> bytes:
+def encode_spans_request(spans: Sequence[Any], denylist: re.Pattern[str] | None = None) -> bytes:
     """Ended SDK spans as one serialised ``ExportTraceServiceRequest``, each carrying
-    ``posthogDistinctId`` and ``sessionId`` from its ``posthog.*`` attributes."""
+    ``posthogDistinctId`` and ``sessionId`` from its ``posthog.*`` attributes; attributes
+    whose key ``denylist`` marks as a credential are left out, as from events."""
     encode_spans, _ = require_encoders()
     request = encode_spans(spans)
+    denied = _denied(denylist)
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                _link_from_attributes(span.attributes)
+                _link_from_attributes(span.attributes, denied)
     data: bytes = request.SerializeToString()
     return data
 
 
-def encode_logs_request(items: Sequence[LogRecordItem]) -> bytes:
+def encode_logs_request(
+    items: Sequence[LogRecordItem], denylist: re.Pattern[str] | None = None
+) -> bytes:
     """Log records as one serialised ``ExportLogsServiceRequest`` (their trace and span
     ids as the SDK set them), each carrying ``posthogDistinctId`` and ``sessionId``: its
     own ``posthog.*`` attributes first, then what its context knew."""
@@ -97,8 +103,11 @@ def encode_logs_request(items: Sequence[LogRecordItem]) -> bytes:
         for record in scope_logs.log_records
     ]
     if len(encoded) != len(ordered):  # not grouped as expected: one request per record
-        return b"".join(encode_logs_request([item]) for item in items)
+        return b"".join(encode_logs_request([item], denylist) for item in items)
+    denied = _denied(denylist)
     for item, record in zip(ordered, encoded, strict=True):
+        if denied is not None:
+            _drop_denied(record.attributes, denied)
         own = item.record.log_record.attributes or {}
         identity = own.get(DISTINCT_ID) or item.distinct_id
         session = own.get(SESSION_ID) or item.session_id
@@ -114,20 +123,51 @@ def _resource_of(record: Any) -> Any:
     return resource if resource is not None else getattr(record.log_record, "resource", None)
 
 
-def _link_from_attributes(encoded: Any) -> None:
-    """Add PostHog's two keys to an encoded span's attributes from its ``posthog.*`` ones."""
+def _link_from_attributes(encoded: Any, denied: Callable[[str], bool] | None) -> None:
+    """Add PostHog's two keys to an encoded span's attributes from its ``posthog.*`` ones,
+    leaving out the ``denied`` ones."""
     identity = session = None
     own = set()
-    for pair in encoded:
+    dropped = []
+    for index, pair in enumerate(encoded):
         key = pair.key
-        if key == DISTINCT_ID:
+        if denied is not None and denied(key):
+            dropped.append(index)
+        elif key == DISTINCT_ID:
             identity = pair.value.string_value
         elif key == SESSION_ID:
             session = pair.value.string_value
         elif key in (PERSON_KEY, SESSION_KEY):
             own.add(key)
+    for index in reversed(dropped):
+        del encoded[index]
     if identity or session:
         _link(encoded, own, identity, session)
+
+
+def _drop_denied(encoded: Any, denied: Callable[[str], bool]) -> None:
+    for index in reversed([i for i, pair in enumerate(encoded) if denied(pair.key)]):
+        del encoded[index]
+
+
+_verdicts: dict[tuple[re.Pattern[str], str], bool] = {}
+
+
+def _denied(denylist: re.Pattern[str] | None) -> Callable[[str], bool] | None:
+    """Whether ``denylist`` marks a key as a credential, each key decided once (keys repeat
+    on every span; the memo holds at most ``MAX_OTLP_KEY_VERDICTS`` keys, then starts over)."""
+    if denylist is None:
+        return None
+
+    def denied(key: str) -> bool:
+        verdict = _verdicts.get((denylist, key))
+        if verdict is None:
+            if len(_verdicts) >= MAX_OTLP_KEY_VERDICTS:
+                _verdicts.clear()
+            verdict = _verdicts[denylist, key] = bool(denylist.search(normalise_key(key)))
+        return verdict
+
+    return denied
 
 
 def _link(encoded: Any, own: Collection[str], identity: Any, session: Any) -> None:

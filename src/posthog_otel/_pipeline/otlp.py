@@ -16,6 +16,8 @@ counted once, as sent or dropped by reason, as events are.
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -37,7 +39,7 @@ BATCH_ITEMS = 512  # spans or records per request, as OpenTelemetry's batch proc
 # Bytes an item is reckoned to hold until its batch is encoded (for ``max_buffer_bytes``):
 # about a span of a dozen attributes, or a log line, as OTLP protobuf.
 ITEM_BYTES = 400
-SIGNALS: dict[str, tuple[str, Callable[[Any], bytes]]] = {
+SIGNALS: dict[str, tuple[str, Callable[..., bytes]]] = {
     "traces": ("span", encode_spans_request),
     "logs": ("log record", encode_logs_request),
 }
@@ -127,11 +129,12 @@ class OtlpDelivery:
         stats: Stats,
         signal: str,
         max_batch_events: int = BATCH_ITEMS,
+        denylist: re.Pattern[str] | None = None,
     ) -> None:
         self._connection = connection
         self._stats = stats
         self._signal = signal
-        self._encode = SIGNALS[signal][1]
+        self._encode = functools.partial(SIGNALS[signal][1], denylist=denylist)
         self.max_batch_events = max_batch_events
 
     def open_batch(self) -> OtlpBatch:
@@ -208,11 +211,12 @@ class Stream:
         max_buffer_bytes: int,
         flush_interval: float,
         export_timeout: float,
+        denylist: re.Pattern[str] | None = None,
     ) -> None:
         self.signal = signal
         self.stats = Stats(item=SIGNALS[signal][0], totals=False)
         self.worker = BatchWorker(
-            OtlpDelivery(connection, self.stats, signal),
+            OtlpDelivery(connection, self.stats, signal, denylist=denylist),
             self.stats,
             max_queue_size=max_queue_size,
             max_buffer_bytes=max_buffer_bytes,

@@ -339,6 +339,7 @@ class Pipeline:
                     max_buffer_bytes=options.max_buffer_bytes,
                     flush_interval=options.flush_interval,
                     export_timeout=options.export_timeout,
+                    denylist=options.denylist,
                 )
         return stream.put
 

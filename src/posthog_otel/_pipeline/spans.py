@@ -469,7 +469,10 @@ class PostHogSpanExporter(SpanExporter):
         self._traces: OtlpDelivery | None = None
         self._traces_stats = Stats(item="span", totals=False)
         if options.send_traces and self._attached is None and self._client.enabled_capture:
-            self._traces = OtlpDelivery(connection_of(self._client), self._traces_stats, "traces")
+            connection = connection_of(self._client)
+            self._traces = OtlpDelivery(
+                connection, self._traces_stats, "traces", denylist=options.denylist
+            )
         self._export_timeout = options.export_timeout
         self._capture_exceptions = options.capture_exceptions
         self._llm_analytics = options.llm_analytics
