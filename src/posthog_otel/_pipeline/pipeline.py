@@ -44,7 +44,7 @@ from posthog_otel._pipeline import signals
 from posthog_otel._pipeline.delivery import BeforeSend, Delivery, Item
 from posthog_otel._pipeline.otlp import Stream
 from posthog_otel._pipeline.stats import PipelineStats, Stats
-from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES, BatchWorker
+from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES, SETTLE, BatchWorker
 from posthog_otel.errors import ConfigurationError
 
 
@@ -366,7 +366,13 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         for worker in workers:
             worker.begin_shutdown(deadline)
-        stopped = [worker.wait_stopped() for worker in workers]
+        for worker in workers:
+            worker.wait_stopped(settle=0.0)  # until stopped, or the deadline cut it off
+        settled_by = time.monotonic() + SETTLE  # one SETTLE for all to count what they gave up
+        stopped = [
+            worker.wait_stopped(settle=max(0.0, settled_by - time.monotonic()))
+            for worker in workers
+        ]
         return all(stopped)
 
     def snapshot(self) -> PipelineStats:
