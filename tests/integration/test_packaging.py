@@ -84,7 +84,13 @@ def test_only_the_library_extras_are_published(built):
     _, wheel = built
     files = wheel_files(wheel)
     fields = metadata(files[metadata_name(files)].decode())
-    assert sorted(fields.get_all("Provides-Extra")) == ["isal", "openfeature", "orjson", "redis"]
+    assert sorted(fields.get_all("Provides-Extra")) == [
+        "isal",
+        "openfeature",
+        "orjson",
+        "otlp",
+        "redis",
+    ]
     required = fields.get_all("Requires-Dist")
     assert sorted(r for r in required if "extra ==" not in r) == [
         "opentelemetry-api>=1.27",
