@@ -7,9 +7,10 @@ span from its ``posthog.distinct_id`` and ``posthog.session_id`` (which the span
 them to what is sent, unless the span or record sets them itself.
 
 The encoding is OpenTelemetry's own (``encode_spans``, ``encode_logs`` of
-``opentelemetry-exporter-otlp-proto-common``, the ``otlp`` extra), imported when first
-needed, a whole batch at a time: encoding each span as a request of its own (protobuf
-requests joined byte for byte are one request) would give exact sizes as a batch fills,
+``opentelemetry-exporter-otlp-proto-common``, the ``otlp`` extra, found by
+``_otel.otlp_encoders``), imported when first needed, a whole batch at a time: encoding
+each span as a request of its own (protobuf requests joined byte for byte are one
+request) would give exact sizes as a batch fills,
 but costs twice the instructions per span (463k against 233k under callgrind, 512-span
 batches: the resource is encoded, and hashed, once per request). Pure: no I/O.
 """
@@ -22,6 +23,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from posthog_otel import _otel
 from posthog_otel._limits import MAX_OTLP_KEY_VERDICTS
 from posthog_otel._mapping.convention import DISTINCT_ID, SESSION_ID, normalise_key
 from posthog_otel.errors import ConfigurationError
@@ -54,8 +56,7 @@ def require_encoders(setting: str = "send_traces") -> tuple[Callable[..., Any], 
     """OpenTelemetry's ``encode_spans`` and ``encode_logs``; ``ConfigurationError`` naming
     ``setting`` and the extra when they are not installed."""
     try:
-        from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
-        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+        encode_spans, encode_logs = _otel.otlp_encoders()
     except ImportError:
         raise ConfigurationError(
             setting,
