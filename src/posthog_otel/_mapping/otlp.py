@@ -10,9 +10,10 @@ The encoding is OpenTelemetry's own (``encode_spans``, ``encode_logs`` of
 ``opentelemetry-exporter-otlp-proto-common``, the ``otlp`` extra, found by
 ``_otel.otlp_encoders``), imported when first needed, a whole batch at a time: encoding
 each span as a request of its own (protobuf requests joined byte for byte are one
-request) would give exact sizes as a batch fills,
-but costs twice the instructions per span (463k against 233k under callgrind, 512-span
-batches: the resource is encoded, and hashed, once per request). Pure: no I/O.
+request) would give exact sizes as a batch fills, but costs twice the instructions per
+span (463k against 233k under callgrind, 512-span batches: the resource is encoded, and
+hashed, once per request). Attributes the ``attribute_denylist`` marks as credentials
+are left out, as from events. Pure: no I/O.
 """
 
 from __future__ import annotations
