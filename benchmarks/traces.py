@@ -68,7 +68,19 @@ def bsp_otlp(url: str) -> tuple[SpanProcessor, Callable[[], dict[str, int]], Cal
     return processor, dict, lambda: None
 
 
+def bsp_otlp_holding(
+    url: str,
+) -> tuple[SpanProcessor, Callable[[], dict[str, int]], Callable[[], None]]:
+    """The SDK's processor with a queue that holds the whole loop: it sends every span."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    exporter = OTLPSpanExporter(endpoint=url + "/v1/traces")
+    return BatchSpanProcessor(exporter, max_queue_size=HOLDING), dict, lambda: None
+
+
+HOLDING = 20_000  # --spans, set in main()
 PEERS = {"ours, send_traces=True": ours, "BatchSpanProcessor + OTLPSpanExporter": bsp_otlp}
+HOLDING_PEER = "BatchSpanProcessor + OTLPSpanExporter, max_queue_size=spans"
 
 
 def run(
@@ -104,8 +116,10 @@ def main() -> None:
         scenarios["ours, send_traces off (the hooks alone)"] = lambda: run(
             url, ours_events_only, args.spans
         )
-        delivered: dict[str, list[int]] = {name: [] for name in PEERS}
-        for name, make in PEERS.items():
+        global HOLDING
+        HOLDING = args.spans
+        delivered: dict[str, list[int]] = {name: [] for name in [*PEERS, HOLDING_PEER]}
+        for name, make in [*PEERS.items(), (HOLDING_PEER, bsp_otlp_holding)]:
             scenarios[name] = lambda make=make, name=name: run(
                 url, make, args.spans, delivered[name], []
             )

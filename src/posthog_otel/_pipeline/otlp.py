@@ -223,6 +223,9 @@ class Stream:
             flush_interval=flush_interval,
             export_timeout=export_timeout,
             name=f"posthog-otel-{signal}",
+            # Its encoder only gathers items (they are encoded as a batch is sealed): waking
+            # it for every 64 costs the application GIL hand-offs for nothing.
+            wake_at=BATCH_ITEMS,
         )
         self.put = self.worker.put
         """``put(item)``: queue a span (or ``LogRecordItem``); never blocks."""

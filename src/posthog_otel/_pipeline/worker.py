@@ -110,6 +110,7 @@ class BatchWorker:
         export_timeout: float = 30.0,
         name: str = "posthog-otel",
         clock: Callable[[], float] = time.monotonic,
+        wake_at: int = WAKE_AT,
     ) -> None:
         self._delivery = delivery
         self._stats = stats
@@ -120,7 +121,7 @@ class BatchWorker:
         self._export_timeout = export_timeout
         self._name = name
         self._clock = clock
-        self._wake_at = min(WAKE_AT, self._batch_size, max_queue_size)
+        self._wake_at = min(wake_at, self._batch_size, max_queue_size)
         self._start(RUNNING)
         _LIVE.add(self)
         metrics.watch(self)  # its queue in posthog_otel.queue.size
