@@ -41,6 +41,7 @@ BENCHMARKS = {
     "fleet": ("Fleet", "fleet.py", ["--intervals", "5"]),
     "logs": ("Logs", "logs.py", ["--records", "5000", "--repetitions", "3", "--pairs", "20"]),
     "genai": ("LLM analytics", "genai.py", ["--spans", "1000", "--repetitions", "3"]),
+    "traces": ("Traces (send_traces)", "traces.py", ["--spans", "5000", "--repetitions", "3"]),
 }  # fmt: skip
 PACKAGES = ["posthog-otel", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http",
             "opentelemetry-instrumentation-flask", "flask", "gunicorn", "posthog", "orjson", "isal"]  # fmt: skip

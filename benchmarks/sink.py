@@ -1,7 +1,7 @@
 """A fast local sink for the benchmarks, run in its own process so it never shares our GIL.
 
 It accepts PostHog batches (ours and posthog-python's, gzip or not) and OTLP/HTTP
-traces and logs (protobuf), counts events and distinct ids (also per event or span
+traces and logs (protobuf, at OpenTelemetry's /v1/* and PostHog's /i/v1/*), counts events and distinct ids (also per event or span
 name), and answers at once. Given an upstream (the devserver), it forwards the flag
 routes there, so one host serves a PostHog SDK both ways, as PostHog itself does.
 
@@ -68,9 +68,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         if raw[:2] == b"\x1f\x8b":
             raw = zlib.decompress(raw, 47)
-        if self.path.startswith("/v1/traces"):
+        if self.path.startswith(("/v1/traces", "/i/v1/traces")):  # OTLP's path, PostHog's
             named = _otlp_spans(raw)
-        elif self.path.startswith("/v1/logs"):
+        elif self.path.startswith(("/v1/logs", "/i/v1/logs")):
             named = [("log", i) for i in _otlp_log_ids(raw)]
         else:
             payload = json.loads(raw)

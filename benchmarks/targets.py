@@ -85,6 +85,11 @@ def _requests_fewer(f: Figures) -> tuple[str, bool]:
     return f"{ratio:.0f}x ({ours:,.0f} vs {sdk:,.0f})", ratio >= 100
 
 
+def _traces_burst(f: Figures) -> tuple[str, bool]:
+    ours, bsp = int(f["traces_burst_lost_ours"]), int(f["traces_burst_lost_bsp"])
+    return f"ours {ours:,} lost; BSP + OTLP {bsp:,}", ours == 0
+
+
 TARGETS = [
     Target(
         "service",
@@ -223,5 +228,11 @@ TARGETS = [
         "a flag change seen by all 16 within one interval (1 s) plus a second, with Redis",
         _at_most("fleet_redis_seen_s", 2.0, " s", 2),
         ("fleet_redis_seen_s",),
+    ),
+    Target(
+        "traces",
+        "send_traces: no span lost in a 50,000-span burst at the defaults",
+        _traces_burst,
+        ("traces_burst_lost_ours", "traces_burst_lost_bsp"),
     ),
 ]

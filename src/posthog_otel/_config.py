@@ -219,6 +219,22 @@ def _keep(raw: str) -> str:
     return raw
 
 
+_LEVEL_NAMES = {"NOTSET": 0, "DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40}
+_LEVEL_NAMES.update({"CRITICAL": 50, "FATAL": 50})
+
+
+def parse_level(raw: str) -> int:
+    """A ``logging`` level by name (``INFO``, ``warning``) or number (``20``)."""
+    name = raw.strip().upper()
+    if name in _LEVEL_NAMES:
+        return _LEVEL_NAMES[name]
+    try:
+        return int(name)
+    except ValueError:
+        names = ", ".join(n for n in _LEVEL_NAMES if n not in ("WARN", "FATAL"))
+        raise ValueError(f"expected a level name ({names}) or number, got {raw!r}") from None
+
+
 # Every ``POSTHOG_*`` variable the package reads: setting -> (variable, parser, group).
 # "client" settings are ``ClientConfig``'s, "pipeline" ones ``PipelineOptions``'.
 _ENV: dict[str, tuple[str, Callable[[str], Any], str]] = {
@@ -239,6 +255,9 @@ _ENV: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "llm_analytics": ("POSTHOG_LLM_ANALYTICS", parse_bool, "pipeline"),
     "capture_exceptions": ("POSTHOG_CAPTURE_EXCEPTIONS", parse_bool, "pipeline"),
     "exception_autocapture": ("POSTHOG_EXCEPTION_AUTOCAPTURE", parse_bool, "pipeline"),
+    "send_traces": ("POSTHOG_SEND_TRACES", parse_bool, "pipeline"),
+    "send_logs": ("POSTHOG_SEND_LOGS", parse_bool, "pipeline"),
+    "logs_min_level": ("POSTHOG_LOGS_MIN_LEVEL", parse_level, "pipeline"),
 }
 # Read when the newer name is unset: PostHog's SDKs' older name for the secret key.
 _OLDER_NAMES = {"POSTHOG_SECRET_KEY": "POSTHOG_PERSONAL_API_KEY"}

@@ -143,6 +143,21 @@ FLEET_FIRST_LOAD_WAIT = 5.0
 # lead, and reads the whole cache, once per interval.
 FLEET_CHECK_SECONDS = 1.0
 
+# --- traces and logs to PostHog's OTLP endpoints (send_traces, send_logs) ----------------
+
+# Bytes of one span or log record, encoded as OTLP protobuf (its attribute values are bounded
+# only by the SDK's ``SpanLimits``/``LogLimits``): a larger one is dropped as ``too_large``
+# (counted in that stream's ``dropped``), never sent.
+MAX_OTLP_ITEM_BYTES = 4 * 1024 * 1024
+# Bytes of encoded spans or records in one /i/v1/traces or /i/v1/logs request, before
+# compression: a batch encoded larger is halved until each request fits (one larger item
+# goes alone, up to MAX_OTLP_ITEM_BYTES).
+OTLP_BATCH_BYTES = 2 * 1024 * 1024
+# Attribute keys whose denylist verdict (a credential, or not) is remembered for the OTLP
+# streams; past it the memo is emptied and keys are decided again (no key is ever sent
+# undecided).
+MAX_OTLP_KEY_VERDICTS = 10_000
+
 # --- the devserver's OTLP ingest (/i/v1/traces, /i/v1/logs, /i/v1/metrics) -------------
 # Past any of these, the request is refused whole (413 for bytes, 400 otherwise), recorded
 # in the request log, and nothing of it is stored.

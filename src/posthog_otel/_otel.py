@@ -41,6 +41,7 @@ __all__ = [
     "LogRecordExporter",
     "LogRecordProcessor",
     "global_logger_provider",
+    "otlp_encoders",
     "require_logs",
     "suppressed",
     "use_public_api",
@@ -295,3 +296,16 @@ def global_logger_provider() -> Any | None:
         provider = api.get_logger_provider()
         return provider if callable(getattr(provider, "add_log_record_processor", None)) else None
     return None
+
+
+def otlp_encoders() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """OpenTelemetry's OTLP protobuf encoders (the ``otlp`` extra): ``encode_spans``, and
+    ``encode_logs``, whose only home is the underscore module ``_log_encoder`` (where
+    OpenTelemetry's own OTLP log exporters import it from; ``_internal`` is the other);
+    ``ImportError`` when the extra is not installed. Imported when first asked for."""
+    try:
+        logs = importlib.import_module("opentelemetry.exporter.otlp.proto.common.log_encoder")
+    except ImportError:  # no public module yet (1.45): the one its exporters use
+        logs = importlib.import_module("opentelemetry.exporter.otlp.proto.common._log_encoder")
+    spans = importlib.import_module("opentelemetry.exporter.otlp.proto.common.trace_encoder")
+    return spans.encode_spans, logs.encode_logs

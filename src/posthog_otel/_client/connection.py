@@ -132,16 +132,20 @@ class Connection:
         deadline: float | None = None,
         stop: threading.Event | None = None,
         on_retry: Callable[[], None] | None = None,
+        gzipped: bool = False,
     ) -> HTTPResult:
         """Send one OTLP/HTTP protobuf export (``signal``: ``traces``, ``logs`` or
         ``metrics``) to PostHog's ``/i/v1/<signal>``, authorised by the project key as a
         Bearer token; retried, bounded and cut off exactly as ``send_batch``. ``body`` is
-        the serialised export request, compressed here when gzip is on."""
+        the serialised export request, compressed here when gzip is on (``gzipped``: it
+        already is, compressed once for every attempt)."""
         path = OTLP_PATHS[signal]
         headers = {"Content-Type": OTLP_CONTENT_TYPE, "Authorization": self._bearer}
         stop = stop if stop is not None else self.closed
         return send_with_retries(
-            lambda t: self._transport.post(path, body, timeout=t, stop=stop, headers=headers),
+            lambda t: self._transport.post(
+                path, body, timeout=t, stop=stop, headers=headers, gzipped=gzipped
+            ),
             self.policy,
             timeout=self.config.timeout,
             deadline=deadline,

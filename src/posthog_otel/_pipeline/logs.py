@@ -27,7 +27,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from opentelemetry.context import Context
@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from posthog_otel import _otel
 from posthog_otel._client.client import PostHogClient, client_from, connection_of
+from posthog_otel._config import parse_level
 from posthog_otel._mapping.convention import (
     DEFAULT_DENYLIST,
     DISTINCT_ID,
@@ -45,6 +46,7 @@ from posthog_otel._mapping.convention import (
 )
 from posthog_otel._mapping.logs import EXCEPTION_KEYS, LogItem, is_tagged_record
 from posthog_otel._pipeline.delivery import BeforeSend
+from posthog_otel._pipeline.otlp import log_sender, min_severity
 from posthog_otel._pipeline.pipeline import (
     Pipeline,
     PipelineOptions,
@@ -54,6 +56,7 @@ from posthog_otel._pipeline.pipeline import (
 from posthog_otel._pipeline.spans import PostHogSpanProcessor, pipeline_of
 from posthog_otel._pipeline.stats import PipelineStats, Stats
 from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES
+from posthog_otel.errors import ConfigurationError
 
 __all__ = ["PostHogLogExporter", "PostHogLogProcessor"]
 
@@ -79,6 +82,14 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
         include_resource_attributes, attribute_denylist, before_send,
         max_queue_size, max_buffer_bytes, max_batch_size, flush_interval,
         export_timeout: as for ``PostHogSpanProcessor``.
+        send_logs: also send every record from ``logs_min_level`` up to PostHog's
+            ``/i/v1/logs`` as OTLP, with ``posthogDistinctId`` and ``sessionId`` from
+            the context it was emitted in (see docs/signals.md), through a queue of
+            its own counted in ``stats().logs``; ``None`` reads ``POSTHOG_SEND_LOGS``
+            (default off). Needs the ``otlp`` extra. May be given with ``processor``.
+        logs_min_level: the least ``logging`` level sent with ``send_logs`` (a number
+            or a name such as ``"WARNING"``); ``None`` reads ``POSTHOG_LOGS_MIN_LEVEL``
+            (default ``INFO``). Tagged records become events whatever their level.
     """
 
     def __init__(
@@ -97,6 +108,8 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
         max_batch_size: int = 1000,
         flush_interval: float = 1.0,
         export_timeout: float = 30.0,
+        send_logs: bool | None = None,
+        logs_min_level: int | str | None = None,
         **client_options: Any,
     ) -> None:
         _otel.require_logs()
@@ -135,8 +148,12 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
                 )
             self._pipeline = pipeline_of(processor)
             self._owns_pipeline = False
-            # The one option of its own beside a shared pipeline: argument, variable, default.
-            options = PipelineOptions.from_env(capture_exceptions=capture_exceptions)
+            # Its own options beside a shared pipeline: argument, variable, default.
+            options = PipelineOptions.from_env(
+                capture_exceptions=capture_exceptions,
+                send_logs=send_logs,
+                logs_min_level=_level(logs_min_level),
+            )
         else:
             options = PipelineOptions.from_env(
                 capture_exceptions=capture_exceptions,
@@ -148,6 +165,8 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
                 max_batch_size=max_batch_size,
                 flush_interval=flush_interval,
                 export_timeout=export_timeout,
+                send_logs=send_logs,
+                logs_min_level=_level(logs_min_level),
             )
             self._client, self._owns_client = client_from(client, api_key, host, client_options)
             self._pipeline = build_pipeline(
@@ -156,6 +175,11 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
             self._owns_pipeline = True
         self._capture_exceptions = options.capture_exceptions
         self._seen = self._pipeline.count_log
+        # send_logs: every record from logs_min_level to /i/v1/logs, through its own queue.
+        self._send_log: Callable[[Any], None] | None = None
+        if options.send_logs:
+            put = self._pipeline.open_stream("logs")
+            self._send_log = log_sender(put, min_severity(options.logs_min_level))
         if not self._pipeline.enabled:  # capture is off: a hook that does nothing at all
             self.on_emit = self.emit = _ignore  # type: ignore[method-assign]
 
@@ -168,6 +192,8 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
     def on_emit(self, log_record: Any) -> None:
         try:
             self._seen()
+            if self._send_log is not None:
+                self._send_log(log_record)
             record = log_record.log_record
             attrs = _otel.ACCESS.log_attributes(record)
             if TAG in attrs or (
@@ -235,6 +261,10 @@ class PostHogLogExporter(_otel.LogRecordExporter):
             this a plain exporter, which behind ``BatchLogRecordProcessor`` sees a
             record without the context it was emitted in: ``identify()`` and the
             span's identity and flags are not seen.
+        send_logs, logs_min_level: as for ``PostHogLogProcessor``; the attached processor
+            sends the records, so ``OTEL_LOGS_EXPORTER=posthog`` with
+            ``POSTHOG_SEND_LOGS=true`` sends every record from the level up. A plain
+            exporter does not send them (it sees records without their context).
     """
 
     def __init__(
@@ -250,10 +280,14 @@ class PostHogLogExporter(_otel.LogRecordExporter):
         max_batch_size: int = 1000,
         export_timeout: float = 30.0,
         attach_processor: bool = True,
+        send_logs: bool | None = None,
+        logs_min_level: int | str | None = None,
         **client_options: Any,
     ) -> None:
         _otel.require_logs()
         settings = PipelineOptions.from_env(
+            send_logs=send_logs,
+            logs_min_level=_level(logs_min_level),
             capture_exceptions=capture_exceptions,
             include_resource_attributes=include_resource_attributes,
             attribute_denylist=attribute_denylist,
@@ -268,6 +302,8 @@ class PostHogLogExporter(_otel.LogRecordExporter):
             "attribute_denylist": attribute_denylist,
             "before_send": before_send,
             "max_batch_size": max_batch_size,
+            "send_logs": settings.send_logs,
+            "logs_min_level": settings.logs_min_level,
         }
         self._attached: PostHogLogProcessor | None = None
         self._taken = _Taken()
@@ -373,6 +409,16 @@ class _Taken:
 
 def _ignore(log_record: Any) -> None:
     pass
+
+
+def _level(level: int | str | None) -> int | None:
+    """``logs_min_level`` as given: a name (``"WARNING"``) read as ``logging`` reads it."""
+    if isinstance(level, str):
+        try:
+            return parse_level(level)
+        except ValueError as exc:
+            raise ConfigurationError("logs_min_level", str(exc)) from None
+    return level
 
 
 def _item(

@@ -15,12 +15,15 @@ other providers); this table only carries what ancestors knew when a span began.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 import os
 import re
 import threading
+import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -35,11 +38,13 @@ from posthog_otel._limits import (
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST, denylist_pattern
 from posthog_otel._mapping.exceptions import FrameOptions
 from posthog_otel._mapping.logs import LogMapper
+from posthog_otel._mapping.otlp import require_encoders
 from posthog_otel._mapping.spans import MappingOptions, SpanMapper
 from posthog_otel._pipeline import signals
 from posthog_otel._pipeline.delivery import BeforeSend, Delivery, Item
+from posthog_otel._pipeline.otlp import Stream
 from posthog_otel._pipeline.stats import PipelineStats, Stats
-from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES, BatchWorker
+from posthog_otel._pipeline.worker import MAX_BUFFER_BYTES, SETTLE, BatchWorker
 from posthog_otel.errors import ConfigurationError
 
 
@@ -75,6 +80,9 @@ class PipelineOptions:
         AUTOCAPTURE_REFILL,
         AUTOCAPTURE_REFILL_SECONDS,
     )
+    send_traces: bool = False  # POSTHOG_SEND_TRACES: every sampled span to /i/v1/traces
+    send_logs: bool = False  # POSTHOG_SEND_LOGS: every record (from logs_min_level) to /i/v1/logs
+    logs_min_level: int = logging.INFO  # POSTHOG_LOGS_MIN_LEVEL: a logging level, name or number
     # ``attribute_denylist`` compiled, once.
     denylist: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
@@ -87,6 +95,8 @@ class PipelineOptions:
             "llm_analytics",
             "exception_autocapture",
             "capture_code_variables",
+            "send_traces",
+            "send_logs",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigurationError(name, "must be True or False")
@@ -116,6 +126,15 @@ class PipelineOptions:
         object.__setattr__(self, "in_app_modules", tuple(modules))
         if self.project_root is not None and not isinstance(self.project_root, str):
             raise ConfigurationError("project_root", "must be a directory's path, or None")
+        level = self.logs_min_level
+        if isinstance(level, bool) or not isinstance(level, int) or level < 0:
+            raise ConfigurationError(
+                "logs_min_level", f"must be a logging level (a number >= 0), got {level!r}"
+            )
+        if self.send_traces:
+            require_encoders("send_traces")
+        if self.send_logs:
+            require_encoders("send_logs")
         if self.exception_rate_limit is not None:
             object.__setattr__(self, "exception_rate_limit", _rate(self.exception_rate_limit))
 
@@ -125,7 +144,8 @@ class PipelineOptions:
 
         ``None`` means "not given" for a setting that has a variable
         (``capture_exceptions``, ``flush_on_sigterm``, ``sigterm_timeout``,
-        ``llm_analytics``, ``exception_autocapture``); for the others
+        ``llm_analytics``, ``exception_autocapture``, ``send_traces``, ``send_logs``,
+        ``logs_min_level``); for the others
         it is a value (``attribute_denylist=None`` turns the denylist off).
         """
         unset = {name for name, value in given.items() if value is None and name in _FROM_ENV}
@@ -139,8 +159,11 @@ class PipelineOptions:
         return [name for name, value in values.items() if value != defaults[name]]
 
     def arguments(self) -> dict[str, Any]:
-        """The options as constructor arguments (a processor built from an exporter's)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        """The options as a span processor's constructor arguments (a processor built
+        from a span exporter's); the log processor's own ones left out."""
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name not in _LOGS
+        }
 
     def mapping(self) -> MappingOptions:
         """What ``SpanMapper`` and ``LogMapper`` need."""
@@ -176,7 +199,11 @@ def _rate(limit: Any) -> tuple[int, int, float]:
     return burst, refill, float(seconds)
 
 
+_LOGS = frozenset({"send_logs", "logs_min_level"})  # a log processor's, not a span processor's
 _FROM_ENV = {
+    "send_traces",
+    "send_logs",
+    "logs_min_level",
     "capture_exceptions",
     "flush_on_sigterm",
     "sigterm_timeout",
@@ -217,7 +244,13 @@ def build_pipeline(connection: Connection, options: PipelineOptions, *, name: st
         export_timeout=options.export_timeout,
         name=name,
     )
-    pipeline = Pipeline(worker, stats, enabled=connection.config.enabled_capture)
+    pipeline = Pipeline(
+        worker,
+        stats,
+        enabled=connection.config.enabled_capture,
+        connection=connection,
+        options=options,
+    )
     if pipeline.enabled:
         signals.drain_in_children(options.sigterm_timeout)
         if options.flush_on_sigterm:
@@ -233,9 +266,21 @@ class Pipeline:
     call each, no attribute chain into the worker or the counters.
     """
 
-    def __init__(self, worker: BatchWorker, stats: Stats, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        worker: BatchWorker,
+        stats: Stats,
+        *,
+        enabled: bool = True,
+        connection: Connection | None = None,
+        options: PipelineOptions | None = None,
+    ) -> None:
         self.worker = worker
         self.stats = stats
+        self._connection = connection
+        self._options = options if options is not None else PipelineOptions()
+        self._streams: dict[str, Stream] = {}  # signal -> its OTLP stream, once opened
+        self._streams_lock = threading.Lock()
         self._span_flags = flags = LiveSpanFlags()
         self.enabled = enabled
         self.closed = False
@@ -276,18 +321,75 @@ class Pipeline:
         """Children of ``span`` started from now on inherit the flag's value."""
         self._span_flags.evaluated(span.get_span_context().span_id, key, value)
 
+    def open_stream(self, signal: str) -> Callable[[Any], bool]:
+        """The ``put`` of this pipeline's OTLP stream for ``signal`` (``traces`` or
+        ``logs``), started the first time it is asked for; it sends through the
+        pipeline's connection, with its queue options, and stops with it. A pipeline
+        whose capture is off gets a ``put`` that takes nothing (and counts nothing)."""
+        if not self.enabled or self._connection is None:
+            return _nothing
+        with self._streams_lock:
+            stream = self._streams.get(signal)
+            if stream is None:
+                options = self._options
+                stream = self._streams[signal] = Stream(
+                    self._connection,
+                    signal,
+                    max_queue_size=options.max_queue_size,
+                    max_buffer_bytes=options.max_buffer_bytes,
+                    flush_interval=options.flush_interval,
+                    export_timeout=options.export_timeout,
+                    denylist=options.denylist,
+                )
+        return stream.put
+
+    def _workers(self) -> list[BatchWorker]:
+        return [self.worker, *(stream.worker for stream in self._streams.values())]
+
     def flush(self, timeout: float) -> bool:
-        flushed = self.worker.flush(timeout)
+        """Deliver what the events' queue and the OTLP streams hold, all within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        flushed = True
+        for worker in self._workers():
+            flushed = worker.flush(max(0.0, deadline - time.monotonic())) and flushed
         self.stats.report()  # drop episodes gone quiet: their counts, in one line each
+        for stream in self._streams.values():
+            stream.stats.report()
         return flushed
 
     def shutdown(self, timeout: float) -> bool:
+        """Drain the events' queue and the OTLP streams together, within ``timeout``."""
         self.closed = True
-        return self.worker.shutdown(timeout)  # it ends the drop episodes too (their counts)
+        workers = self._workers()
+        if len(workers) == 1:
+            return self.worker.shutdown(timeout)  # it ends the drop episodes too (their counts)
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            worker.begin_shutdown(deadline)
+        for worker in workers:
+            worker.wait_stopped(settle=0.0)  # until stopped, or the deadline cut it off
+        settled_by = time.monotonic() + SETTLE  # one SETTLE for all to count what they gave up
+        stopped = [
+            worker.wait_stopped(settle=max(0.0, settled_by - time.monotonic()))
+            for worker in workers
+        ]
+        return all(stopped)
 
     def snapshot(self) -> PipelineStats:
         worker = self.worker
-        return self.stats.snapshot(worker.queue_size, worker.buffered_bytes, worker.accepted)
+        stats = self.stats.snapshot(worker.queue_size, worker.buffered_bytes, worker.accepted)
+        if not self._streams:
+            return stats
+        traces, logs = self._streams.get("traces"), self._streams.get("logs")
+        return dataclasses.replace(
+            stats,
+            traces=traces.snapshot() if traces is not None else stats.traces,
+            logs=logs.snapshot() if logs is not None else stats.logs,
+        )
+
+
+def _nothing(item: Any) -> bool:
+    return False
 
 
 _active: weakref.ref[Pipeline] | None = None

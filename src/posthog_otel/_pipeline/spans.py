@@ -43,12 +43,13 @@ span object (a finalizer forgets it), and holds at most ``MAX_HELD_CAPTURES``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -86,6 +87,7 @@ from posthog_otel._mapping.genai import (
 from posthog_otel._mapping.spans import has_tagged_events, is_tagged
 from posthog_otel._pipeline.autocapture import Autocapture, TokenBuckets
 from posthog_otel._pipeline.delivery import BeforeSend
+from posthog_otel._pipeline.otlp import OtlpDelivery, span_sender
 from posthog_otel._pipeline.pipeline import (
     Pipeline,
     PipelineOptions,
@@ -160,6 +162,10 @@ class PostHogSpanProcessor(SpanProcessor):
             of one type beyond a burst, then ``refill`` more per ``seconds``, are
             dropped as ``rate_limited`` (default PostHog's SDK's ``(50, 10, 10.0)``);
             ``None``: no limit.
+        send_traces: also send every sampled span to PostHog's ``/i/v1/traces`` as
+            OTLP, with ``posthogDistinctId`` and ``sessionId`` (see docs/signals.md),
+            through a queue of its own counted in ``stats().traces``; ``None`` reads
+            ``POSTHOG_SEND_TRACES`` (default off). Needs the ``otlp`` extra.
     """
 
     def __init__(
@@ -190,9 +196,11 @@ class PostHogSpanProcessor(SpanProcessor):
             AUTOCAPTURE_REFILL,
             AUTOCAPTURE_REFILL_SECONDS,
         ),
+        send_traces: bool | None = None,
         **client_options: Any,
     ) -> None:
         options = PipelineOptions.from_env(
+            send_traces=send_traces,
             exception_autocapture=exception_autocapture,
             in_app_modules=in_app_modules,
             project_root=project_root,
@@ -225,6 +233,10 @@ class PostHogSpanProcessor(SpanProcessor):
         self._count_span = self._pipeline.count_span
         self._seen = self._pipeline.span_cells  # this thread's count: .cell[0]
         self._put = self._pipeline.enqueue
+        # send_traces: every sampled span to /i/v1/traces, through a queue of its own.
+        self._send_span: Callable[[ReadableSpan], None] | None = None
+        if options.send_traces:
+            self._send_span = span_sender(self._pipeline.open_stream("traces"))
         # Tagged spans taken here, for an exporter attached to the same provider (it must
         # not send them again); None until one asks (``_track_taken``).
         self._taken: weakref.WeakSet[Any] | None = None
@@ -317,6 +329,8 @@ class PostHogSpanProcessor(SpanProcessor):
                 self._seen.cell[0] += 1
             except AttributeError:  # this thread's first span
                 self._count_span()
+            if self._send_span is not None:
+                self._send_span(span)
             access = _otel.ACCESS  # the accessors in use, bound for this call
             try:
                 attrs = access.fast_attributes(span)
@@ -420,6 +434,10 @@ class PostHogSpanExporter(SpanExporter):
             a ``PostHogSpanProcessor`` to it (see the module docstring); ``False``
             keeps this a plain exporter. A plain exporter never sees spans start,
             so its LLM analytics events are not nested (each GenAI span is top level).
+        send_traces: as for ``PostHogSpanProcessor`` (``POSTHOG_SEND_TRACES``); the
+            attached processor sends the spans, so ``OTEL_TRACES_EXPORTER=posthog``
+            with ``POSTHOG_SEND_TRACES=true`` sends every trace. A plain exporter
+            sends the spans of each ``export()`` too, before it returns.
     """
 
     def __init__(
@@ -437,6 +455,7 @@ class PostHogSpanExporter(SpanExporter):
         attach_processor: bool = True,
         llm_analytics: bool | None = None,
         privacy_mode: bool = False,
+        send_traces: bool | None = None,
         **client_options: Any,
     ) -> None:
         options = PipelineOptions.from_env(
@@ -448,6 +467,7 @@ class PostHogSpanExporter(SpanExporter):
             export_timeout=export_timeout,
             llm_analytics=llm_analytics,
             privacy_mode=privacy_mode,
+            send_traces=send_traces,
         )
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
         self._attached: PostHogSpanProcessor | None = None
@@ -459,6 +479,14 @@ class PostHogSpanExporter(SpanExporter):
             provider.add_span_processor(self._attached)
         self._stats = pipeline_of(self._attached).stats if self._attached else Stats()
         self._delivery = build_delivery(connection_of(self._client), self._stats, options)
+        # A plain exporter with send_traces: each export()'s sampled spans to /i/v1/traces.
+        self._traces: OtlpDelivery | None = None
+        self._traces_stats = Stats(item="span", totals=False)
+        if options.send_traces and self._attached is None and self._client.enabled_capture:
+            connection = connection_of(self._client)
+            self._traces = OtlpDelivery(
+                connection, self._traces_stats, "traces", denylist=options.denylist
+            )
         self._export_timeout = options.export_timeout
         self._capture_exceptions = options.capture_exceptions
         self._llm_analytics = options.llm_analytics
@@ -491,6 +519,10 @@ class PostHogSpanExporter(SpanExporter):
             return SpanExportResult.SUCCESS
         deadline = time.monotonic() + self._export_timeout
         delivered = self._delivery.deliver(spans, deadline=deadline, stop=self._stop)
+        if self._traces is not None:
+            sampled = [span for span in spans if span.context and span.context.trace_flags.sampled]
+            sent = self._traces.deliver(sampled, deadline=deadline, stop=self._stop)
+            delivered = sent and delivered
         return SpanExportResult.SUCCESS if delivered else SpanExportResult.FAILURE
 
     def shutdown(self, timeout_millis: float = 30000) -> None:
@@ -512,7 +544,10 @@ class PostHogSpanExporter(SpanExporter):
     def stats(self) -> PipelineStats:
         if self._attached is not None:
             return self._attached.stats()
-        return self._stats.snapshot()
+        snapshot = self._stats.snapshot()
+        if self._traces is None:
+            return snapshot
+        return dataclasses.replace(snapshot, traces=self._traces_stats.stream_snapshot())
 
 
 HELD: dict[tuple[int, int], list[Event]] = {}

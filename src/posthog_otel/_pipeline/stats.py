@@ -151,6 +151,9 @@ class PipelineStats:
             ``genai_no_operation`` (no operation name or span kind),
             ``genai_unknown_kind`` (an OpenInference span kind we do not map). The
             first of each reason is logged at INFO.
+        traces: the spans sent to ``/i/v1/traces`` with ``send_traces`` (counted
+            apart from events: see ``StreamStats``); zeros when it is off.
+        logs: the log records sent to ``/i/v1/logs`` with ``send_logs``.
     """
 
     spans_seen: int = 0
@@ -163,6 +166,8 @@ class PipelineStats:
     buffered_bytes: int = 0
     trimmed: Mapping[str, int] = field(default_factory=dict)
     unmapped: Mapping[str, int] = field(default_factory=dict)
+    traces: StreamStats = field(default_factory=lambda: StreamStats())
+    logs: StreamStats = field(default_factory=lambda: StreamStats())
 
     @property
     def dropped_total(self) -> int:
@@ -176,11 +181,53 @@ class PipelineStats:
         return self.events_queued - self.events_sent - settled
 
 
-class Stats:
-    """The live counters behind ``PipelineStats``; ``clock`` times the drop episodes."""
+@dataclass(frozen=True)
+class StreamStats:
+    """What one OTLP stream (spans to ``/i/v1/traces``, or log records to ``/i/v1/logs``)
+    has done: ``stats().traces`` and ``stats().logs``. Counted as events are, apart from them.
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    Attributes:
+        queued: spans (or records) accepted into the stream's queue.
+        sent: spans (or records) PostHog accepted.
+        retries: HTTP requests that were retried.
+        dropped: spans (or records) lost, by the reasons of ``PipelineStats.dropped``.
+        queue_size: items waiting to be encoded; at most ``max_queue_size``.
+        buffered_bytes: encoded items waiting to be sent.
+    """
+
+    queued: int = 0
+    sent: int = 0
+    retries: int = 0
+    dropped: Mapping[str, int] = field(default_factory=dict)
+    queue_size: int = 0
+    buffered_bytes: int = 0
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+    @property
+    def in_flight(self) -> int:
+        """Queued items not yet sent or dropped; 0 once a flush or shutdown completes."""
+        settled = sum(n for reason, n in self.dropped.items() if reason not in REFUSED)
+        return self.queued - self.sent - settled
+
+
+class Stats:
+    """The live counters behind ``PipelineStats``; ``clock`` times the drop episodes,
+    ``item`` names what is counted in log lines; with ``totals`` (not for an OTLP stream)
+    the counts also go to the process's ``TOTALS`` (the event metrics)."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        item: str = "event",
+        totals: bool = True,
+    ) -> None:
         self._clock = clock
+        self._item = item
+        self._totals = TOTALS if totals else None
         self.spans_seen = ThreadCounter()
         self.logs_seen = ThreadCounter()
         self.events_queued = Counter()
@@ -206,12 +253,14 @@ class Stats:
     def sent(self, n: int) -> None:
         with self._lock:
             self._sent += n
-        TOTALS.add_sent(n)
+        if self._totals is not None:
+            self._totals.add_sent(n)
 
     def retried(self) -> None:
         with self._lock:
             self._retries += 1
-        TOTALS.add_retry()
+        if self._totals is not None:
+            self._totals.add_retry()
 
     def trimmed(self, counts: Mapping[str, int]) -> None:
         """Count properties cut to fit the bounds (their events still go)."""
@@ -251,15 +300,17 @@ class Stats:
                 if now - episode.since >= QUIET:  # still going on: one line per QUIET
                     summaries.append((reason, episode.unlogged, now - episode.since))
                     episode.since, episode.unlogged = now, 0
-        TOTALS.add_dropped(reason, n)
-        _log_summaries(summaries)
+        if self._totals is not None:
+            self._totals.add_dropped(reason, n)
+        _log_summaries(summaries, self._item)
         if episode is None:
             why = DROP_REASONS.get(reason) or _http_reason(reason)
             logger.log(
                 _level(reason),
-                "posthog-otel dropped %d event(s) because %s%s. Further drops for this reason "
+                "posthog-otel dropped %d %s(s) because %s%s. Further drops for this reason "
                 "are counted in stats() and logged as one count when they stop.",
                 n,
+                self._item,
                 why,
                 f" ({detail})" if detail else "",
             )
@@ -268,7 +319,7 @@ class Stats:
         """At a flush: log the counts of episodes that have gone quiet."""
         with self._lock:
             summaries = self._ended(self._clock())
-        _log_summaries(summaries)
+        _log_summaries(summaries, self._item)
 
     def close(self) -> None:
         """At shutdown: end every episode, logging what it dropped since its first line."""
@@ -280,7 +331,7 @@ class Stats:
                 if episode.unlogged
             ]
             self._episodes.clear()
-        _log_summaries(summaries)
+        _log_summaries(summaries, self._item)
 
     def _ended(self, now: float) -> list[tuple[str, int, float]]:
         """Remove the episodes quiet for ``QUIET`` seconds; their unlogged counts (lock held)."""
@@ -314,6 +365,21 @@ class Stats:
             unmapped=MappingProxyType(unmapped),
         )
 
+    def stream_snapshot(
+        self, queue_size: int = 0, buffered_bytes: int = 0, accepted: int = 0
+    ) -> StreamStats:
+        """The counters now, as an OTLP stream's (see ``snapshot``)."""
+        with self._lock:
+            sent, retries, dropped = self._sent, self._retries, dict(self._dropped)
+        return StreamStats(
+            queued=self.events_queued.value + accepted,
+            sent=sent,
+            retries=retries,
+            dropped=MappingProxyType(dropped),
+            queue_size=queue_size,
+            buffered_bytes=buffered_bytes,
+        )
+
 
 class _Episode:
     """A run of drops of one reason: when its window began, its last drop, and how many
@@ -326,12 +392,13 @@ class _Episode:
         self.unlogged = 0
 
 
-def _log_summaries(summaries: list[tuple[str, int, float]]) -> None:
+def _log_summaries(summaries: list[tuple[str, int, float]], item: str = "event") -> None:
     for reason, n, seconds in summaries:
         logger.log(
             _level(reason),
-            "posthog-otel: %d more event(s) dropped (%s) in the last %.0f s",
+            "posthog-otel: %d more %s(s) dropped (%s) in the last %.0f s",
             n,
+            item,
             reason,
             seconds,
         )

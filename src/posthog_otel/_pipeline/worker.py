@@ -47,11 +47,10 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 from posthog_otel import _forksafe, _otel
-from posthog_otel._client.batch import OpenBatch, SealedBatch
 from posthog_otel._pipeline import metrics
-from posthog_otel._pipeline.delivery import Delivery, Item
 from posthog_otel._pipeline.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -65,12 +64,44 @@ SETTLE = 1.0  # after the deadline's cut-off, how long shutdown waits for the co
 RUNNING, DRAINING, STOPPED = "running", "draining", "stopped"
 
 
+class Sealed(Protocol):
+    """A batch ready to send: its items' count and the bytes it holds."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def nbytes(self) -> int: ...
+
+
+class Batch(Sealed, Protocol):
+    """A batch being filled by the encoder (events' JSON, or spans and log records)."""
+
+    def add(self, encoded: Any) -> None: ...
+
+    def seal(self) -> Sealed: ...
+
+
+class Deliverer(Protocol):
+    """What the worker asks of its delivery (``Delivery`` for events, ``OtlpDelivery``
+    for spans and log records): batches, an item's encoded parts, one send."""
+
+    max_batch_events: int
+
+    def open_batch(self) -> Batch: ...
+
+    def encode_item(self, item: Any) -> list[Any]: ...
+
+    def fits(self, batch: Any, data: Any) -> bool: ...
+
+    def send(self, batch: Any, *, deadline: float, stop: threading.Event) -> bool: ...
+
+
 class BatchWorker:
     """Queue, encoder and sender; ``put`` is the only call on the application's hot path."""
 
     def __init__(
         self,
-        delivery: Delivery,
+        delivery: Deliverer,
         stats: Stats,
         *,
         max_queue_size: int = 10_000,
@@ -79,6 +110,7 @@ class BatchWorker:
         export_timeout: float = 30.0,
         name: str = "posthog-otel",
         clock: Callable[[], float] = time.monotonic,
+        wake_at: int = WAKE_AT,
     ) -> None:
         self._delivery = delivery
         self._stats = stats
@@ -89,7 +121,7 @@ class BatchWorker:
         self._export_timeout = export_timeout
         self._name = name
         self._clock = clock
-        self._wake_at = min(WAKE_AT, self._batch_size, max_queue_size)
+        self._wake_at = min(wake_at, self._batch_size, max_queue_size)
         self._start(RUNNING)
         _LIVE.add(self)
         metrics.watch(self)  # its queue in posthog_otel.queue.size
@@ -102,7 +134,7 @@ class BatchWorker:
         self._deadline: float | None = None
         self._stop = threading.Event()  # set at the deadline: cuts off backoff and requests
         # Shared, under the lock. Items are counted from put() to done.
-        self._queue: collections.deque[Item] = collections.deque()
+        self._queue: collections.deque[Any] = collections.deque()
         # Items in the chunk the encoder is encoding (they still count as queued).
         self._items_encoding = 0
         self._accepted = 0  # items put() accepted
@@ -113,7 +145,7 @@ class BatchWorker:
         self._outbox = Outbox(self._cond)
         self._encoder_done = state != RUNNING
         # The encoder's own, never touched by another thread.
-        self._batch: OpenBatch = self._delivery.open_batch()
+        self._batch: Batch = self._delivery.open_batch()
         self._batched = 0  # items whose events are in the open batch
         self._batch_started = 0.0
         self._backlog = False  # the last chunk left items queued: take more without waiting
@@ -124,7 +156,7 @@ class BatchWorker:
 
     # -- application threads ---------------------------------------------------------
 
-    def put(self, item: Item) -> bool:
+    def put(self, item: Any) -> bool:
         """Queue ``item``; never blocks. ``False`` (and counted) when full or shut down."""
         with self._lock:
             if self._state != RUNNING:
@@ -281,7 +313,7 @@ class BatchWorker:
     def _due(self) -> bool:
         return bool(self._batched) and self._clock() - self._batch_started >= self._interval
 
-    def _add(self, item: Item) -> None:
+    def _add(self, item: Any) -> None:
         """Map and encode one item into the open batch, handing it over first if it is full."""
         for data in self._delivery.encode_item(item):
             if not self._delivery.fits(self._batch, data):
@@ -346,7 +378,7 @@ class BatchWorker:
         if late:
             self._stats.drop("shutdown", len(batch), "still waiting to be sent")
         elif batch:
-            assert isinstance(batch, SealedBatch)
+            assert not oldest.open
             self._delivery.send(batch, deadline=deadline, stop=self._stop)
         with self._cond:
             self._outbox.remove_oldest()
@@ -399,9 +431,10 @@ atexit.register(lambda: shutdown_all(EXIT_TIMEOUT))
 
 @dataclasses.dataclass(slots=True)
 class Outgoing:
-    batch: OpenBatch | SealedBatch
+    batch: Batch | Sealed
     items: int  # queued items whose events it completes
     sealing: bool = False  # a thread has claimed it and is compressing it
+    open: bool = True  # as the encoder filled it: not sealed yet
 
 
 class Outbox:
@@ -415,7 +448,7 @@ class Outbox:
     def __bool__(self) -> bool:
         return bool(self._entries)
 
-    def append(self, batch: OpenBatch, items: int) -> None:
+    def append(self, batch: Batch, items: int) -> None:
         """With the lock held."""
         self._entries.append(Outgoing(batch, items))
         self.nbytes += batch.nbytes
@@ -434,9 +467,9 @@ class Outbox:
         while True:
             with self._cond:
                 waiting = [
-                    (entry, entry.batch)
+                    (entry, cast(Batch, entry.batch))  # open: a Batch
                     for entry in self._entries
-                    if isinstance(entry.batch, OpenBatch) and not entry.sealing
+                    if entry.open and not entry.sealing
                 ]
                 if not waiting:
                     return
@@ -445,10 +478,10 @@ class Outbox:
             sealed = batch.seal()
             with self._cond:
                 self.nbytes += sealed.nbytes - batch.nbytes
-                entry.batch, entry.sealing = sealed, False
+                entry.batch, entry.sealing, entry.open = sealed, False, False
                 self._cond.notify_all()
 
-    def sealed(self, entry: Outgoing) -> SealedBatch | OpenBatch:
+    def sealed(self, entry: Outgoing) -> Batch | Sealed:
         """With the lock held: ``entry``'s batch once no other thread is sealing it."""
         self._cond.wait_for(lambda: not entry.sealing)
         return entry.batch
