@@ -142,3 +142,13 @@ FLEET_FIRST_LOAD_WAIT = 5.0
 # change reaches the fleet within one interval and about this long; it still asks to
 # lead, and reads the whole cache, once per interval.
 FLEET_CHECK_SECONDS = 1.0
+
+# --- the pipeline's queue (spans, log records and captured events waiting to be encoded) --
+
+# At the default ``max_queue_size``, the queue holds items up to this many bytes, estimated
+# from their counts of attributes and properties (``_pipeline/worker.item_bytes``): a burst
+# of 50,000 ``capture()`` calls of 8 properties fits; past it, ``put`` refuses (``queue_full``).
+MAX_QUEUE_BYTES = 96 * 1024 * 1024
+# ... and at most this many items, however small (each costs at least ~0.5 KB): past it,
+# ``queue_full``. A ``max_queue_size`` given is a count of items alone, as before.
+MAX_QUEUE_ITEMS = 100_000

@@ -6,8 +6,9 @@ the lock and every wait re-checks what it waits for::
     RUNNING ──shutdown(timeout)──> DRAINING ──everything sent, or the deadline──> STOPPED
 
 - ``put`` (application threads) queues an item while RUNNING, else refuses and
-  counts it (``closed``, or ``queue_full`` past ``max_queue_size``). It never
-  waits for more than the lock.
+  counts it (``closed``, or ``queue_full`` past ``max_queue_size`` items, or, at the
+  default, past ``MAX_QUEUE_BYTES`` of the items' estimated size: see ``item_bytes``).
+  It never waits for more than the lock.
 - The *encoder* takes queued items in chunks and, outside the lock, maps and
   encodes them into an open batch. A full or due batch goes to the outbox as it
   is. When the outbox holds ``max_buffer_bytes`` the encoder waits, the queue
@@ -47,9 +48,12 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 from posthog_otel import _forksafe, _otel
 from posthog_otel._client.batch import OpenBatch, SealedBatch
+from posthog_otel._limits import MAX_QUEUE_BYTES, MAX_QUEUE_ITEMS
+from posthog_otel._mapping.logs import LogItem
 from posthog_otel._pipeline import metrics
 from posthog_otel._pipeline.delivery import Delivery, Item
 from posthog_otel._pipeline.stats import Stats
@@ -64,6 +68,40 @@ SETTLE = 1.0  # after the deadline's cut-off, how long shutdown waits for the co
 
 RUNNING, DRAINING, STOPPED = "running", "draining", "stopped"
 
+# What a queued item holds, in bytes, as measured with tracemalloc (CPython 3.11, values
+# of a few dozen characters each): a captured event's dict about 545 plus 83 per property;
+# an SDK span about 2,800 plus 82 per attribute; each of its span events about as much as
+# a captured event. Rounded up; long strings are not walked (that would cost the caller).
+_EVENT_BYTES = 576
+_SPAN_BYTES = 2_816
+_VALUE_BYTES = 96
+_SPAN_EVENT_BYTES = _EVENT_BYTES + 8 * _VALUE_BYTES
+
+
+def item_bytes(item: Item) -> int:
+    """About how many bytes ``item`` holds while queued, from its counts alone (cheap
+    enough for ``put``: a few ``len`` calls, no walk over values)."""
+    if type(item) is dict:
+        props = item.get("properties")
+        return _EVENT_BYTES + _VALUE_BYTES * (len(props) if type(props) is dict else 0)
+    extra = 0
+    if type(item) is tuple:
+        span: Any = item[0]
+        extra = _VALUE_BYTES * len(item[1] or ())
+        if len(item) > 2:
+            extra += _SPAN_EVENT_BYTES * len(item[2])
+    elif isinstance(item, LogItem):
+        return _SPAN_BYTES + _VALUE_BYTES * len(item.span_attributes or ())
+    else:
+        span = item
+    access = _otel.ACCESS
+    return (
+        _SPAN_BYTES
+        + extra
+        + _VALUE_BYTES * len(access.attributes(span))
+        + _SPAN_EVENT_BYTES * len(access.events(span))
+    )
+
 
 class BatchWorker:
     """Queue, encoder and sender; ``put`` is the only call on the application's hot path."""
@@ -73,7 +111,7 @@ class BatchWorker:
         delivery: Delivery,
         stats: Stats,
         *,
-        max_queue_size: int = 10_000,
+        max_queue_size: int | None = None,
         max_buffer_bytes: int = MAX_BUFFER_BYTES,
         flush_interval: float = 1.0,
         export_timeout: float = 30.0,
@@ -82,14 +120,17 @@ class BatchWorker:
     ) -> None:
         self._delivery = delivery
         self._stats = stats
-        self._max_queue_size = max_queue_size
+        # At the default, the queue is bounded by bytes (estimated), within a generous
+        # count; a size given is a count, as it always was.
+        self._max_queue_size = MAX_QUEUE_ITEMS if max_queue_size is None else max_queue_size
+        self._max_queue_bytes = MAX_QUEUE_BYTES if max_queue_size is None else None
         self._max_buffer_bytes = max_buffer_bytes
         self._batch_size = delivery.max_batch_events
         self._interval = flush_interval
         self._export_timeout = export_timeout
         self._name = name
         self._clock = clock
-        self._wake_at = min(WAKE_AT, self._batch_size, max_queue_size)
+        self._wake_at = min(WAKE_AT, self._batch_size, self._max_queue_size)
         self._start(RUNNING)
         _LIVE.add(self)
         metrics.watch(self)  # its queue in posthog_otel.queue.size
@@ -105,6 +146,7 @@ class BatchWorker:
         self._queue: collections.deque[Item] = collections.deque()
         # Items in the chunk the encoder is encoding (they still count as queued).
         self._items_encoding = 0
+        self._queued_bytes = 0  # item_bytes of the queue and that chunk (bounded by bytes)
         self._accepted = 0  # items put() accepted
         self._items_to_sender_total = 0  # items handed to the sender (in the outbox, or done)
         self._done = 0  # items whose events were all sent or dropped
@@ -126,13 +168,18 @@ class BatchWorker:
 
     def put(self, item: Item) -> bool:
         """Queue ``item``; never blocks. ``False`` (and counted) when full or shut down."""
+        limit = self._max_queue_bytes
+        size = 0 if limit is None else item_bytes(item)
         with self._lock:
             if self._state != RUNNING:
                 refused = "closed"
-            elif len(self._queue) + self._items_encoding >= self._max_queue_size:
+            elif len(self._queue) + self._items_encoding >= self._max_queue_size or (
+                limit is not None and self._queued_bytes + size > limit
+            ):
                 refused = "queue_full"
             else:
                 self._queue.append(item)
+                self._queued_bytes += size
                 self._accepted += 1
                 if len(self._queue) == self._wake_at:
                     self._cond.notify_all()
@@ -217,6 +264,12 @@ class BatchWorker:
         return len(self._queue) + self._items_encoding
 
     @property
+    def queued_bytes(self) -> int:
+        """The estimated bytes of the items waiting to be encoded (counted only when the
+        queue is bounded by bytes, at the default ``max_queue_size``)."""
+        return self._queued_bytes
+
+    @property
     def buffered_bytes(self) -> int:
         """Encoded events waiting to be sent."""
         return self._outbox.nbytes
@@ -247,6 +300,8 @@ class BatchWorker:
             chunk = [self._queue.popleft() for _ in range(min(CHUNK, len(self._queue)))]
             self._items_encoding = len(chunk)
             flushing = self._flush_wanted > self._items_to_sender_total
+        # The chunk's bytes leave the count once it is encoded, as its items do.
+        chunk_bytes = 0 if self._max_queue_bytes is None else sum(map(item_bytes, chunk))
         for index, item in enumerate(chunk):
             if draining and self._out_of_time():
                 self._give_up_encoding(len(chunk) - index)
@@ -256,6 +311,9 @@ class BatchWorker:
         with self._cond:
             self._items_encoding = 0
             more = self._backlog = bool(self._queue)
+            # Never below zero, and zero once the queue is empty, should an item's
+            # estimate have changed while it waited.
+            self._queued_bytes = max(0, self._queued_bytes - chunk_bytes) if more else 0
         full = len(self._batch) >= self._batch_size
         if full or (not more and (flushing or draining or not woke or self._due())):
             self._hand_over()
@@ -315,6 +373,7 @@ class BatchWorker:
         with self._cond:
             queued = len(self._queue)
             self._queue.clear()
+            self._queued_bytes = 0
             items = unencoded + queued + self._batched
             events = unencoded + queued + len(self._batch)
             self._items_encoding = 0
