@@ -117,6 +117,9 @@ AUTOCAPTURE_REFILL = 10
 AUTOCAPTURE_REFILL_SECONDS = 10.0
 # Exception types with a bucket: past it, the buckets of the quietest types are forgotten.
 AUTOCAPTURE_MAX_BUCKETS = 1_000
+# Sets of attribute keys whose split (plain, reserved, denied, URL) the mapping remembers,
+# per mapper; past it the memory is emptied and rebuilt (spans usually share a few sets).
+MAPPING_KEY_SETS = 1_000
 # Captures held for one span whose SDK event limit (``SpanLimits.max_events``) is full;
 # beyond it a capture is sent at once with what is known then (identity, session, trace).
 MAX_HELD_CAPTURES = 10_000
