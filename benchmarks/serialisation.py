@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 import posthog_otel._json as encoding
 from posthog_otel import PostHogClient
+from posthog_otel._client.batch import PIPELINE_BATCH_BYTES
 from posthog_otel._client.client import connection_of
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST, denylist_pattern
 from posthog_otel._mapping.spans import MappingOptions, SpanMapper
@@ -98,10 +99,10 @@ class Paths:
         """What the encoder does per span: encode, batch, and seal a full batch (and the last)."""
         delivery = self.delivery
         for data in delivery.encode_item(span):
-            if not delivery.fits(self.batch, data):
+            if not self.batch.append(data, delivery.max_batch_events, PIPELINE_BATCH_BYTES):
                 self.batch.seal()
                 self.batch = delivery.open_batch()
-            self.batch.add(data)
+                self.batch.add(data)
         if span is self.last:
             self.batch.seal()
             self.batch = delivery.open_batch()

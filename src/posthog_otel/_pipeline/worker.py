@@ -51,7 +51,7 @@ from collections.abc import Callable
 from typing import Any
 
 from posthog_otel import _forksafe, _otel
-from posthog_otel._client.batch import OpenBatch, SealedBatch
+from posthog_otel._client.batch import PIPELINE_BATCH_BYTES, OpenBatch, SealedBatch
 from posthog_otel._limits import MAX_QUEUE_BYTES, MAX_QUEUE_ITEMS
 from posthog_otel._mapping.logs import LogItem
 from posthog_otel._pipeline import metrics
@@ -342,9 +342,9 @@ class BatchWorker:
     def _add(self, item: Item) -> None:
         """Map and encode one item into the open batch, handing it over first if it is full."""
         for data in self._delivery.encode_item(item):
-            if not self._delivery.fits(self._batch, data):
+            if not self._batch.append(data, self._batch_size, PIPELINE_BATCH_BYTES):
                 self._hand_over()
-            self._batch.add(data)
+                self._batch.add(data)
         if not self._batched:
             self._batch_started = self._clock()
         self._batched += 1
