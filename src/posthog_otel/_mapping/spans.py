@@ -16,6 +16,7 @@ from posthog_otel._limits import MAX_STRING_LENGTH
 from posthog_otel._mapping import tags
 from posthog_otel._mapping.bounds import Trims, cut_string
 from posthog_otel._mapping.convention import (
+    DISTINCT_ID,
     FLAG_EVALUATION,
     GENAI_EVENT,
     OWN_EVENT,
@@ -95,7 +96,9 @@ class SpanMapper:
         builder = self._events
         span_props, reserved, needs = builder.split(attrs)
         context = self._context(name, kind, resource, attrs, trace_hex, span_hex)
-        identity = tags.identity_or_error((reserved,), (attrs,))
+        identity = reserved.get(DISTINCT_ID)
+        if type(identity) is not str or not identity.strip():  # the usual case, inlined
+            identity = tags.identity_or_error((reserved,), (attrs,))
         groups = tags.groups(reserved) if needs & tags.NEEDS_GROUPS else {}
         session = tags.session(reserved, attrs)
         flags = dict(inherited_flags) if inherited_flags else {}

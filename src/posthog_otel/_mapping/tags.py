@@ -114,15 +114,13 @@ class EventBuilder:
             else:
                 urls = [*(urls or ()), key]
         scalars, longest = _SCALARS, MAX_STRING_LENGTH  # locals: read per value
-        for value in props.values():  # plainly within the bounds? (most are: no walk)
+        for key, value in props.items():  # replacing values only: the dict keeps its size
             of = type(value)
             if of is str:
                 if len(value) > longest:
-                    self._bound_values(props)
-                    break
-            elif of not in scalars:
-                self._bound_values(props)
-                break
+                    props[key] = clip(value, self.trims)
+            elif of not in scalars and not is_plain_sequence(value):
+                props[key] = clip(value, self.trims)  # walked only if not plainly small
         if urls:
             for key in urls:
                 props[key] = redact_attribute(key, props[key], self._denylist)
@@ -158,17 +156,6 @@ class EventBuilder:
         elif type(value) is str and len(value) > MAX_STRING_LENGTH and key != PROPERTIES:
             return clip(value, self.trims)
         return value
-
-    def _bound_values(self, props: dict[str, Any]) -> None:
-        """Each value of ``props`` clipped to the bounds, in place."""
-        trims = self.trims
-        scalars, longest = _SCALARS_AND_STR, MAX_STRING_LENGTH  # locals: read per attribute
-        for key, value in props.items():  # replacing values only: the dict keeps its size
-            if type(value) not in scalars:
-                if not is_plain_sequence(value):
-                    props[key] = clip(value, trims)
-            elif type(value) is str and len(value) > longest:
-                props[key] = clip(value, trims)
 
     def denied(self, key: str) -> bool:
         """Whether ``key`` names a credential that must never be sent."""
