@@ -85,11 +85,11 @@ def clip(value: Any, trims: Trims, *, strings: bool = True, _depth: int = 0) -> 
         return DEPTH_MARKER
     if len(value) > MAX_LIST_ITEMS:
         trims.note("list_length")
-    elif is_plain_sequence(value):
+    elif kind is tuple and is_plain_sequence(value):  # only a tuple can be one
         return value
     deeper = _depth + 1
     longest = MAX_STRING_LENGTH if strings else sys.maxsize  # a short string is kept as it is
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):  # dict first: no ABC check
         return {
             k if type(k) is str else str(k): v
             if type(v) in _SCALARS or (type(v) is str and len(v) <= longest)
