@@ -302,11 +302,13 @@ class BatchWorker:
             flushing = self._flush_wanted > self._items_to_sender_total
         # The chunk's bytes leave the count once it is encoded, as its items do.
         chunk_bytes = 0 if self._max_queue_bytes is None else sum(map(item_bytes, chunk))
+        outbox, room = self._outbox, self._max_buffer_bytes
         for index, item in enumerate(chunk):
             if draining and self._out_of_time():
                 self._give_up_encoding(len(chunk) - index)
                 return True
-            self._wait_for_room()
+            if outbox.nbytes >= room:  # read without the lock: a stale read lets in one more
+                self._wait_for_room()
             self._add(item)
         with self._cond:
             self._items_encoding = 0
