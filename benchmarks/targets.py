@@ -56,6 +56,19 @@ def _nothing_lost(f: Figures) -> tuple[str, bool]:
     return f"{lost:,} lost, {dup:,} duplicates", lost == 0 and dup == 0
 
 
+def _times_orjson(key: str, bar: float) -> Callable[[Figures], tuple[str, bool]]:
+    """Our path over orjson alone: by instructions (callgrind) when counted, else by time."""
+
+    def judge(f: Figures) -> tuple[str, bool]:
+        timed = f"{f[key + '_x']:.1f}x by time ({f[key + '_us']:.2f} µs)"
+        if key + "_ix" not in f:
+            return timed, f[key + "_x"] <= bar
+        counted = f[key + "_ix"]
+        return f"{counted:.1f}x by instructions; {timed}", counted <= bar
+
+    return judge
+
+
 def _e2e_lost(f: Figures) -> tuple[str, bool]:
     tagged, captured = int(f["e2e_lost_tagged"]), int(f["e2e_lost_capture"])
     text = f"{tagged:,} lost (tagged spans), {captured:,} (capture()), of {int(f['e2e_events']):,}"
@@ -141,15 +154,15 @@ TARGETS = [
     ),
     Target(
         "serialisation",
-        "mapping + JSON (orjson) + batch + gzip at most 5 µs per event",
-        _at_most("serialisation_orjson_us", 5.0, " µs", 2),
-        ("serialisation_orjson_us",),
+        "mapping + JSON (orjson) + batch + gzip at most 3x orjson alone (instructions per event)",
+        _times_orjson("serialisation_orjson", 3.0),
+        ("serialisation_orjson_x",),
     ),
     Target(
         "serialisation",
-        "the same with the standard library's JSON at most 8 µs",
-        _at_most("serialisation_stdlib_us", 8.0, " µs", 2),
-        ("serialisation_stdlib_us",),
+        "the same with the standard library's JSON at most 6.1x orjson alone (8 µs at 1.31)",
+        _times_orjson("serialisation_stdlib", 6.1),
+        ("serialisation_stdlib_x",),
     ),
     Target(
         "e2e",

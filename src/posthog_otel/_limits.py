@@ -117,6 +117,9 @@ AUTOCAPTURE_REFILL = 10
 AUTOCAPTURE_REFILL_SECONDS = 10.0
 # Exception types with a bucket: past it, the buckets of the quietest types are forgotten.
 AUTOCAPTURE_MAX_BUCKETS = 1_000
+# Sets of attribute keys whose split (plain, reserved, denied, URL) the mapping remembers,
+# per mapper; past it the memory is emptied and rebuilt (spans usually share a few sets).
+MAPPING_KEY_SETS = 1_000
 # Captures held for one span whose SDK event limit (``SpanLimits.max_events``) is full;
 # beyond it a capture is sent at once with what is known then (identity, session, trace).
 MAX_HELD_CAPTURES = 10_000
@@ -171,3 +174,13 @@ OTLP_MAX_ITEMS = 50_000
 # Fields and values decoded from one request (protobuf fields, JSON values): bounds the
 # memory and time one body costs, whatever its shape.
 OTLP_MAX_VALUES = 500_000
+
+# --- the pipeline's queue (spans, log records and captured events waiting to be encoded) --
+
+# At the default ``max_queue_size``, the queue holds items up to this many bytes, estimated
+# from their counts of attributes and properties (``_pipeline/worker.item_bytes``): a burst
+# of 50,000 ``capture()`` calls of 8 properties fits; past it, ``put`` refuses (``queue_full``).
+MAX_QUEUE_BYTES = 96 * 1024 * 1024
+# ... and at most this many items, however small (each costs at least ~0.5 KB): past it,
+# ``queue_full``. A ``max_queue_size`` given is a count of items alone, as before.
+MAX_QUEUE_ITEMS = 100_000

@@ -89,6 +89,45 @@ def _fast_events(span: Any) -> Sequence[Any]:
         return span.events or ()
 
 
+def _public_span_fields(span: Any) -> tuple[Any, ...]:
+    """An ended span's context, name, kind, status code and description, start and end
+    times, parent and resource, as ``span_fields`` gives them."""
+    status = span.status
+    return (
+        span.context,
+        span.name,
+        span.kind,
+        status.status_code,
+        status.description,
+        span.start_time,
+        span.end_time,
+        span.parent,
+        span.resource,
+    )
+
+
+# C-implemented: one call instead of nine properties, each a Python frame.
+_SPAN_FIELDS = operator.attrgetter(
+    "_context",
+    "_name",
+    "_kind",
+    "_status._status_code",
+    "_status._description",
+    "_start_time",
+    "_end_time",
+    "_parent",
+    "_resource",
+)
+
+
+def _fast_span_fields(span: Any) -> tuple[Any, ...]:
+    """The same from the SDK span's own fields."""
+    try:
+        return _SPAN_FIELDS(span)
+    except AttributeError:
+        return _public_span_fields(span)
+
+
 def _public_event_room(span: Any) -> int:
     """Events a recording span can still take before the SDK drops its oldest ones: the
     environment's limit (``OTEL_SPAN_EVENT_COUNT_LIMIT``, 128 by default)."""
@@ -126,6 +165,9 @@ class Accessors:
     """A span's, span event's or log record's attributes, read without copying."""
     events: Callable[[Any], Sequence[Any]]
     """A span's events, read without copying."""
+    span_fields: Callable[[Any], tuple[Any, ...]]
+    """An ended span's context, name, kind, status code, status description, start
+    time, end time, parent and resource, in one call."""
     event_room: Callable[[Any], int]
     """How many more events a recording SDK span keeps before it drops its oldest ones."""
     log_attributes: Callable[[Any], Mapping[str, Any]]
@@ -151,6 +193,7 @@ class Accessors:
 PUBLIC = Accessors(
     attributes=_public_attributes,
     events=_public_events,
+    span_fields=_public_span_fields,
     event_room=_public_event_room,
     log_attributes=_public_log_attributes,
     current_context=_context.get_current,
@@ -173,6 +216,7 @@ def _resolve() -> Accessors:
     fast: dict[str, Any] = {
         "attributes": _fast_attributes,
         "events": _fast_events,
+        "span_fields": _fast_span_fields,
         "event_room": _fast_event_room,
         "log_attributes": _fast_log_attributes,
         "suppress_key": _private(_context, "_SUPPRESS_INSTRUMENTATION_KEY"),

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from posthog_otel._pipeline import worker as worker_module
 from posthog_otel._pipeline.spans import pipeline_of
 from tests.support.server import assert_accounted, wait_until
 
@@ -206,3 +207,72 @@ def test_the_pipeline_is_what_processors_share(make_pipeline):
     assert pipeline.worker.state == "running"
     processor.shutdown()
     assert pipeline.worker.state == "stopped"
+
+
+def test_the_default_queue_holds_a_burst_of_fifty_thousand_captures(server, make_pipeline):
+    # The encoder is held in before_send, as a busy application starving it of the GIL
+    # would hold it: the queue alone must take the burst (10,000 items did not).
+    from posthog_otel import capture
+
+    release = threading.Event()
+
+    def held(event):  # then None: dropped as before_send, no 50,000 events to store
+        release.wait(60)
+
+    _, processor = make_pipeline(before_send=held)
+    properties = {"plan": "pro", "region": "eu-west", "seats": 12, "step": 3, "price": 49.5,
+                  "ratio": 0.75, "trial": False, "cart": {"items": 2, "sku": "TEE-1"}}  # fmt: skip
+    for _ in range(50_000):
+        capture("plan_chosen", properties, distinct_id="user-1")
+    worker = pipeline_of(processor).worker
+    assert processor.stats().dropped.get("queue_full", 0) == 0
+    assert worker.queued_bytes <= worker_module.MAX_QUEUE_BYTES
+    release.set()
+    assert processor.force_flush(60_000)
+    stats = processor.stats()
+    assert stats.dropped == {"before_send": 50_000}
+    assert_accounted(stats, offered=50_000)
+
+
+def test_the_default_queue_is_bounded_by_bytes(server, make_pipeline, monkeypatch):
+    from posthog_otel import capture
+
+    monkeypatch.setattr(worker_module, "MAX_QUEUE_BYTES", 200_000)
+    release = threading.Event()
+    _, processor = make_pipeline(before_send=lambda event: release.wait(60) and None)
+    big = {f"key_{i}": i for i in range(100)}  # 100 properties: about 10 KB each
+    small = {"plan": "pro"}
+    for _ in range(100):
+        capture("big", big, distinct_id="user-1")
+    worker = pipeline_of(processor).worker
+    refused = processor.stats().dropped.get("queue_full", 0)
+    assert 70 <= refused < 100  # 200 KB holds about twenty of them, not a hundred items
+    assert worker.queued_bytes <= 200_000
+    for _ in range(100):
+        capture("small", small, distinct_id="user-1")  # what room is left takes small ones
+    assert processor.stats().dropped["queue_full"] - refused < 100
+    release.set()
+    assert processor.force_flush(30_000)
+    assert worker.queued_bytes == 0
+    assert_accounted(processor.stats(), offered=200)
+
+
+def test_item_bytes_grow_with_what_an_item_holds(make_pipeline):
+    from opentelemetry.trace import INVALID_SPAN_CONTEXT
+
+    from posthog_otel._context import event_from_code
+
+    def event(n: int) -> dict:
+        return event_from_code("e", {f"k{i}": i for i in range(n)}, "u", INVALID_SPAN_CONTEXT, None)
+
+    assert worker_module.item_bytes(event(100)) > 5 * worker_module.item_bytes(event(1))
+    tracer, _ = make_pipeline()
+    spans = []
+    for n in (1, 100):
+        with tracer.start_as_current_span("s", attributes={f"a{i}": i for i in range(n)}) as span:
+            for _ in range(n // 10):
+                span.add_event("x", {"posthog.event": "x"})
+        spans.append(span)
+    small, large = map(worker_module.item_bytes, spans)
+    assert large > 3 * small
+    assert worker_module.item_bytes((spans[1], {"flag": True}, (object(),) * 5)) > large

@@ -48,6 +48,21 @@ def test_a_lone_event_always_fits():
     assert OpenBatch(HEAD, gzip=True).fits(b"x" * (MAX_BATCH_BYTES * 2))
 
 
+@pytest.mark.parametrize("gzip", [True, False])
+def test_append_adds_what_fits_and_says_when_the_batch_is_full(gzip):
+    encoded = [Event(f"e{i}", "u", {"blob": "x" * 900}).encode() for i in range(30)]
+    batch = OpenBatch(HEAD, gzip=gzip)
+    taken = [data for data in encoded if batch.append(data, 20, 10_000)]
+    assert len(batch) == len(taken) < 20  # the bytes, not the count, filled it
+    by_count = OpenBatch(HEAD, gzip=gzip)
+    assert [by_count.append(data, 3, MAX_BATCH_BYTES) for data in encoded[:5]] == [True] * 3 + [
+        False
+    ] * 2
+    lone = OpenBatch(HEAD, gzip=gzip)
+    assert lone.append(b'{"event":"big"}' * 10_000, 1, 100)  # a lone event always goes in
+    assert [e["event"] for e in events_in(batch.seal())] == [f"e{i}" for i in range(len(taken))]
+
+
 def filled(n: int, gzip: bool) -> OpenBatch:
     batch = OpenBatch(HEAD, gzip=gzip)
     for i in range(n):

@@ -413,3 +413,20 @@ def test_the_path_comes_from_the_full_url_when_no_path_attribute_is_set():
         ):
             pass
     assert only(MAPPER.map_span(ended()[0]))["properties"]["$pathname"] == "/checkout"
+
+
+def test_key_sets_are_split_alike_however_many_there_are():
+    # Each span has a key set of its own, so the mapper's memory of key sets fills and is
+    # emptied (MAPPING_KEY_SETS); every event must still be split as the first one was.
+    from posthog_otel._limits import MAPPING_KEY_SETS
+
+    mapper = SpanMapper(MappingOptions(denylist=denylist_pattern(DEFAULT_DENYLIST)))
+    for i in range(MAPPING_KEY_SETS + 50):
+        span = one_span(
+            **{"posthog.event": "e", f"key_{i}": i, "db.password": "p", "long": "x" * 70_000}
+        )
+        props = only(mapper.map_span(span))["properties"]
+        assert props[f"key_{i}"] == i
+        assert "db.password" not in props and "posthog.event" not in props
+        assert props["long"].startswith("x" * 65_536 + "... [posthog-otel cut 4,464")
+    assert mapper.trims.take() == {"string_length": MAPPING_KEY_SETS + 50}

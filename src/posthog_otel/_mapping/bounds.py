@@ -11,6 +11,7 @@ bounds themselves are stated in ``_limits``.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from itertools import islice
 from typing import Any
@@ -74,28 +75,31 @@ def clip(value: Any, trims: Trims, *, strings: bool = True, _depth: int = 0) -> 
         return value
     if kind in _SCALARS:
         return value
-    if isinstance(value, (bytes, bytearray)):
-        return clip(bytes(value).decode("utf-8", "replace"), trims, strings=strings)
-    container = isinstance(value, (list, tuple, Mapping))
-    if not container:
-        return value
+    if kind is not dict and kind is not list and kind is not tuple:  # the usual ones first
+        if isinstance(value, (bytes, bytearray)):
+            return clip(bytes(value).decode("utf-8", "replace"), trims, strings=strings)
+        if not isinstance(value, (list, tuple, Mapping)):
+            return value
     if _depth >= MAX_VALUE_DEPTH:
         trims.note("depth")
         return DEPTH_MARKER
     if len(value) > MAX_LIST_ITEMS:
         trims.note("list_length")
-    elif is_plain_sequence(value):
+    elif kind is tuple and is_plain_sequence(value):  # only a tuple can be one
         return value
     deeper = _depth + 1
-    if isinstance(value, Mapping):
+    longest = MAX_STRING_LENGTH if strings else sys.maxsize  # a short string is kept as it is
+    if kind is dict or isinstance(value, Mapping):  # dict first: no ABC check
         return {
             k if type(k) is str else str(k): v
-            if type(v) in _SCALARS
+            if type(v) in _SCALARS or (type(v) is str and len(v) <= longest)
             else clip(v, trims, strings=strings, _depth=deeper)
             for k, v in islice(value.items(), MAX_LIST_ITEMS)
         }
     return [
-        v if type(v) in _SCALARS else clip(v, trims, strings=strings, _depth=deeper)
+        v
+        if type(v) in _SCALARS or (type(v) is str and len(v) <= longest)
+        else clip(v, trims, strings=strings, _depth=deeper)
         for v in islice(value, MAX_LIST_ITEMS)
     ]
 

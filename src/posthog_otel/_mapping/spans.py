@@ -16,6 +16,7 @@ from posthog_otel._limits import MAX_STRING_LENGTH
 from posthog_otel._mapping import tags
 from posthog_otel._mapping.bounds import Trims, cut_string
 from posthog_otel._mapping.convention import (
+    DISTINCT_ID,
     FLAG_EVALUATION,
     GENAI_EVENT,
     OWN_EVENT,
@@ -84,37 +85,94 @@ class SpanMapper:
         is left out and its reason appended to ``problems``; without a ``problems``
         list, the error (``InvalidTagError``) is raised instead.
         """
-        attrs = _otel.ACCESS.attributes(span)
-        ctx = span.context
+        access = _otel.ACCESS
+        attrs = access.attributes(span)
+        ctx, name, kind, status_code, status_text, start, end, parent, resource = (
+            access.span_fields(span)
+        )
         trace_id = ctx.trace_id if ctx else 0
         trace_hex = "%032x" % trace_id  # noqa: UP031 - fastest
         span_hex = "%016x" % ctx.span_id if ctx else "0" * 16  # noqa: UP031
-        span_props, reserved, needs = self._events.split(attrs)
-        context = self._context(span, attrs, trace_hex, span_hex)
-        identity = tags.identity_or_error((reserved,), (attrs,))
+        builder = self._events
+        span_props, reserved, needs = builder.split(attrs)
+        context = self._context(name, kind, resource, attrs, trace_hex, span_hex)
+        identity = reserved.get(DISTINCT_ID)
+        if type(identity) is not str or not identity.strip():  # the usual case, inlined
+            identity = tags.identity_or_error((reserved,), (attrs,))
         groups = tags.groups(reserved) if needs & tags.NEEDS_GROUPS else {}
         session = tags.session(reserved, attrs)
         flags = dict(inherited_flags) if inherited_flags else {}
-        made = _SpanEvents(
-            self._events.build,
-            problems,
-            context,
-            flags,
-            trace_hex,
-            span_hex,
-            trace_id,
-            identity,
-            groups,
-            session,
-            reserved,
-        )
-        events = _otel.ACCESS.events(span) or ()
+        events = access.events(span) or ()
+        genai = self._options.llm_analytics and is_genai(attrs)
+        out: list[dict[str, Any]] = []
+        if events or held or genai:  # more than the span's own event: the general way
+            made = _SpanEvents(
+                builder.build,
+                problems,
+                context,
+                flags,
+                trace_hex,
+                span_hex,
+                trace_id,
+                identity,
+                groups,
+                session,
+                reserved,
+            )
+            self._other_events(span, attrs, span_props, reserved, needs, made, events, held)
+            out = made.out
+        if TAG in attrs:
+            span_props["$otel_span_kind"] = _KIND_NAMES.get(id(kind), "internal")
+            span_props["$otel_status"] = _STATUS_NAMES.get(id(status_code), "unset")
+            if status_text:
+                span_props["$otel_status_message"] = self._bounded(status_text)
+            if start and end:
+                span_props["$otel_duration_ms"] = (end - start) / 1e6
+            if parent is not None:
+                span_props["$otel_parent_span_id"] = "%016x" % parent.span_id  # noqa: UP031
+            try:
+                out.append(
+                    builder.build(
+                        reserved,
+                        needs,
+                        span_props,
+                        context,
+                        flags,
+                        identity,
+                        groups,
+                        session,
+                        end or time.time_ns(),
+                        event_uuid(trace_hex, span_hex, trace_id, OWN_EVENT),
+                        trace_hex,
+                        window=tags.window(reserved),
+                        anonymous=tags.anonymous(reserved),
+                    )
+                )
+            except Exception as exc:  # noqa: BLE001 - this event only
+                tags.note_problem(problems, exc)
+        return out
+
+    def _other_events(
+        self,
+        span: ReadableSpan,
+        attrs: Mapping[str, Any],
+        span_props: dict[str, Any],
+        reserved: dict[str, Any],
+        needs: int,
+        made: _SpanEvents,
+        events: Sequence[Any],
+        held: Sequence[Any],
+    ) -> None:
+        """The events of the span's tagged span events, of the captures it held aside,
+        of its exceptions (if asked) and its GenAI event (if it is one)."""
+        problems = made.problems
+        groups = made.groups
         for index, event in enumerate(chain(events, held) if held else events):
             eattrs = _otel.ACCESS.attributes(event)
             name = event.name
             if name == FLAG_EVALUATION:
                 try:
-                    note_flag_evaluation(eattrs, flags, self.trims)
+                    note_flag_evaluation(eattrs, made.flags, self.trims)
                 except Exception:  # noqa: BLE001 - this evaluation only
                     self.trims.note("invalid_property")
             if TAG in eattrs:
@@ -172,24 +230,6 @@ class SpanMapper:
                         identity=user if user is not None else _SPAN,
                         apply_people=False,
                     )
-        if TAG in attrs:
-            span_props["$otel_span_kind"] = _KIND_NAMES.get(id(span.kind), "internal")
-            status = span.status
-            span_props["$otel_status"] = _STATUS_NAMES.get(id(status.status_code), "unset")
-            if status.description:
-                span_props["$otel_status_message"] = self._bounded(status.description)
-            if span.start_time and span.end_time:
-                span_props["$otel_duration_ms"] = (span.end_time - span.start_time) / 1e6
-            if span.parent is not None:
-                span_props["$otel_parent_span_id"] = "%016x" % span.parent.span_id  # noqa: UP031
-            made.add(
-                reserved,
-                needs,
-                span_props,
-                timestamp=span.end_time or time.time_ns(),
-                position=OWN_EVENT,
-            )
-        return made.out
 
     def _bounded(self, text: str) -> str:
         """A string of the span's own (its name, its status) within the length bound."""
@@ -201,15 +241,22 @@ class SpanMapper:
     # -- pieces ------------------------------------------------------------------------
 
     def _context(
-        self, span: ReadableSpan, attrs: Mapping[str, Any], trace_hex: str, span_hex: str
+        self,
+        name: Any,
+        kind: Any,
+        resource: Any,
+        attrs: Mapping[str, Any],
+        trace_hex: str,
+        span_hex: str,
     ) -> dict[str, Any]:
         """Properties every event from this span carries."""
-        name = span.name if isinstance(span.name, str) else str(span.name)
+        if not isinstance(name, str):
+            name = str(name)
         context = {"$trace_id": trace_hex, "$span_id": span_hex, "$otel_span_name": name}
         if len(name) > MAX_STRING_LENGTH:
             context["$otel_span_name"] = self._bounded(name)
-        context.update(self._events.resource_properties(span.resource))
-        if span.kind is SpanKind.SERVER:
+        context.update(self._events.resource_properties(resource))
+        if kind is SpanKind.SERVER:
             context.update(web_properties(attrs, self._options.denylist))
         return context
 
@@ -226,16 +273,16 @@ class _SpanEvents:
     __slots__ = (
         "_build",
         "_context",
-        "_flags",
-        "_groups",
         "_identity",
-        "_problems",
         "_reserved",
         "_session",
         "_span_hex",
         "_trace_hex",
         "_trace_id",
+        "flags",
+        "groups",
         "out",
+        "problems",
     )
 
     def __init__(
@@ -253,14 +300,14 @@ class _SpanEvents:
         reserved: Mapping[str, Any],
     ) -> None:
         self._build = build
-        self._problems = problems
+        self.problems = problems
         self._context = context
-        self._flags = flags
+        self.flags = flags
         self._trace_hex = trace_hex
         self._span_hex = span_hex
         self._trace_id = trace_id
         self._identity = identity
-        self._groups = groups
+        self.groups = groups
         self._session = session
         self._reserved = reserved  # the span's: its window and anonymous visitor, if any
         self.out: list[dict[str, Any]] = []
@@ -290,9 +337,9 @@ class _SpanEvents:
                     needs,
                     props,
                     self._context,
-                    self._flags,
+                    self.flags,
                     identity=self._identity if identity is _SPAN else identity,
-                    groups=self._groups if groups is None else groups,
+                    groups=self.groups if groups is None else groups,
                     session=session or self._session,
                     timestamp=timestamp,
                     uuid=event_uuid(trace_hex, self._span_hex, self._trace_id, position),
@@ -303,4 +350,4 @@ class _SpanEvents:
                 )
             )
         except Exception as exc:  # noqa: BLE001 - this event only
-            tags.note_problem(self._problems, exc)
+            tags.note_problem(self.problems, exc)

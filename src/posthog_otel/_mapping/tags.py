@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from posthog_otel._limits import MAX_STRING_LENGTH
+from posthog_otel._limits import MAPPING_KEY_SETS, MAX_STRING_LENGTH
 from posthog_otel._mapping.bounds import Trims, clip, decode_json, is_plain_sequence
 from posthog_otel._mapping.convention import (
     ANONYMOUS_ID,
@@ -56,7 +56,8 @@ class InvalidTagError(ValueError):
 # groups, the people properties, the JSON properties).
 _PLAIN, _DENIED, _URL = 0, -1, -2
 _RESERVED, NEEDS_GROUPS, _NEEDS_PEOPLE, _NEEDS_JSON = 1, 2, 4, 8
-_SCALARS_AND_STR = frozenset({str, int, float, bool, type(None)})
+_SCALARS = frozenset({int, float, bool, type(None)})
+_SCALARS_AND_STR = _SCALARS | {str}
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ class EventBuilder:
         self._denylist = options.denylist
         self._all_resource = options.include_resource_attributes
         self._kinds: dict[str, int] = {}  # attribute key -> plain, reserved or denied
+        # a set of attribute keys -> its keys that are not plain properties, and needs
+        self._plans: dict[tuple[str, ...], tuple[tuple[tuple[str, int], ...], int]] = {}
         self._clock = IsoClock()
         self._resource: tuple[Any, dict[str, Any]] = (object(), {})
 
@@ -93,33 +96,70 @@ class EventBuilder:
         ``needs``, a bitmask of what the reserved ones ask for (``NEEDS_GROUPS``, people,
         JSON properties).
         ``event_name``: the span event's or log record's, which may mark its attributes
-        as GenAI content."""
-        props: dict[str, Any] = {}
+        as GenAI content.
+
+        The keys' kinds are looked up once per set of keys (a span's attribute keys are
+        usually the same from one span to the next), and the values are walked only
+        when they are not plainly within the bounds.
+        """
+        keys = tuple(attrs)
+        plan = self._plans.get(keys)
+        if plan is None:
+            plan = self._plan(keys)
+        special, needs = plan
+        props = dict(attrs)
         reserved: dict[str, Any] = {}
-        needs = 0
-        kinds = self._kinds
-        trims = self.trims
-        scalars, longest = _SCALARS_AND_STR, MAX_STRING_LENGTH  # locals: read per attribute
-        for key, value in attrs.items():
-            kind = kinds.get(key)
-            if kind is None:
-                kind = self._classify(key)
-            if type(value) not in scalars:  # bounded as they are: most attributes
-                if not is_plain_sequence(value):
-                    value = clip(value, trims)
-            elif type(value) is str and len(value) > longest and key != PROPERTIES:
-                value = clip(value, trims)
-            if kind == _PLAIN:
-                props[key] = value
-            elif kind > 0:
-                reserved[key] = value
-                needs |= kind
-            elif kind == _URL:
-                props[key] = redact_attribute(key, value, self._denylist)
+        urls = None
+        for key, kind in special:
+            if kind > 0:
+                reserved[key] = self._within_bounds(key, props.pop(key))
+            elif kind == _DENIED:
+                del props[key]
+            else:
+                urls = [*(urls or ()), key]
+        scalars, longest = _SCALARS, MAX_STRING_LENGTH  # locals: read per value
+        for key, value in props.items():  # replacing values only: the dict keeps its size
+            of = type(value)
+            if of is str:
+                if len(value) > longest:
+                    props[key] = clip(value, self.trims)
+            elif of not in scalars and not is_plain_sequence(value):
+                props[key] = clip(value, self.trims)  # walked only if not plainly small
+        if urls:
+            for key in urls:
+                props[key] = redact_attribute(key, props[key], self._denylist)
         if self._privacy and event_name and event_name.startswith(CONTENT_EVENTS):
             for key in [k for k in props if is_content(k, event_name)]:
                 del props[key]
         return props, reserved, needs
+
+    def _plan(self, keys: tuple[str, ...]) -> tuple[tuple[tuple[str, int], ...], int]:
+        """The keys that are not plain properties, with their kinds, and what they need."""
+        special = []
+        needs = 0
+        for key in keys:
+            kind = self._kinds.get(key)
+            if kind is None:
+                kind = self._classify(key)
+            if kind != _PLAIN:
+                special.append((key, kind))
+                if kind > 0:
+                    needs |= kind
+        plan = (tuple(special), needs)
+        if len(self._plans) >= MAPPING_KEY_SETS:  # usually a few; stay bounded if not
+            self._plans.clear()
+        self._plans[keys] = plan
+        return plan
+
+    def _within_bounds(self, key: str, value: Any) -> Any:
+        """One attribute's value clipped to the bounds (``posthog.properties`` keeps its
+        length: it is decoded, and bounded, as JSON)."""
+        if type(value) not in _SCALARS_AND_STR:
+            if not is_plain_sequence(value):
+                return clip(value, self.trims)
+        elif type(value) is str and len(value) > MAX_STRING_LENGTH and key != PROPERTIES:
+            return clip(value, self.trims)
+        return value
 
     def denied(self, key: str) -> bool:
         """Whether ``key`` names a credential that must never be sent."""
@@ -148,7 +188,6 @@ class EventBuilder:
         props: dict[str, Any],
         context: Mapping[str, Any],
         flags: Mapping[str, Any],
-        *,
         identity: str | InvalidTagError | None,
         groups: Mapping[str, str],
         session: str | None,

@@ -63,6 +63,16 @@ class Delivery:
         self._stats = stats
         self._before_send = before_send
         self._trims = Trims()  # cuts made here, to fit an event in PostHog's limit
+        self._all_trims = tuple(
+            trims
+            for trims in (
+                self._trims,
+                mapper.trims if mapper is not None else None,
+                mapper.unmapped if mapper is not None else None,
+                log_mapper.trims if log_mapper is not None else None,
+            )
+            if trims is not None
+        )
         self.max_batch_events = max_batch_events
         # Our requests need the watchdog: start it now, as Python 3.12.0-3.12.2 refuse to
         # start a thread at interpreter exit, where the last flush may be the first send.
@@ -82,14 +92,10 @@ class Delivery:
             events = self._events_of(item, problems)
         except Exception as exc:  # noqa: BLE001 - an item we cannot read must not stop the rest
             self._stats.drop("invalid", 1, f"{type(exc).__name__}: {exc}")
-            return []
-        finally:
             self._count_trims()
-        event_count = len(events) + len(problems)
-        if event_count != 1:
-            self._stats.events_queued.add(event_count - 1)
-        if problems:
-            self._stats.drop("invalid", len(problems), problems[0])
+            return []
+        if len(events) != 1 or problems:
+            self._count_problems(len(events), problems)
         if self._before_send is not None:
             events = self._edited(events)
         encoded = []
@@ -97,8 +103,19 @@ class Delivery:
             data = self._encode(event)
             if data is not None:
                 encoded.append(data)
-        self._count_trims()
+        for trims in self._all_trims:  # what the mappers (and _encode) cut, if anything
+            if trims.counts:
+                self._count_trims()
+                break
         return encoded
+
+    def _count_problems(self, made: int, problems: list[str]) -> None:
+        """The item's real event count (it was queued as one), and those lost to problems."""
+        event_count = made + len(problems)
+        if event_count != 1:
+            self._stats.events_queued.add(event_count - 1)
+        if problems:
+            self._stats.drop("invalid", len(problems), problems[0])
 
     def _count_trims(self) -> None:
         """Properties the mappers (and ``_encode``) cut or left out, into the counters."""
@@ -111,13 +128,6 @@ class Delivery:
                 self._stats.trimmed(trims.take())
         if self._mapper is not None and self._mapper.unmapped.counts:
             self._stats.unmapped(self._mapper.unmapped.take())
-
-    def fits(self, batch: OpenBatch, data: bytes) -> bool:
-        """Whether ``data`` may join ``batch``: under ``max_batch_size`` events and the
-        pipeline's request size (a lone event always fits)."""
-        return not batch or (
-            len(batch) < self.max_batch_events and batch.fits(data, PIPELINE_BATCH_BYTES)
-        )
 
     def open_batch(self) -> OpenBatch:
         return self._connection.open_batch()

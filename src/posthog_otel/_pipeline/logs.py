@@ -103,7 +103,7 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
         include_resource_attributes: bool = False,
         attribute_denylist: Iterable[str] | re.Pattern[str] | None = DEFAULT_DENYLIST,
         before_send: BeforeSend | None = None,
-        max_queue_size: int = 10_000,
+        max_queue_size: int | None = None,
         max_buffer_bytes: int = MAX_BUFFER_BYTES,
         max_batch_size: int = 1000,
         flush_interval: float = 1.0,

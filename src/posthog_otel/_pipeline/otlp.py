@@ -75,6 +75,14 @@ class OtlpBatch:
     def add(self, item: Any) -> None:
         self.items.append(item)
 
+    def append(self, item: Any, max_events: int, limit: int) -> bool:
+        """Add ``item`` unless the batch holds ``max_events``; bytes are seen to when it
+        is sealed (``limit`` is the events' batch size, not ours)."""
+        if len(self.items) >= max_events:
+            return False
+        self.items.append(item)
+        return True
+
     def seal(self) -> SealedOtlp:
         """The requests as they will be sent, each gzipped once when gzip is on."""
         parts = self._encoded(self.items)
@@ -144,10 +152,6 @@ class OtlpDelivery:
         """The item as it is: it is encoded with its batch (``OtlpBatch.seal``)."""
         return [item]
 
-    def fits(self, batch: OtlpBatch, item: Any) -> bool:
-        """Under ``max_batch_events`` items (bytes are seen to when it is sealed)."""
-        return len(batch) < self.max_batch_events
-
     def send(self, batch: SealedOtlp, *, deadline: float, stop: threading.Event) -> bool:
         """Each of its requests (retried); ``True`` if PostHog accepted all of them."""
         delivered = True
@@ -207,7 +211,7 @@ class Stream:
         connection: Connection,
         signal: str,
         *,
-        max_queue_size: int,
+        max_queue_size: int | None,
         max_buffer_bytes: int,
         flush_interval: float,
         export_timeout: float,

@@ -62,7 +62,7 @@ class PipelineOptions:
     privacy_mode: bool = False
     attribute_denylist: Iterable[str] | re.Pattern[str] | None = DEFAULT_DENYLIST
     before_send: BeforeSend | None = None
-    max_queue_size: int = 10_000
+    max_queue_size: int | None = None  # None: bounded by bytes (MAX_QUEUE_BYTES)
     max_buffer_bytes: int = MAX_BUFFER_BYTES
     max_batch_size: int = 1000
     flush_interval: float = 1.0
@@ -102,7 +102,8 @@ class PipelineOptions:
                 raise ConfigurationError(name, "must be True or False")
         if self.before_send is not None and not callable(self.before_send):
             raise ConfigurationError("before_send", "must be a function of one event, or None")
-        _check_int("max_queue_size", self.max_queue_size, 1)
+        if self.max_queue_size is not None:
+            _check_int("max_queue_size", self.max_queue_size, 1)
         _check_int("max_buffer_bytes", self.max_buffer_bytes, MAX_BATCH_BYTES, "(one request)")
         _check_int("max_batch_size", self.max_batch_size, 1, f"and at most {MAX_BATCH_EVENTS:,}")
         if self.max_batch_size > MAX_BATCH_EVENTS:

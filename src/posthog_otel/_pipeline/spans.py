@@ -133,7 +133,9 @@ class PostHogSpanProcessor(SpanProcessor):
         before_send: called in the worker with each event (a dict in PostHog's
             shape); return it, edited or not, or ``None`` to drop it.
         max_queue_size: spans and captured events waiting to be encoded; beyond
-            this they are dropped (and counted), never blocking the caller.
+            this they are dropped (and counted), never blocking the caller. ``None``
+            (the default): as many as fit in 96 MiB, estimated from their counts of
+            attributes (a burst of 50,000 captures), at most 100,000.
         max_buffer_bytes: encoded events waiting to be sent (16 MiB, tens of
             thousands of events); when full, encoding pauses and the queue fills.
         max_batch_size: events per request (requests also stay under 5 MiB).
@@ -178,7 +180,7 @@ class PostHogSpanProcessor(SpanProcessor):
         include_resource_attributes: bool = False,
         attribute_denylist: Iterable[str] | re.Pattern[str] | None = DEFAULT_DENYLIST,
         before_send: BeforeSend | None = None,
-        max_queue_size: int = 10_000,
+        max_queue_size: int | None = None,
         max_buffer_bytes: int = MAX_BUFFER_BYTES,
         max_batch_size: int = 1000,
         flush_interval: float = 1.0,

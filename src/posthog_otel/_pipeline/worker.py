@@ -6,8 +6,9 @@ the lock and every wait re-checks what it waits for::
     RUNNING ──shutdown(timeout)──> DRAINING ──everything sent, or the deadline──> STOPPED
 
 - ``put`` (application threads) queues an item while RUNNING, else refuses and
-  counts it (``closed``, or ``queue_full`` past ``max_queue_size``). It never
-  waits for more than the lock.
+  counts it (``closed``, or ``queue_full`` past ``max_queue_size`` items, or, at the
+  default, past ``MAX_QUEUE_BYTES`` of the items' estimated size: see ``item_bytes``).
+  It never waits for more than the lock.
 - The *encoder* takes queued items in chunks and, outside the lock, maps and
   encodes them into an open batch. A full or due batch goes to the outbox as it
   is. When the outbox holds ``max_buffer_bytes`` the encoder waits, the queue
@@ -50,6 +51,10 @@ from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from posthog_otel import _forksafe, _otel
+from posthog_otel._client.batch import PIPELINE_BATCH_BYTES
+from posthog_otel._limits import MAX_QUEUE_BYTES, MAX_QUEUE_ITEMS
+from posthog_otel._mapping.logs import LogItem
+from posthog_otel._mapping.otlp import LogRecordItem
 from posthog_otel._pipeline import metrics
 from posthog_otel._pipeline.stats import Stats
 
@@ -62,6 +67,42 @@ MAX_BUFFER_BYTES = 16 * 1024 * 1024  # encoded events waiting to be sent
 SETTLE = 1.0  # after the deadline's cut-off, how long shutdown waits for the count to settle
 
 RUNNING, DRAINING, STOPPED = "running", "draining", "stopped"
+
+# What a queued item holds, in bytes, as measured with tracemalloc (CPython 3.11, values
+# of a few dozen characters each): a captured event's dict about 545 plus 83 per property;
+# an SDK span about 2,800 plus 82 per attribute; each of its span events about as much as
+# a captured event. Rounded up; long strings are not walked (that would cost the caller).
+_EVENT_BYTES = 576
+_SPAN_BYTES = 2_816
+_VALUE_BYTES = 96
+_SPAN_EVENT_BYTES = _EVENT_BYTES + 8 * _VALUE_BYTES
+
+
+def item_bytes(item: Any) -> int:
+    """About how many bytes ``item`` holds while queued, from its counts alone (cheap
+    enough for ``put``: a few ``len`` calls, no walk over values)."""
+    kind = type(item)
+    held: Any = item  # one of the Item shapes, told apart by its exact type
+    if kind is dict:
+        props = held.get("properties")
+        return _EVENT_BYTES + _VALUE_BYTES * (len(props) if type(props) is dict else 0)
+    if kind is LogItem:
+        return _SPAN_BYTES + _VALUE_BYTES * len(held.span_attributes or ())
+    if kind is LogRecordItem:  # send_logs: a record as the SDK holds it
+        return _SPAN_BYTES + _VALUE_BYTES * len(held.record.log_record.attributes or ())
+    extra = 0
+    span = held
+    if kind is tuple:
+        span = held[0]
+        extra = _VALUE_BYTES * len(held[1] or ())
+        if len(held) > 2:
+            extra += _SPAN_EVENT_BYTES * len(held[2])
+    access = _otel.ACCESS
+    try:  # C-implemented readers: no Python frame on the caller's thread
+        attributes, events = access.fast_attributes(span), access.fast_events(span)
+    except AttributeError:
+        attributes, events = access.attributes(span), access.events(span)
+    return _SPAN_BYTES + extra + _VALUE_BYTES * len(attributes) + _SPAN_EVENT_BYTES * len(events)
 
 
 class Sealed(Protocol):
@@ -78,6 +119,11 @@ class Batch(Sealed, Protocol):
 
     def add(self, encoded: Any) -> None: ...
 
+    def append(self, encoded: Any, max_events: int, limit: int) -> bool:
+        """Add ``encoded`` unless the batch is full (``max_events``, or ``limit`` bytes
+        where the batch knows its bytes); ``False``: not added."""
+        ...
+
     def seal(self) -> Sealed: ...
 
 
@@ -91,8 +137,6 @@ class Deliverer(Protocol):
 
     def encode_item(self, item: Any) -> list[Any]: ...
 
-    def fits(self, batch: Any, data: Any) -> bool: ...
-
     def send(self, batch: Any, *, deadline: float, stop: threading.Event) -> bool: ...
 
 
@@ -104,7 +148,7 @@ class BatchWorker:
         delivery: Deliverer,
         stats: Stats,
         *,
-        max_queue_size: int = 10_000,
+        max_queue_size: int | None = None,
         max_buffer_bytes: int = MAX_BUFFER_BYTES,
         flush_interval: float = 1.0,
         export_timeout: float = 30.0,
@@ -114,14 +158,17 @@ class BatchWorker:
     ) -> None:
         self._delivery = delivery
         self._stats = stats
-        self._max_queue_size = max_queue_size
+        # At the default, the queue is bounded by bytes (estimated), within a generous
+        # count; a size given is a count, as it always was.
+        self._max_queue_size = MAX_QUEUE_ITEMS if max_queue_size is None else max_queue_size
+        self._max_queue_bytes = MAX_QUEUE_BYTES if max_queue_size is None else None
         self._max_buffer_bytes = max_buffer_bytes
         self._batch_size = delivery.max_batch_events
         self._interval = flush_interval
         self._export_timeout = export_timeout
         self._name = name
         self._clock = clock
-        self._wake_at = min(wake_at, self._batch_size, max_queue_size)
+        self._wake_at = min(wake_at, self._batch_size, self._max_queue_size)
         self._start(RUNNING)
         _LIVE.add(self)
         metrics.watch(self)  # its queue in posthog_otel.queue.size
@@ -137,6 +184,7 @@ class BatchWorker:
         self._queue: collections.deque[Any] = collections.deque()
         # Items in the chunk the encoder is encoding (they still count as queued).
         self._items_encoding = 0
+        self._queued_bytes = 0  # item_bytes of the queue and that chunk (bounded by bytes)
         self._accepted = 0  # items put() accepted
         self._items_to_sender_total = 0  # items handed to the sender (in the outbox, or done)
         self._done = 0  # items whose events were all sent or dropped
@@ -158,13 +206,18 @@ class BatchWorker:
 
     def put(self, item: Any) -> bool:
         """Queue ``item``; never blocks. ``False`` (and counted) when full or shut down."""
+        limit = self._max_queue_bytes
+        size = 0 if limit is None else item_bytes(item)
         with self._lock:
             if self._state != RUNNING:
                 refused = "closed"
-            elif len(self._queue) + self._items_encoding >= self._max_queue_size:
+            elif len(self._queue) + self._items_encoding >= self._max_queue_size or (
+                limit is not None and self._queued_bytes + size > limit
+            ):
                 refused = "queue_full"
             else:
                 self._queue.append(item)
+                self._queued_bytes += size
                 self._accepted += 1
                 if len(self._queue) == self._wake_at:
                     self._cond.notify_all()
@@ -249,6 +302,12 @@ class BatchWorker:
         return len(self._queue) + self._items_encoding
 
     @property
+    def queued_bytes(self) -> int:
+        """The estimated bytes of the items waiting to be encoded (counted only when the
+        queue is bounded by bytes, at the default ``max_queue_size``)."""
+        return self._queued_bytes
+
+    @property
     def buffered_bytes(self) -> int:
         """Encoded events waiting to be sent."""
         return self._outbox.nbytes
@@ -279,15 +338,22 @@ class BatchWorker:
             chunk = [self._queue.popleft() for _ in range(min(CHUNK, len(self._queue)))]
             self._items_encoding = len(chunk)
             flushing = self._flush_wanted > self._items_to_sender_total
+        # The chunk's bytes leave the count once it is encoded, as its items do.
+        chunk_bytes = 0 if self._max_queue_bytes is None else sum(map(item_bytes, chunk))
+        outbox, room = self._outbox, self._max_buffer_bytes
         for index, item in enumerate(chunk):
             if draining and self._out_of_time():
                 self._give_up_encoding(len(chunk) - index)
                 return True
-            self._wait_for_room()
+            if outbox.nbytes >= room:  # read without the lock: a stale read lets in one more
+                self._wait_for_room()
             self._add(item)
         with self._cond:
             self._items_encoding = 0
             more = self._backlog = bool(self._queue)
+            # Never below zero, and zero once the queue is empty, should an item's
+            # estimate have changed while it waited.
+            self._queued_bytes = max(0, self._queued_bytes - chunk_bytes) if more else 0
         full = len(self._batch) >= self._batch_size
         if full or (not more and (flushing or draining or not woke or self._due())):
             self._hand_over()
@@ -316,9 +382,9 @@ class BatchWorker:
     def _add(self, item: Any) -> None:
         """Map and encode one item into the open batch, handing it over first if it is full."""
         for data in self._delivery.encode_item(item):
-            if not self._delivery.fits(self._batch, data):
+            if not self._batch.append(data, self._batch_size, PIPELINE_BATCH_BYTES):
                 self._hand_over()
-            self._batch.add(data)
+                self._batch.add(data)
         if not self._batched:
             self._batch_started = self._clock()
         self._batched += 1
@@ -347,6 +413,7 @@ class BatchWorker:
         with self._cond:
             queued = len(self._queue)
             self._queue.clear()
+            self._queued_bytes = 0
             items = unencoded + queued + self._batched
             events = unencoded + queued + len(self._batch)
             self._items_encoding = 0
