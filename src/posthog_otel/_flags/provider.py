@@ -375,6 +375,8 @@ NO_CONTEXT = FlagContext(None, None, None)
 def distinct_id_for(distinct_id: str | None) -> str:
     """``distinct_id`` checked, or the one in the current context; ``ValueError`` if none."""
     if distinct_id is not None:
+        if type(distinct_id) is str and distinct_id.strip():  # the common case, one frame
+            return distinct_id
         return check_distinct_id(distinct_id)
     span = trace.get_current_span()
     attrs = _otel.ACCESS.attributes(span) if span.is_recording() else {}
@@ -553,7 +555,7 @@ class FlagLookups:
     ) -> Evaluation | None:
         """``evaluate`` once local evaluation has answered ``found`` (``None``: it is off)."""
         lookup: Lookup | None = None
-        evaluation = self._local_evaluation(found)
+        evaluation = None if found is None else self._local_evaluation(found)
         if evaluation is None:
             lookup = (
                 self._remote.lookup(who, *checked) if wait else self._remote.peek(who, *checked)

@@ -62,7 +62,10 @@ class RemoteFlags:
         person_properties: Properties | None,
         group_properties: Mapping[str, Properties] | None,
     ) -> Lookup:
-        key = _key(who, groups, person_properties, group_properties)
+        if groups or person_properties or group_properties:
+            key = _key(who, groups, person_properties, group_properties)
+        else:
+            key = who, None, None, None  # the common read, with no context
         hit = self._cache.fresh(key)
         if hit is not None:
             return hit

@@ -107,28 +107,37 @@ class LocalFlags:
     def decide_all(
         self, subject: Subject, *, server_side: bool = False
     ) -> dict[str, Decision | Undecided]:
-        """Every flag for ``subject``, in the definitions' order."""
+        """Every flag for ``subject``, in the definitions' order. The flags on persons share
+        one scope: a dependency is evaluated once for all of them."""
         answers: dict[str, Decision | Undecided] = {}
+        scope = _Scope(self.flags, subject.distinct_id, subject.device_id, server_side)
         for key, flag in self.flags.items():
             try:
-                answers[key] = self._decide(flag, subject, server_side)
+                answers[key] = self._decide(flag, subject, server_side, scope)
             except InconclusiveError as exc:
                 answers[key] = Undecided(exc.reason, str(exc))
             except Exception as exc:  # noqa: BLE001 - an odd definition costs this flag only
                 answers[key] = _failed(key, exc)
         return answers
 
-    def _decide(self, flag: CompiledFlag, subject: Subject, server_side: bool) -> Decision:
+    def _decide(
+        self, flag: CompiledFlag, subject: Subject, server_side: bool, shared: _Scope | None = None
+    ) -> Decision:
         if not flag.active:
-            return Decision(False, DISABLED)
+            return _DISABLED
         if flag.continuity and not server_side:
             raise InconclusiveError(EXPERIENCE_CONTINUITY, f"flag {flag.key!r} keeps experiences")
         if flag.broken is not None:
             raise NeedsServerError(UNSUPPORTED_DEFINITION, flag.broken)
         groups = subject.groups
         if flag.aggregation is None:
-            bucketing = flag.bucketing(subject.distinct_id, subject.device_id, server_side)
-            scope = _Scope(self.flags, subject.distinct_id, subject.device_id, server_side)
+            if flag.by_device:
+                bucketing = flag.bucketing(subject.distinct_id, subject.device_id, server_side)
+            else:
+                bucketing = subject.distinct_id
+            scope = shared or _Scope(
+                self.flags, subject.distinct_id, subject.device_id, server_side
+            )
             return flag.match(subject.person, bucketing, scope, groups)
         name = groups.mapping.get(str(flag.aggregation))
         if not name:
@@ -141,6 +150,9 @@ class LocalFlags:
         group_key = groups.keys[name]
         scope = _Scope(self.flags, group_key, subject.device_id, server_side)
         return flag.match(groups.properties[name], group_key, scope, groups)
+
+
+_DISABLED = Decision(False, DISABLED)
 
 
 def _failed(key: str, exc: Exception) -> Undecided:
