@@ -146,7 +146,8 @@ class _Condition:
                 raise InconclusiveError(reason, f"a filter of flag {key!r} could not be decided")
             if self.threshold is None:
                 return _MATCH
-        if self.threshold is not None and rollout_hash(key, bucketing) > self.threshold:
+        threshold = self.threshold  # the hash is at most 1: a rollout of 100% needs none
+        if threshold is not None and threshold < 1 and rollout_hash(key, bucketing) > threshold:
             return _OUT_OF_BOUND
         return _MATCH
 
