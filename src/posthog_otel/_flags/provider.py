@@ -24,6 +24,7 @@ the trace and in exposure events.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import weakref
@@ -370,6 +371,8 @@ class FlagContext(NamedTuple):
 
 
 NO_CONTEXT = FlagContext(None, None, None)
+# A named tuple made in C: its ``__new__`` is a Python frame, and every read makes one.
+_context = functools.partial(tuple.__new__, FlagContext)
 
 
 def distinct_id_for(distinct_id: str | None) -> str:
@@ -408,9 +411,7 @@ def flag_context(
         person_properties = check_properties(person_properties, "person_properties")
     if group_properties:
         group_properties = check_properties(group_properties, "group_properties")
-    return FlagContext(
-        check_groups(groups) if groups else None, person_properties, group_properties
-    )
+    return _context((check_groups(groups) if groups else None, person_properties, group_properties))
 
 
 _PLAIN = frozenset({str, int, bool, type(None)})

@@ -13,6 +13,7 @@ group the caller did not give is ``False``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -59,6 +60,10 @@ class Subject(NamedTuple):
     device_id: str | None = None
 
 
+# A named tuple made in C: its ``__new__`` is a Python frame, and a lookup makes one.
+_subject = functools.partial(tuple.__new__, Subject)
+
+
 class LocalFlags:
     """The compiled flags of one ``FlagDefinitions``; safe to share between threads."""
 
@@ -81,7 +86,7 @@ class LocalFlags:
         if "distinct_id" not in person:
             person = {**person, "distinct_id": distinct_id}
         if not groups:
-            return Subject(distinct_id, person, self._no_groups, device_id)
+            return _subject((distinct_id, person, self._no_groups, device_id))
         given = group_properties or {}
         by_group = {
             name: {"$group_key": key, **(given.get(name) or {})} for name, key in groups.items()
