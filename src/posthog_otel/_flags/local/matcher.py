@@ -282,7 +282,7 @@ class CompiledFlag:
                 reason = first_reason(reason, exc.reason)
                 continue
             if result == _MATCH:
-                variant = condition.variant or self._variant(who)
+                variant = condition.variant or (self._variant(who) if self.variants else None)
                 return condition.decisions[variant]
             if result == _OUT_OF_BOUND:
                 out_of_bound = condition.out_of_bound
