@@ -176,6 +176,15 @@ class CompiledFlag:
             self.broken = f"flag {self.key[:200]!r} has a definition we cannot read ({problem})"
         # The decision every subject gets, if the definition leaves nothing to chance.
         self.everyone: Decision | None = None if self.broken else self._everyone()
+        # Nothing to check before the conditions: an active flag on persons, bucketed by
+        # the distinct id, readable, with no experience continuity.
+        self.plain = (
+            self.active
+            and not self.continuity
+            and self.broken is None
+            and self.aggregation is None
+            and not self.by_device
+        )
 
     def _compile(self, raw: Mapping[str, Any], compiler: FilterCompiler) -> None:
         filters = raw.get("filters") or {}
