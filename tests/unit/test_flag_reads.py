@@ -114,3 +114,92 @@ def test_the_shortcuts_check_what_the_full_checks_do():
             distinct_id_for(bad)
     with pytest.raises(TypeError, match="distinct_id"):
         distinct_id_for(7)  # type: ignore[arg-type]
+
+
+def _prop(key: str, operator: str, value: object) -> dict[str, object]:
+    return {"key": key, "type": "person", "operator": operator, "value": value}
+
+
+MIXED = {
+    "flags": [
+        {
+            "id": 1,
+            "key": "mixed",
+            "active": True,
+            "filters": {
+                "groups": [
+                    # missing "plan" is inconclusive, but "age" may still fail the condition
+                    {"properties": [_prop("plan", "exact", "pro"), _prop("age", "gt", 30)]},
+                    {
+                        "properties": [_prop("email", "icontains", "@acme")],
+                        "rollout_percentage": 40,
+                    },
+                    {"properties": [_prop("country", "exact", ["DE", "FR"])], "variant": "b"},
+                    {"properties": [], "rollout_percentage": 0},
+                ],
+                "multivariate": {
+                    "variants": [
+                        {"key": "a", "rollout_percentage": 50},
+                        {"key": "b", "rollout_percentage": 50},
+                    ]
+                },
+            },
+        },
+        {
+            "id": 2,
+            "key": "dependent",
+            "active": True,
+            "filters": {
+                "groups": [
+                    {
+                        "properties": [
+                            {
+                                "key": "missing-flag",
+                                "type": "flag",
+                                "operator": "flag_evaluates_to",
+                                "value": True,
+                                "dependency_chain": ["missing-flag"],
+                            }
+                        ]
+                    },
+                    {"properties": [_prop("age", "lt", 18)]},
+                ]
+            },
+        },
+    ],
+    "group_type_mapping": {},
+    "cohorts": {},
+}
+SUBJECTS = [
+    {},
+    {"age": 20},
+    {"age": 40},
+    {"plan": "pro", "age": 40},
+    {"email": "x@acme.com"},
+    {"email": "x@acme.com", "plan": "free"},
+    {"country": "fr", "plan": "free"},
+    {"age": 12},
+    {"age": "not a number", "plan": "pro"},
+    # every filter read is given: decided in one frame
+    {"plan": "free", "age": 40, "email": "x@acme.com", "country": "US"},
+    {"plan": "free", "age": 40, "email": "x@other.com", "country": "DE"},
+    {"plan": "free", "age": 40, "email": "x@other.com", "country": "US"},
+    {"plan": "pro", "age": 50, "email": "x@other.com", "country": "US"},
+]
+
+
+@pytest.mark.parametrize("properties", SUBJECTS, ids=str)
+def test_the_one_frame_match_decides_as_the_careful_loop(properties):
+    from posthog_otel._flagdata import parse_definitions
+    from posthog_otel._flags.local.evaluator import LocalFlags
+
+    fast = LocalFlags(parse_definitions(MIXED))
+    careful = LocalFlags(parse_definitions(MIXED))
+    assert all(flag.direct for flag in fast.flags.values())
+    for flag in careful.flags.values():
+        flag.direct = False
+    for user in (f"user-{i}" for i in range(40)):
+        subject = fast.subject(user, properties)
+        for key in fast.flags:
+            assert fast.decide(key, subject) == careful.decide(key, subject), (key, user)
+        assert fast.decide_all(subject) == careful.decide_all(subject)
