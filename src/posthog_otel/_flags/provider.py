@@ -530,7 +530,14 @@ class FlagLookups:
     def flag(self, key: str, who: str, checked: FlagContext) -> FeatureFlag | None:
         """``evaluate(..., wait=True).flag``; a flag decided locally is observed and
         returned with no ``Evaluation`` built for it."""
-        found = self._local.lookup(key, who, *checked) if self._local is not None else None
+        if self._local is None:  # PostHog's answers only: _evaluate's remote half, inline
+            lookup = self._remote.lookup(who, *checked)
+            self.counts.add(REMOTE)
+            flag, source, error = remote_evaluation(lookup, key)
+            answer = lookup.entry.answer if lookup.entry is not None else None
+            self._observer.observe(key, flag, source, error, who, checked.groups, answer)
+            return flag
+        found = self._local.lookup(key, who, *checked)
         if isinstance(found, FeatureFlag):
             self.counts.add(LOCAL)
             self._observer.observe(key, found, "local", None, who, checked.groups, None)
