@@ -2,6 +2,11 @@
 100 users, against PostHog's Python SDK (remote evaluation, no local evaluation), both
 asking the same local devserver (in its own process).
 
+The cached lookup is also measured against a reference in the same run (a plain dict
+lookup of the same key, through the same indexing), as a ratio that means the same on
+a loaded machine, and counted in instructions per call under callgrind when valgrind
+is installed (``_instructions``: a copy of this script, ``--count URL``).
+
     python benchmarks/flags.py [--lookups 10000] [--users 100]
 """
 
@@ -12,6 +17,7 @@ import logging
 import statistics
 import time
 
+import _instructions
 from _common import devserver, per_call, record, request_counts, table
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -37,12 +43,47 @@ def first_in_span(tracer, flags, users: list[str], requests: int = 5_000) -> flo
     return statistics.median(rounds)
 
 
+def cached_lookups(flags, users: list[str]):
+    """Ours, a cached ``is_enabled``, and the reference: a dict lookup of the same key."""
+    reference = {("beta", user): True for user in users}
+    n = len(users)
+
+    def ours(i: int) -> object:
+        return flags.is_enabled("beta", users[i % n])
+
+    def plain(i: int) -> object:
+        return reference.get(("beta", users[i % n]), False)
+
+    return ours, plain
+
+
+def count(url: str, users: list[str]) -> None:
+    """The copy under callgrind: instructions per cached lookup, and per reference."""
+    client = PostHogClient("phc_bench", url)
+    flags = PostHogFlagProvider(client)
+    ours, plain = cached_lookups(flags, users)
+    for i in range(200):
+        ours(i)
+    _instructions.report(
+        {
+            "cached": _instructions.per_call(ours, 2_000),
+            "reference": _instructions.per_call(plain, 2_000),
+        }
+    )
+    flags.shutdown()
+    client.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lookups", type=int, default=10_000)
     parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--count", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     users = [f"user-{i}" for i in range(args.users)]
+    if args.count:
+        count(args.count, users)
+        return
     rows = []
     with devserver(FLAGS) as url:
         client = PostHogClient("phc_bench", url)
@@ -53,9 +94,10 @@ def main() -> None:
             flags.is_enabled("beta", users[i % len(users)])
         ours_wall = time.perf_counter() - start
         ours_requests = request_counts(url).get("/decide", 0) - before
-        cached, cached_best = per_call(
-            lambda i: flags.is_enabled("beta", users[i % len(users)]), 20_000
-        )
+        ours, plain = cached_lookups(flags, users)
+        cached, cached_best = per_call(ours, 20_000)
+        reference = per_call(plain, 20_000)[0]
+        counted = _instructions.counted(__file__, ["--count", url, "--users", str(args.users)])
         provider = TracerProvider()
         processor = PostHogSpanProcessor(client)
         provider.add_span_processor(processor)
@@ -86,9 +128,30 @@ def main() -> None:
         peer_requests = sum(request_counts(url).get(p, 0) for p in ("/flags", "/decide")) - before
         peer.shutdown()
 
-    record(
-        flags_cached_us=cached, flags_requests_ours=ours_requests, flags_requests_sdk=peer_requests
+    figures = {"flags_cached_us": cached, "flags_cached_x_dict": cached / reference}
+    if counted is not None:
+        figures["flags_cached_instructions"] = counted["cached"]
+    record(**figures, flags_requests_ours=ours_requests, flags_requests_sdk=peer_requests)
+    ours_ir = ref_ir = ratio_ir = "not counted (no valgrind)" if counted is None else ""
+    if counted is not None:
+        ours_ir, ref_ir = f"{counted['cached']:,.0f}", f"{counted['reference']:,.0f}"
+        ratio_ir = f"{counted['cached'] / counted['reference']:.1f}x"
+    header = ["a cached flag lookup", "µs per call (median)", "instructions per call"]
+    print(
+        table(
+            header,
+            [
+                [
+                    f"ours: `is_enabled`, no span, {args.users} users",
+                    f"{cached:.2f} (best {cached_best:.2f})",
+                    ours_ir,
+                ],
+                ["reference: a dict lookup of the same key", f"{reference:.3f}", ref_ir],
+                ["ratio, ours / reference", f"{cached / reference:.1f}x", ratio_ir],
+            ],
+        )
     )
+    print()
     rows.append(["ours: cached lookup, no span", f"{cached:.2f} (best {cached_best:.2f})", "", ""])
     rows.append(
         ["ours: cached lookup, first of its flag in a request's span", f"{first:.2f}", "", ""]

@@ -3,7 +3,11 @@ with PostHog's Python SDK evaluating the same definitions locally, and the reque
 both make: none per lookup, one per poll (a 304 while nothing changes).
 
 Both poll the devserver (in its own process) for the definitions; lookups then stay
-in process. The flag looked up has 3 conditions of 3 person properties each.
+in process. The flag looked up has 3 conditions of 3 person properties each. Each
+figure is also a ratio to posthog-python's, measured in the same run, and counted in
+instructions per call under callgrind when valgrind is installed (``_instructions``:
+a copy of this script, ``--count URL``). 100 users take turns, so per-user memories
+(the rollout hashes) are warm, as for users who come back.
 
     python benchmarks/local_flags.py [--lookups 10000] [--rounds 7]
 """
@@ -14,6 +18,7 @@ import argparse
 import logging
 import time
 
+import _instructions
 from _common import devserver, per_call, record, request_counts, table
 
 from posthog_otel import PostHogClient, PostHogFlagProvider
@@ -108,10 +113,63 @@ def polls(url: str) -> int:
     )
 
 
+def count(url: str) -> None:
+    """The copy under callgrind: instructions per lookup and per ``get_flags``, ours and
+    posthog-python's."""
+    import posthog
+
+    client = PostHogClient("phc_bench", url, secret_key=SECRET)
+    ours = PostHogFlagProvider(client, send_feature_flag_events=False)
+    peer = posthog.Client("phc_bench", host=url, secret_key="phx_bench", poll_interval=30)
+    assert ours.load_definitions(60)
+    peer.load_feature_flags()
+    lookup, peer_lookup, all_flags, peer_all = readers(ours, peer)
+    for i in range(100):
+        lookup(i), peer_lookup(i), all_flags(i)
+    _instructions.report(
+        {
+            "lookup": _instructions.per_call(lookup, 1_000),
+            "peer_lookup": _instructions.per_call(peer_lookup, 300),
+            "all": _instructions.per_call(all_flags, 100),
+            "peer_all": _instructions.per_call(peer_all, 30),
+        }
+    )
+    ours.shutdown()
+    peer.shutdown()
+    client.close()
+
+
+def readers(ours, peer):
+    """A lookup and a ``get_flags``, ours and posthog-python's, for user ``i % 100``."""
+
+    def lookup(i: int) -> object:
+        return ours.get_flag("checkout", USERS[i % 100], person_properties=PROPS)
+
+    def peer_lookup(i: int) -> object:
+        return peer.get_feature_flag_result(
+            "checkout",
+            USERS[i % 100],
+            person_properties=PROPS,
+            only_evaluate_locally=True,
+            send_feature_flag_events=False,
+        )
+
+    def all_flags(i: int) -> object:
+        return ours.get_flags(USERS[i % 100], person_properties=PROPS)
+
+    def peer_all(i: int) -> object:
+        return peer.get_all_flags(
+            USERS[i % 100], person_properties=PROPS, only_evaluate_locally=True
+        )
+
+    return lookup, peer_lookup, all_flags, peer_all
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lookups", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--count", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     import warnings
@@ -120,6 +178,9 @@ def main() -> None:
 
     logging.getLogger("posthog").setLevel(logging.CRITICAL)
     warnings.simplefilter("ignore", DeprecationWarning)
+    if args.count:
+        count(args.count)
+        return
     rows = []
     with devserver(definitions()) as url:
         client = PostHogClient("phc_bench", url, secret_key=SECRET)
@@ -129,9 +190,7 @@ def main() -> None:
         assert ours.load_definitions(10)
         assert ours_events.load_definitions(10)
         peer.load_feature_flags()
-
-        def ours_lookup(i: int) -> object:
-            return ours.get_flag("checkout", USERS[i % 100], person_properties=PROPS)
+        ours_lookup, _, ours_all, peer_all = readers(ours, peer)
 
         def ours_lookup_events(i: int) -> object:
             return ours_events.get_flag("checkout", USERS[i % 100], person_properties=PROPS)
@@ -153,17 +212,11 @@ def main() -> None:
         ours_ev = per_call(ours_lookup_events, args.lookups, args.rounds)[0]
         peer_ev = per_call(lambda i: peer_lookup(i, True), args.lookups, args.rounds)[0]
 
-        def ours_all(i: int) -> object:
-            return ours.get_flags(USERS[i % 100], person_properties=PROPS)
-
-        def peer_all(i: int) -> object:
-            return peer.get_all_flags(
-                USERS[i % 100], person_properties=PROPS, only_evaluate_locally=True
-            )
-
         assert len(ours_all(0)) == len(peer_all(0)) == 50
         ours_all_us = per_call(ours_all, args.lookups // 10, args.rounds)[0]
         peer_all_us = per_call(peer_all, args.lookups // 10, args.rounds)[0]
+
+        counted = _instructions.counted(__file__, ["--count", url])
 
         before_lookups, before_polls = lookups(url), polls(url)
         start = time.perf_counter()
@@ -188,7 +241,53 @@ def main() -> None:
         peer.shutdown()
         client.close()
 
-    record(local_lookup_us=ours_us, local_x_sdk=ours_us / peer_us, local_requests=ours_requests)
+    figures = {
+        "local_lookup_us": ours_us,
+        "local_x_sdk": ours_us / peer_us,
+        "local_all_us": ours_all_us,
+        "local_all_x_sdk": ours_all_us / peer_all_us,
+    }
+    if counted is not None:
+        figures["local_lookup_instructions"] = counted["lookup"]
+        figures["local_all_instructions"] = counted["all"]
+    record(**figures, local_requests=ours_requests)
+
+    def instructions(ours_key: str, peer_key: str) -> list[str]:
+        if counted is None:
+            return ["not counted (no valgrind)", "", ""]
+        mine, theirs = counted[ours_key], counted[peer_key]
+        return [f"{mine:,.0f}", f"{theirs:,.0f}", f"{mine / theirs:.2f}x"]
+
+    print(
+        table(
+            [
+                "per call",
+                "ours µs",
+                "posthog-python µs",
+                "ours / posthog-python",
+                "ours instructions",
+                "posthog-python instructions",
+                "ratio",
+            ],
+            [
+                [
+                    "a local lookup, 3 conditions x 3 properties",
+                    f"{ours_us:.2f}",
+                    f"{peer_us:.2f}",
+                    f"{ours_us / peer_us:.2f}x",
+                    *instructions("lookup", "peer_lookup"),
+                ],
+                [
+                    "`get_flags` over 50 flags",
+                    f"{ours_all_us:.1f}",
+                    f"{peer_all_us:.1f}",
+                    f"{ours_all_us / peer_all_us:.2f}x",
+                    *instructions("all", "peer_all"),
+                ],
+            ],
+        )
+    )
+    print()
     rows.append(
         [
             "local lookup, 3 conditions x 3 properties",

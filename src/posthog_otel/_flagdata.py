@@ -42,7 +42,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from posthog_otel import _forksafe
-from posthog_otel._limits import FLAG_MAX_PAYLOAD_DEPTH
+from posthog_otel._limits import FLAG_EXPOSURES_PER_THREAD, FLAG_MAX_PAYLOAD_DEPTH
 
 __all__ = [
     "FLAG_DISABLED",
@@ -259,7 +259,9 @@ class SeenSet:
 
     def add(self, key: Hashable) -> bool:
         """Record ``key``; ``True`` if it was not already remembered."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: every flag read asks, and this costs half
+        try:
             if key in self._keys:
                 self._keys.move_to_end(key)
                 return False
@@ -267,6 +269,8 @@ class SeenSet:
             if len(self._keys) > self._maxsize:
                 self._keys.popitem(last=False)
             return True
+        finally:
+            lock.release()
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -276,17 +280,34 @@ class SeenSet:
 
 
 class ExposureLog:
-    """Which (user, flag, value, groups) exposures were already reported."""
+    """Which (user, flag, value, groups) exposures were already reported.
+
+    The log is shared, behind a lock; each thread also remembers the last
+    ``FLAG_EXPOSURES_PER_THREAD`` exposures it found there, so a flag read again and
+    again (the common case) is answered with no lock. Such a read does not refresh the
+    shared log's recency: at its bound, an exposure read only from a thread's memory may
+    be forgotten and reported once more, as any exposure out of the log is."""
 
     def __init__(self, maxsize: int = REMEMBERED) -> None:
         self._seen = SeenSet(maxsize)
+        self._mine = threading.local()
 
     def first(
         self, distinct_id: str, flag: str, value: Any, groups: Mapping[str, str] | None
     ) -> bool:
         """``True`` the first time this exposure is seen (and remembers it)."""
-        groups_key = tuple(sorted(groups.items())) if groups else ()
-        return self._seen.add((distinct_id, flag, value, groups_key))
+        key = (distinct_id, flag, value, tuple(sorted(groups.items())) if groups else ())
+        try:
+            known: set[Hashable] = self._mine.known
+        except AttributeError:
+            known = self._mine.known = set()
+        if key in known:
+            return False
+        new = self._seen.add(key)
+        if len(known) >= FLAG_EXPOSURES_PER_THREAD:
+            known.clear()
+        known.add(key)
+        return new
 
 
 class ExposedValues:

@@ -56,6 +56,12 @@ FLAG_MAX_INT_BITS = 10_000
 FLAG_MAX_PAYLOAD_DEPTH = 64
 # A relative date (-7d) with a count of more digits than this is not a date: undecided.
 FLAG_MAX_DATE_DIGITS = 6
+# Flag exposures each thread remembers as already reported (then it asks the shared log,
+# under its lock, again): at the bound its memory is emptied and refilled.
+FLAG_EXPOSURES_PER_THREAD = 1_000
+# Rollout hashes (flag, user, salt) remembered, so a user's repeated reads skip SHA-1
+# (about 3 MB at the bound): at the bound the memory is emptied and refilled.
+FLAG_HASHES_REMEMBERED = 20_000
 
 # A regex filter's pattern longer than this is not compiled.
 REGEX_MAX_PATTERN_CHARS = 1_000

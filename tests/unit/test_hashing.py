@@ -20,3 +20,29 @@ def test_range_and_salt():
     assert all(0 <= v <= 1 for v in values)
     assert 0.45 < sum(values) / len(values) < 0.55
     assert rollout_hash("flag", "u") != rollout_hash("flag", "u", salt="variant")
+
+
+def test_equal_to_the_first_15_hex_digits_of_sha1():
+    import hashlib
+
+    from posthog_otel._flags.local.hashing import holdout_hash
+
+    scale = float(0xFFFFFFFFFFFFFFF)
+    for i in range(500):
+        text = f"flag-{i}.user-{i * 7}variant"
+        want = int(hashlib.sha1(text.encode()).hexdigest()[:15], 16) / scale
+        assert rollout_hash(f"flag-{i}", f"user-{i * 7}", "variant") == want
+        holdout = int(hashlib.sha1(f"holdout-u{i}".encode()).hexdigest()[:15], 16) / scale
+        assert holdout_hash(f"u{i}") == holdout
+
+
+def test_remembered_hashes_stay_right_and_bounded():
+    from posthog_otel._flags.local import hashing
+    from posthog_otel._limits import FLAG_HASHES_REMEMBERED
+
+    first = [rollout_hash("flag", f"user-{i}") for i in range(100)]
+    for i in range(FLAG_HASHES_REMEMBERED + 10):  # past the bound: emptied, refilled
+        rollout_hash("other", f"user-{i}", "variant")
+        assert len(hashing._remembered) <= FLAG_HASHES_REMEMBERED
+    assert [rollout_hash("flag", f"user-{i}") for i in range(100)] == first
+    assert rollout_hash("flag", 42) == rollout_hash("flag", "42")  # not a string: not kept

@@ -17,7 +17,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from posthog_otel import _forksafe
+from posthog_otel import _forksafe, _otel
 from posthog_otel._client.connection import Connection
 from posthog_otel._context import event_from_code, session_of
 from posthog_otel._flagdata import (
@@ -75,8 +75,11 @@ class FlagObserver:
         value = None if flag is None else flag.enabled
         if flag is not None:
             self._exposed.note(who, key, value)
-        span = trace.get_current_span()
-        if span.is_recording() and self._first_on_span(span, key, value):
+        access = _otel.ACCESS  # the current span in two C calls: this runs on every read
+        span = access.fast_span_of(access.fast_current_context())
+        if span is None:
+            span = trace.INVALID_SPAN
+        elif span.is_recording() and self._first_on_span(span, key, value):
             span.add_event("feature_flag.evaluation", span_event(key, flag, source, error, who))
             shared = self._shared or pipeline.active()
             if shared is not None and flag is not None:

@@ -24,7 +24,10 @@ the trace and in exposure events.
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -43,7 +46,6 @@ from posthog_otel._flags.remote import evaluation as remote_evaluation
 from posthog_otel._mapping.convention import DISTINCT_ID, USER_ID_KEYS
 from posthog_otel._pipeline.pipeline import PipelineOptions
 from posthog_otel._pipeline.spans import PostHogSpanProcessor, pipeline_of
-from posthog_otel._pipeline.stats import Counter
 from posthog_otel.errors import PostHogError
 
 __all__ = [
@@ -159,7 +161,7 @@ class PostHogFlagProvider:
         current span's ``posthog.distinct_id``, ``identify()``'s baggage, then
         ``enduser.id``/``user.id``); with none, ``ValueError``.
         """
-        return self.evaluate(key, distinct_id, groups, person_properties, group_properties).flag
+        return self._read(key, distinct_id, groups, person_properties, group_properties)
 
     def is_enabled(
         self,
@@ -172,13 +174,7 @@ class PostHogFlagProvider:
         default: bool = False,
     ) -> bool:
         """Whether the flag is on (a variant counts as on); ``default`` when it is unknown."""
-        flag = self.get_flag(
-            key,
-            distinct_id,
-            groups=groups,
-            person_properties=person_properties,
-            group_properties=group_properties,
-        )
+        flag = self._read(key, distinct_id, groups, person_properties, group_properties)
         return default if flag is None else bool(flag.enabled)
 
     def get_payload(
@@ -191,13 +187,7 @@ class PostHogFlagProvider:
         group_properties: Mapping[str, Properties] | None = None,
     ) -> Any:
         """The flag's decoded payload for this user, or ``None``."""
-        flag = self.get_flag(
-            key,
-            distinct_id,
-            groups=groups,
-            person_properties=person_properties,
-            group_properties=group_properties,
-        )
+        flag = self._read(key, distinct_id, groups, person_properties, group_properties)
         return None if flag is None else flag.payload
 
     def get_flags(
@@ -290,10 +280,11 @@ class PostHogFlagProvider:
         polls, from_cache, leader = status.polls if status is not None else 0, 0, False
         if self._local is not None and self._local.shared is not None:
             polls, from_cache, leader = self._local.shared.stats()
+        local, remote, inconclusive = self._lookups.counts.totals()
         return FlagStats(
-            local=self._lookups.counts.local.value,
-            remote=self._lookups.counts.remote.value,
-            inconclusive=self._lookups.counts.inconclusive.value,
+            local=local,
+            remote=remote,
+            inconclusive=inconclusive,
             definitions_loaded=status is not None and status.loaded,
             definition_polls=polls,
             definitions_from_cache=from_cache,
@@ -339,6 +330,21 @@ class PostHogFlagProvider:
 
     # -- inside ----------------------------------------------------------------------------
 
+    def _read(
+        self,
+        key: str,
+        distinct_id: str | None,
+        groups: Mapping[str, str] | None,
+        person_properties: Properties | None,
+        group_properties: Mapping[str, Properties] | None,
+    ) -> FeatureFlag | None:
+        """``evaluate(...).flag``, for the reads that want only the flag."""
+        if not isinstance(key, str) or not key:
+            raise ValueError("flag key must be a non-empty string")
+        who = distinct_id_for(distinct_id)
+        checked = flag_context(groups, person_properties, group_properties)
+        return self._lookups.flag(key, who, checked)
+
     def _subject(
         self,
         key: str,
@@ -364,9 +370,16 @@ class FlagContext(NamedTuple):
     group_properties: Mapping[str, Properties] | None
 
 
+NO_CONTEXT = FlagContext(None, None, None)
+# A named tuple made in C: its ``__new__`` is a Python frame, and every read makes one.
+_context = functools.partial(tuple.__new__, FlagContext)
+
+
 def distinct_id_for(distinct_id: str | None) -> str:
     """``distinct_id`` checked, or the one in the current context; ``ValueError`` if none."""
     if distinct_id is not None:
+        if type(distinct_id) is str and distinct_id.strip():  # the common case, one frame
+            return distinct_id
         return check_distinct_id(distinct_id)
     span = trace.get_current_span()
     attrs = _otel.ACCESS.attributes(span) if span.is_recording() else {}
@@ -392,16 +405,17 @@ def flag_context(
     group_properties: Mapping[str, Properties] | None,
 ) -> FlagContext:
     """The arguments, checked, and in the JSON form PostHog would see them in."""
+    if groups is None and person_properties is None and group_properties is None:
+        return NO_CONTEXT
     if person_properties and not _plain(person_properties):
         person_properties = check_properties(person_properties, "person_properties")
     if group_properties:
         group_properties = check_properties(group_properties, "group_properties")
-    return FlagContext(
-        check_groups(groups) if groups else None, person_properties, group_properties
-    )
+    return _context((check_groups(groups) if groups else None, person_properties, group_properties))
 
 
 _PLAIN = frozenset({str, int, bool, type(None)})
+_STR = frozenset({str})
 
 
 def _plain(properties: Any) -> bool:
@@ -410,10 +424,10 @@ def _plain(properties: Any) -> bool:
     worth the shortcut on a lookup that takes microseconds."""
     if type(properties) is not dict:
         return False
-    for key, value in properties.items():
-        if type(key) is not str or type(value) not in _PLAIN:
-            return False
-    return True
+    # Both loops run in C: ``map(type, ...)`` into a set's superset test.
+    return _STR.issuperset(map(type, properties)) and _PLAIN.issuperset(
+        map(type, properties.values())
+    )
 
 
 @dataclass(frozen=True)
@@ -442,23 +456,59 @@ class FlagStats:
     definitions_leader: bool = False
 
 
-class FlagCounters:
-    """The provider's counters, for any thread; a forked child counts on from the
-    parent's numbers with fresh locks."""
+LOCAL, REMOTE, INCONCLUSIVE = 0, 1, 2  # a count's place in ``FlagCounters``' cells
 
-    __slots__ = ("__weakref__", "inconclusive", "local", "remote")
+
+class FlagCounters:
+    """The provider's three counts (``LOCAL``, ``REMOTE``, ``INCONCLUSIVE``), for any
+    thread, with no lock on a read's path: each thread adds to a cell of its own (as the
+    span processor's ``ThreadCounter`` does; here one cell holds all three counts), and
+    ``totals`` sums the cells under the lock. A finished thread's cell is folded into
+    the totals, so a server that starts a thread per request keeps few cells. A forked
+    child counts on from its parent's numbers, with a fresh lock."""
+
+    __slots__ = ("__weakref__", "_cells", "_folded", "_lock", "_mine")
 
     def __init__(self) -> None:
-        self.local = Counter()
-        self.remote = Counter()
-        self.inconclusive = Counter()
+        self._mine = threading.local()
+        self._lock = threading.Lock()
+        self._cells: list[tuple[weakref.ref[threading.Thread], list[int]]] = []
+        self._folded = [0, 0, 0]
         _forksafe.register(self)
 
+    def add(self, which: int) -> None:
+        """Count one at ``which`` (``LOCAL``, ``REMOTE`` or ``INCONCLUSIVE``)."""
+        try:
+            self._mine.cell[which] += 1
+        except AttributeError:
+            self._new_cell()[which] += 1
+
+    def totals(self) -> tuple[int, int, int]:
+        """The counts so far: local, remote, inconclusive."""
+        with self._lock:
+            cells = [self._folded, *(cell for _, cell in self._cells)]
+            return (
+                sum(c[LOCAL] for c in cells),
+                sum(c[REMOTE] for c in cells),
+                sum(c[INCONCLUSIVE] for c in cells),
+            )
+
+    def _new_cell(self) -> list[int]:
+        cell = self._mine.cell = [0, 0, 0]
+        with self._lock:
+            live = []
+            for thread, counted in self._cells:
+                alive = thread()
+                if alive is not None and alive.is_alive():
+                    live.append((thread, counted))
+                else:
+                    self._folded = [a + b for a, b in zip(self._folded, counted, strict=True)]
+            live.append((weakref.ref(threading.current_thread()), cell))
+            self._cells = live
+        return cell
+
     def _after_fork(self) -> None:
-        for name in ("local", "remote", "inconclusive"):
-            fresh = Counter()
-            fresh.add(getattr(self, name).value)
-            setattr(self, name, fresh)
+        self._lock = threading.Lock()
 
 
 class FlagLookups:
@@ -477,13 +527,43 @@ class FlagLookups:
         self._only_local = only_local
         self.counts = FlagCounters()
 
+    def flag(self, key: str, who: str, checked: FlagContext) -> FeatureFlag | None:
+        """``evaluate(..., wait=True).flag``; a flag decided locally is observed and
+        returned with no ``Evaluation`` built for it."""
+        if self._local is None:  # PostHog's answers only: _evaluate's remote half, inline
+            lookup = self._remote.lookup(who, *checked)
+            self.counts.add(REMOTE)
+            flag, source, error = remote_evaluation(lookup, key)
+            answer = lookup.entry.answer if lookup.entry is not None else None
+            self._observer.observe(key, flag, source, error, who, checked.groups, answer)
+            return flag
+        found = self._local.lookup(key, who, *checked)
+        if isinstance(found, FeatureFlag):
+            self.counts.add(LOCAL)
+            self._observer.observe(key, found, "local", None, who, checked.groups, None)
+            return found
+        evaluation = self._evaluate(key, who, checked, True, found)
+        assert evaluation is not None  # with wait=True there always is one
+        return evaluation.flag
+
     def evaluate(
         self, key: str, who: str, checked: FlagContext, *, wait: bool
     ) -> Evaluation | None:
         """Flag ``key`` for ``who``; with ``wait=False``, ``None`` instead of a request."""
         found = self._local.lookup(key, who, *checked) if self._local is not None else None
+        return self._evaluate(key, who, checked, wait, found)
+
+    def _evaluate(
+        self,
+        key: str,
+        who: str,
+        checked: FlagContext,
+        wait: bool,
+        found: FeatureFlag | str | None,
+    ) -> Evaluation | None:
+        """``evaluate`` once local evaluation has answered ``found`` (``None``: it is off)."""
         lookup: Lookup | None = None
-        evaluation = self._local_evaluation(found)
+        evaluation = None if found is None else self._local_evaluation(found)
         if evaluation is None:
             lookup = (
                 self._remote.lookup(who, *checked) if wait else self._remote.peek(who, *checked)
@@ -491,11 +571,11 @@ class FlagLookups:
             if lookup is None:
                 return None  # nothing counted: the caller asks again, waiting
             if found is not None and found != FLAG_MISSING:
-                self.counts.inconclusive.add()
-            self.counts.remote.add()
+                self.counts.add(INCONCLUSIVE)
+            self.counts.add(REMOTE)
             evaluation = remote_evaluation(lookup, key)
         answer = lookup.entry.answer if lookup is not None and lookup.entry is not None else None
-        flag, source, error = evaluation.flag, evaluation.source, evaluation.error
+        flag, source, error = evaluation
         self._observer.observe(key, flag, source, error, who, checked.groups, answer)
         return evaluation
 
@@ -509,12 +589,12 @@ class FlagLookups:
             if found is not None:
                 flags, undecided = found
             if not undecided and found is not None:
-                self.counts.local.add()
+                self.counts.add(LOCAL)
                 return flags
-            self.counts.inconclusive.add()
+            self.counts.add(INCONCLUSIVE)
             if self._only_local:
                 return flags
-        self.counts.remote.add()
+        self.counts.add(REMOTE)
         remote = all_flags(self._remote.lookup(who, *checked))
         if remote is None:
             return flags
@@ -527,12 +607,12 @@ class FlagLookups:
         """What local evaluation's answer (or why it has none) makes of a read; ``None``
         to ask PostHog instead."""
         if isinstance(found, FeatureFlag):
-            self.counts.local.add()
+            self.counts.add(LOCAL)
             return Evaluation(found, "local")
         if found is None or not self._only_local:
             return None
         if found != FLAG_MISSING:
-            self.counts.inconclusive.add()
+            self.counts.add(INCONCLUSIVE)
         if found == NOT_LOADED:
             return Evaluation(None, "unavailable", NOT_LOADED)
         return Evaluation(None, "local", found)

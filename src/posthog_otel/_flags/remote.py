@@ -25,7 +25,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from posthog_otel import _forksafe, _otel
@@ -62,7 +62,13 @@ class RemoteFlags:
         person_properties: Properties | None,
         group_properties: Mapping[str, Properties] | None,
     ) -> Lookup:
-        key = _key(who, groups, person_properties, group_properties)
+        if groups or person_properties or group_properties:
+            key = _key(who, groups, person_properties, group_properties)
+        else:
+            key = who, None, None, None  # the common read, with no context
+        hit = self._cache.fresh(key)
+        if hit is not None:
+            return hit
         connection = self._connection
 
         def fetch() -> FlagsResponse:
@@ -95,10 +101,22 @@ def all_flags(lookup: Lookup) -> dict[str, FeatureFlag] | None:
 
 
 def evaluation(lookup: Lookup, key: str) -> Evaluation:
-    """Flag ``key`` as the answer gives it, or why it does not."""
+    """Flag ``key`` as the answer gives it, or why it does not (a cached answer's flags
+    are read once per answer, then remembered with it)."""
     entry = lookup.entry
+    if lookup.source == "cached" and entry is not None:
+        known = entry.reads.get(key)
+        if known is None:
+            known = _evaluation(lookup, entry, key)
+            if known.flag is not None:  # bounded by the answer's flags
+                entry.reads[key] = known
+        return known
     if entry is None:
         return Evaluation(None, "unavailable", lookup.error or "flag service unavailable")
+    return _evaluation(lookup, entry, key)
+
+
+def _evaluation(lookup: Lookup, entry: Entry, key: str) -> Evaluation:
     answer = entry.answer
     flag = answer.flags.get(key)
     if flag is not None:
@@ -125,6 +143,8 @@ def _key(
     person_properties: Properties | None,
     group_properties: Mapping[str, Properties] | None,
 ) -> tuple[str, str | None, str | None, str | None]:
+    if not (groups or person_properties or group_properties):
+        return who, None, None, None  # the common read, with no context
     return who, _canonical(groups), _canonical(person_properties), _canonical(group_properties)
 
 
@@ -149,6 +169,14 @@ class Entry:
     answer: FlagsResponse
     fetched_at: float
     previous: Entry | None = None  # the answer before, for flags a partial answer lacks
+    # Made once per answer, so a cached read allocates nothing: the lookup it returns,
+    # and each flag's evaluation as read from the cache (``evaluation``).
+    cached: Lookup = field(init=False, repr=False, compare=False)
+    reads: dict[str, Evaluation] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cached", Lookup(self, "cached"))
+        object.__setattr__(self, "reads", {})
 
 
 @dataclass(frozen=True)
@@ -195,6 +223,21 @@ class FlagCache:
         self._lock = threading.Lock()
         self._flights = {}
 
+    def fresh(self, key: Hashable) -> Lookup | None:
+        """The cached answer for ``key`` if it is fresh, else ``None`` (the read path: one
+        lock, no allocation)."""
+        now = self._clock()
+        lock = self._lock
+        lock.acquire()  # not ``with``: this runs on every cached read, and costs half
+        try:
+            entry = self._entries.get(key)
+            if entry is None or now - entry.fetched_at >= self._ttl:
+                return None
+            self._entries.move_to_end(key)
+            return entry.cached
+        finally:
+            lock.release()
+
     def peek(self, key: Hashable) -> Lookup | None:
         """The answer for ``key`` if it can be had without waiting (cached and fresh, or a
         fallback while the breaker is open); ``None`` when a fetch must be waited for."""
@@ -234,7 +277,7 @@ class FlagCache:
         if entry is not None:
             self._entries.move_to_end(key)
             if now - entry.fetched_at < self._ttl:
-                return Lookup(entry, "cached"), entry
+                return entry.cached, entry
         if now < self._blocked_until:
             return self._fallback(entry, now, "flag service unavailable, backing off"), entry
         return None, entry

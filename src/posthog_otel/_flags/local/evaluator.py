@@ -13,6 +13,7 @@ group the caller did not give is ``False``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -59,6 +60,10 @@ class Subject(NamedTuple):
     device_id: str | None = None
 
 
+# A named tuple made in C: its ``__new__`` is a Python frame, and a lookup makes one.
+_subject = functools.partial(tuple.__new__, Subject)
+
+
 class LocalFlags:
     """The compiled flags of one ``FlagDefinitions``; safe to share between threads."""
 
@@ -81,7 +86,7 @@ class LocalFlags:
         if "distinct_id" not in person:
             person = {**person, "distinct_id": distinct_id}
         if not groups:
-            return Subject(distinct_id, person, self._no_groups, device_id)
+            return _subject((distinct_id, person, self._no_groups, device_id))
         given = group_properties or {}
         by_group = {
             name: {"$group_key": key, **(given.get(name) or {})} for name, key in groups.items()
@@ -107,28 +112,41 @@ class LocalFlags:
     def decide_all(
         self, subject: Subject, *, server_side: bool = False
     ) -> dict[str, Decision | Undecided]:
-        """Every flag for ``subject``, in the definitions' order."""
+        """Every flag for ``subject``, in the definitions' order. The flags on persons share
+        one scope: a dependency is evaluated once for all of them."""
         answers: dict[str, Decision | Undecided] = {}
+        scope = _Scope(self.flags, subject.distinct_id, subject.device_id, server_side)
+        person, who, groups = subject.person, subject.distinct_id, subject.groups
         for key, flag in self.flags.items():
             try:
-                answers[key] = self._decide(flag, subject, server_side)
+                if flag.plain:  # what _decide would do, without its checks
+                    answers[key] = flag.match(person, who, scope, groups)
+                else:
+                    answers[key] = self._decide(flag, subject, server_side, scope)
             except InconclusiveError as exc:
                 answers[key] = Undecided(exc.reason, str(exc))
             except Exception as exc:  # noqa: BLE001 - an odd definition costs this flag only
                 answers[key] = _failed(key, exc)
         return answers
 
-    def _decide(self, flag: CompiledFlag, subject: Subject, server_side: bool) -> Decision:
+    def _decide(
+        self, flag: CompiledFlag, subject: Subject, server_side: bool, shared: _Scope | None = None
+    ) -> Decision:
         if not flag.active:
-            return Decision(False, DISABLED)
+            return _DISABLED
         if flag.continuity and not server_side:
             raise InconclusiveError(EXPERIENCE_CONTINUITY, f"flag {flag.key!r} keeps experiences")
         if flag.broken is not None:
             raise NeedsServerError(UNSUPPORTED_DEFINITION, flag.broken)
         groups = subject.groups
         if flag.aggregation is None:
-            bucketing = flag.bucketing(subject.distinct_id, subject.device_id, server_side)
-            scope = _Scope(self.flags, subject.distinct_id, subject.device_id, server_side)
+            if flag.by_device:
+                bucketing = flag.bucketing(subject.distinct_id, subject.device_id, server_side)
+            else:
+                bucketing = subject.distinct_id
+            scope = shared or _Scope(
+                self.flags, subject.distinct_id, subject.device_id, server_side
+            )
             return flag.match(subject.person, bucketing, scope, groups)
         name = groups.mapping.get(str(flag.aggregation))
         if not name:
@@ -141,6 +159,9 @@ class LocalFlags:
         group_key = groups.keys[name]
         scope = _Scope(self.flags, group_key, subject.device_id, server_side)
         return flag.match(groups.properties[name], group_key, scope, groups)
+
+
+_DISABLED = Decision(False, DISABLED)
 
 
 def _failed(key: str, exc: Exception) -> Undecided:

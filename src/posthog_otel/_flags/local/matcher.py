@@ -146,7 +146,8 @@ class _Condition:
                 raise InconclusiveError(reason, f"a filter of flag {key!r} could not be decided")
             if self.threshold is None:
                 return _MATCH
-        if self.threshold is not None and rollout_hash(key, bucketing) > self.threshold:
+        threshold = self.threshold  # the hash is at most 1: a rollout of 100% needs none
+        if threshold is not None and threshold < 1 and rollout_hash(key, bucketing) > threshold:
             return _OUT_OF_BOUND
         return _MATCH
 
@@ -175,6 +176,22 @@ class CompiledFlag:
             self.broken = f"flag {self.key[:200]!r} has a definition we cannot read ({problem})"
         # The decision every subject gets, if the definition leaves nothing to chance.
         self.everyone: Decision | None = None if self.broken else self._everyone()
+        # Nothing before the conditions, and none on a group of its own: ``_match_direct``.
+        self.direct = (
+            self.broken is None
+            and not self.enrollment
+            and self.holdout is None
+            and _none_on_own_groups(self.conditions)
+        )
+        # Nothing to check before the conditions: an active flag on persons, bucketed by
+        # the distinct id, readable, with no experience continuity.
+        self.plain = (
+            self.active
+            and not self.continuity
+            and self.broken is None
+            and self.aggregation is None
+            and not self.by_device
+        )
 
     def _compile(self, raw: Mapping[str, Any], compiler: FilterCompiler) -> None:
         filters = raw.get("filters") or {}
@@ -256,6 +273,11 @@ class CompiledFlag:
         self, values: Mapping[str, Any], bucketing: Any, scope: Scope, groups: Groups
     ) -> Decision:
         """The flag's value for a subject with these properties (raises ``InconclusiveError``)."""
+        if self.direct:
+            try:
+                return self._match_direct(values, bucketing, scope)
+            except InconclusiveError:
+                pass  # decided again below, each filter on its own (filters are pure)
         if self.broken is not None:
             raise NeedsServerError(UNSUPPORTED_DEFINITION, self.broken)
         if self.enrollment:
@@ -281,7 +303,7 @@ class CompiledFlag:
                 reason = first_reason(reason, exc.reason)
                 continue
             if result == _MATCH:
-                variant = condition.variant or self._variant(who)
+                variant = condition.variant or (self._variant(who) if self.variants else None)
                 return condition.decisions[variant]
             if result == _OUT_OF_BOUND:
                 out_of_bound = condition.out_of_bound
@@ -289,6 +311,31 @@ class CompiledFlag:
                     break
         if reason is not None:
             raise InconclusiveError(reason, f"no condition of flag {self.key!r} could be decided")
+        return out_of_bound or _NO_MATCH_DECISION
+
+    def _match_direct(self, values: Mapping[str, Any], bucketing: Any, scope: Scope) -> Decision:
+        """``match`` for a flag with nothing before its conditions and none on a group of
+        its own, in one frame, for as long as every filter is decided: the first
+        ``InconclusiveError`` hands the flag to ``match``'s careful loop, which weighs each
+        filter's reason."""
+        out_of_bound: Decision | None = None
+        for condition in self.conditions:
+            for test in condition.tests:
+                if not test(values, scope):
+                    break
+            else:
+                threshold = condition.threshold  # the hash is at most 1: 100% needs none
+                if (
+                    threshold is not None
+                    and threshold < 1
+                    and rollout_hash(self.key, bucketing) > threshold
+                ):
+                    out_of_bound = condition.out_of_bound
+                    if self.early_exit:
+                        break
+                    continue
+                variant = condition.variant or (self._variant(bucketing) if self.variants else None)
+                return condition.decisions[variant]
         return out_of_bound or _NO_MATCH_DECISION
 
     def _enrolled(self, values: Mapping[str, Any], scope: Scope) -> Decision:
@@ -310,6 +357,10 @@ class CompiledFlag:
             if low <= point < high:
                 return name
         return None
+
+
+def _none_on_own_groups(conditions: tuple[_Condition, ...]) -> bool:
+    return not any(condition.own_group for condition in conditions)
 
 
 def _ranges(variants: Any) -> tuple[tuple[float, float, str], ...]:

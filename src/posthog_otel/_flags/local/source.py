@@ -182,16 +182,22 @@ class LocalSource:
 def _split(flags: LocalFlags, subject: Subject) -> tuple[dict[str, FeatureFlag], list[str]]:
     decided: dict[str, FeatureFlag] = {}
     undecided: list[str] = []
+    compiled = flags.flags
     for key, decision in flags.decide_all(subject).items():
         if isinstance(decision, Undecided):
             undecided.append(key)
         else:
-            decided[key] = feature_flag(flags.flags[key], decision)
+            flag = compiled[key]
+            known = flag.results.get(decision)  # feature_flag's memory, read without a call
+            decided[key] = known if known is not None else feature_flag(flag, decision)
     return decided, undecided
 
 
 def feature_flag(flag: CompiledFlag, decision: Decision) -> FeatureFlag:
     """The ``FeatureFlag`` for a decision, made once per flag and decision."""
+    known: FeatureFlag | None = flag.results.get(decision)
+    if known is not None:
+        return known
     value = decision.value
 
     def make() -> FeatureFlag:
