@@ -69,6 +69,7 @@ from posthog_otel._limits import (
 from posthog_otel._mapping.convention import DEFAULT_DENYLIST, DISTINCT_ID, SESSION_ID, TAG
 from posthog_otel._mapping.genai import (
     AI_PARENT,
+    GENAI_KEYS,
     LLM_REQUEST_TYPE,
     OPENINFERENCE_KIND,
     OPERATION,
@@ -208,6 +209,9 @@ class PostHogSpanProcessor(SpanProcessor):
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
         self._capture_exceptions = options.capture_exceptions
         self._llm_analytics = options.llm_analytics
+        # Attributes that make an ended span ours: with no events and none of these, its
+        # hook returns after one isdisjoint() (a C loop over its attributes).
+        self._markers = frozenset({TAG} | (GENAI_KEYS if options.llm_analytics else set()))
         self._shut_down = False
         self._pipeline = build_pipeline(
             connection_of(self._client), options, name="posthog-otel-processor"
@@ -247,6 +251,14 @@ class PostHogSpanProcessor(SpanProcessor):
         try:
             access = _otel.ACCESS  # the accessors in use, bound for this call
             ctx = parent_context if parent_context is not None else access.fast_current_context()
+            if not ctx:  # no parent, no baggage: nothing to inherit, but a request may begin
+                try:
+                    kind = access.fast_kind(span)
+                except AttributeError:
+                    kind = span.kind
+                if kind is _SERVER or kind is _CONSUMER:
+                    note_root(span)
+                return
             parent = access.fast_span_of(ctx)
             carried = access.fast_baggage_of(ctx)
             identity = session = None
@@ -303,13 +315,15 @@ class PostHogSpanProcessor(SpanProcessor):
                 self._seen.cell[0] += 1
             except AttributeError:  # this thread's first span
                 self._count_span()
-            access = _otel.ACCESS  # the accessors in use, bound for this call
             try:
-                attrs = access.fast_attributes(span)
-                events = access.fast_events(span)
+                attrs, events = _otel.ACCESS.fast_fields(span)  # one C call, no copies
             except AttributeError:
-                attrs = access.attributes(span)
-                events = access.events(span)
+                attrs, events = _otel.PUBLIC.fast_fields(span)
+            if not events and not HELD and self._markers.isdisjoint(attrs):
+                # Most spans: no events, no captures held, no tag and nothing GenAI.
+                if self._flags_live:
+                    self._span_ended(span.context.span_id)
+                return
             held = take(span.context) if HELD else ()  # captures a full span held aside
             if (
                 TAG in attrs
