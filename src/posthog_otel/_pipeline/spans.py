@@ -97,7 +97,21 @@ logger = logging.getLogger(__name__)
 # Whether objects of a type found as the context's span are spans of this process (SDK
 # spans, started here) rather than remote or non-recording ones.
 _LOCAL_SPAN_TYPES: dict[type, bool] = {}
+_MAX_SCOPES = 1024  # scope names remembered as GenAI or not (then forgotten, and relearnt)
 _SERVER, _CONSUMER = SpanKind.SERVER, SpanKind.CONSUMER  # an Enum class lookup costs a call
+
+
+# Whether an instrumentation scope's name is a GenAI one (``is_genai_scope``): a child
+# span's hook asks it of its parent's scope, one dictionary lookup. Scopes are few; a
+# process that names thousands starts over.
+_GENAI_SCOPES: dict[Any, bool] = {}
+
+
+def _learn_scope(name: Any) -> bool:
+    if len(_GENAI_SCOPES) >= _MAX_SCOPES:
+        _GENAI_SCOPES.clear()
+    genai = _GENAI_SCOPES[name] = is_genai_scope(name)
+    return genai
 
 
 def _genai_scope(span: Any) -> bool:
@@ -259,8 +273,7 @@ class PostHogSpanProcessor(SpanProcessor):
                 if kind is _SERVER or kind is _CONSUMER:
                     note_root(span)
                 return
-            parent = access.fast_span_of(ctx)
-            carried = access.fast_baggage_of(ctx)
+            parent, carried = access.fast_parent(ctx)
             identity = session = None
             local = _LOCAL_SPAN_TYPES.get(type(parent))
             if local is None:  # isinstance() on the SDK's ABCs is slow: decide once per type
@@ -287,7 +300,8 @@ class PostHogSpanProcessor(SpanProcessor):
                             or OPENINFERENCE_KIND in parent_attrs
                         )
                     )
-                    or _genai_scope(parent)
+                    or (known := _GENAI_SCOPES.get(name := access.fast_scope_name(parent)))
+                    or (known is None and _learn_scope(name))
                 ):  # under a GenAI span: note the nearest one, for the trace tree
                     self._note_genai_parent(span, parent, parent_attrs or {})
             elif parent is not None or ((kind := span.kind) is _SERVER or kind is _CONSUMER):
