@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from _common import (
     alternate,
@@ -107,12 +108,18 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=20_000)
     parser.add_argument("--repetitions", type=int, default=7)
     parser.add_argument("--pairs", type=int, default=60, help="rounds of the paired comparison")
+    parser.add_argument("--no-instructions", action="store_true", help="skip callgrind")
     args = parser.parse_args()
     with sink() as url:
         runs = scenarios(url, args.spans, {})
         runs["posthog.Client.capture (per call)"] = lambda: posthog_capture_cost(url, args.spans)
         results = alternate(runs, args.repetitions)
         wait_for_sink(url, 0, 1)
+        counted = None
+        if not args.no_instructions:
+            from _callgrind import available
+
+            counted = instructions(url) if available() else ("\n(valgrind not found)", {})
     noop = median_spread(results["no-op processor"])[0]
     bsp = median_spread(results["BatchSpanProcessor + OTLP/HTTP"])[0]
     rows = []
@@ -124,6 +131,10 @@ def main() -> None:
     print(untagged_paired(args.pairs))
     tagged = median_spread(results["ours, tagged spans"])[0]
     record(caller_tagged_x_noop=tagged / noop, caller_bsp_over_tagged=bsp / tagged)
+    if counted is not None:
+        print(counted[0])
+        if counted[1]:
+            record(caller_instructions_untagged=counted[1]["untagged"])
 
 
 def untagged_paired(pairs: int, spans: int = 5_000) -> str:
@@ -162,5 +173,64 @@ def span_loop_shared(processor: SpanProcessor, spans: int) -> float:
     return (time.perf_counter() - start) / spans * 1e6
 
 
+def child(name: str, spans: int) -> None:
+    """One loop to count under callgrind (``_callgrind``): ``spans`` spans through a
+    provider with a no-op processor (``noop``) or ours (``untagged``, ``tagged``)."""
+    import os
+
+    if name == "noop":
+        processor: SpanProcessor = NoOpProcessor()
+    else:
+        url = os.environ.get("BENCH_SINK", "http://127.0.0.1:9")
+        processor = PostHogSpanProcessor(PostHogClient("phc_bench", url), max_queue_size=spans + 1)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("bench")
+    tagged = name == "tagged"
+    attributes = (
+        {**PROPERTIES, "posthog.event": "plan_chosen"} if tagged else {**PROPERTIES, "k": "v"}
+    )
+    for _ in range(spans):
+        with tracer.start_as_current_span("choose_plan", attributes=attributes):
+            pass
+    processor.force_flush()
+    provider.shutdown()
+
+
+def instructions(url: str) -> tuple[str, dict[str, float]]:
+    """Instructions per span beyond a no-op processor's, on the caller's thread and on
+    our threads (callgrind; the same on a busy machine as on an idle one)."""
+    import os
+
+    from _callgrind import per_call
+
+    here = Path(__file__)
+    os.environ["BENCH_SINK"] = url
+    noop = per_call(here, "noop")
+    rows, figures = [], {}
+    for name in ("untagged", "tagged"):
+        extra = per_call(here, name) - noop
+        figures[name] = extra.caller / noop.caller
+        rows.append(
+            [
+                name,
+                f"{extra.caller:,.0f}",
+                f"{extra.caller / noop.caller:.1%}",
+                f"{extra.others:,.0f}",
+            ]
+        )
+    text = (
+        f"\nInstructions per span beyond a no-op processor's ({noop.caller:,.0f} on the caller's "
+        "thread), callgrind, 1,000 spans:\n\n"
+        + table(["spans", "caller's thread", "of a span", "our threads (encoder, sender)"], rows)
+    )
+    return text, figures
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()

@@ -13,8 +13,18 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from _common import alternate, median_spread, paired_ratios, reset_sink, sink, table, wait_for_sink
+from _common import (
+    alternate,
+    median_spread,
+    paired_ratios,
+    record,
+    reset_sink,
+    sink,
+    table,
+    wait_for_sink,
+)
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -159,10 +169,16 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--repetitions", type=int, default=7)
     parser.add_argument("--pairs", type=int, default=60, help="rounds of the paired comparison")
+    parser.add_argument("--no-instructions", action="store_true", help="skip callgrind")
     args = parser.parse_args()
     with sink() as url:
         results = alternate(scenarios(url, args.records), args.repetitions)
         wait_for_sink(url, 0, 1)
+        counted = None
+        if not args.no_instructions:
+            from _callgrind import available
+
+            counted = instructions(url) if available() else ("\n(valgrind not found)", {})
     noop = median_spread(results["no-op processor"])[0]
     blrp = median_spread(results["BatchLogRecordProcessor + OTLP/HTTP"])[0]
     rows = []
@@ -175,7 +191,68 @@ def main() -> None:
     )
     print(untagged_paired(args.pairs))
     print(hook_cost())
+    tagged = median_spread(results["ours, tagged records"])[0]
+    record(logs_tagged_x_noop=tagged / noop)
+    if counted is not None:
+        print(counted[0])
+        if counted[1]:
+            record(logs_instructions_tagged=counted[1]["tagged"])
+
+
+def child(name: str, records: int) -> None:
+    """One loop to count under callgrind (``_callgrind``): ``records`` records inside a
+    span and ``identify()``, through a no-op processor (``noop``) or ours (``untagged``,
+    ``tagged``)."""
+    import os
+
+    if name == "noop":
+        processor: LogRecordProcessor = NoOpProcessor()
+    else:
+        url = os.environ.get("BENCH_SINK", "http://127.0.0.1:9")
+        client = PostHogClient("phc_bench", url)
+        processor = PostHogLogProcessor(client, max_queue_size=records + 1)
+    log, provider = logger_for(processor)
+    record_loop(log, records, name == "tagged")
+    processor.force_flush()
+    provider.shutdown()
+
+
+def instructions(url: str) -> tuple[str, dict[str, float]]:
+    """Instructions per record beyond a no-op processor's, on the caller's thread and on
+    our threads (callgrind; the same on a busy machine as on an idle one)."""
+    import os
+
+    from _callgrind import per_call
+
+    here = Path(__file__)
+    os.environ["BENCH_SINK"] = url
+    noop = per_call(here, "noop")
+    rows, figures = [], {}
+    for name in ("untagged", "tagged"):
+        extra = per_call(here, name) - noop
+        figures[name] = extra.caller / noop.caller
+        rows.append(
+            [
+                name,
+                f"{extra.caller:,.0f}",
+                f"{extra.caller / noop.caller:.1%}",
+                f"{extra.others:,.0f}",
+            ]
+        )
+    text = (
+        f"\nInstructions per record beyond a no-op processor's ({noop.caller:,.0f} on the "
+        "caller's thread), callgrind, 1,000 records:\n\n"
+        + table(
+            ["records", "caller's thread", "of a record", "our threads (encoder, sender)"], rows
+        )
+    )
+    return text, figures
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()

@@ -176,6 +176,21 @@ TARGETS = [
         ("caller_bsp_over_tagged",),
     ),
     Target(
+        "caller_cost",
+        "untagged spans: at most 3% more instructions than with a no-op processor (callgrind)",
+        lambda f: (
+            f"{f['caller_instructions_untagged']:.1%}",
+            f["caller_instructions_untagged"] <= 0.03,
+        ),
+        ("caller_instructions_untagged",),
+    ),
+    Target(
+        "logs",
+        "tagged log records at most 1.5x a no-op log processor",
+        _at_most("logs_tagged_x_noop", 1.5, digits=2),
+        ("logs_tagged_x_noop",),
+    ),
+    Target(
         "serialisation",
         "mapping + JSON (orjson) + batch + gzip at most 3x orjson alone (instructions per event)",
         _times_orjson("serialisation_orjson", 3.0),

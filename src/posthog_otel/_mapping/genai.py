@@ -229,21 +229,28 @@ _PARAMETER_PROPERTIES = {
 }
 
 
+GENAI_KEYS = frozenset(
+    {
+        OPERATION,
+        LLM_REQUEST_TYPE,
+        OPENINFERENCE_KIND,
+        "gen_ai.system",
+        "gen_ai.provider.name",
+        "gen_ai.request.model",
+        "llm.model_name",
+        "llm.system",
+        "embedding.model_name",
+    }
+)
+"""Attributes only GenAI spans carry, of any convention: a span with one ``is_genai``
+(the span hook tests them all in one ``isdisjoint``)."""
+
+
 def is_genai(attrs: Mapping[str, Any]) -> bool:
     """Whether a span with these attributes is, or looks like, a GenAI span: it becomes
     an LLM analytics event, or (``unmapped``) a counted reason why not. Past the three
-    markers, attributes only GenAI spans carry, of any convention."""
-    return (
-        OPERATION in attrs
-        or LLM_REQUEST_TYPE in attrs
-        or OPENINFERENCE_KIND in attrs
-        or "gen_ai.system" in attrs
-        or "gen_ai.provider.name" in attrs
-        or "gen_ai.request.model" in attrs
-        or "llm.model_name" in attrs
-        or "llm.system" in attrs
-        or "embedding.model_name" in attrs
-    )
+    markers, attributes only GenAI spans carry, of any convention (``GENAI_KEYS``)."""
+    return not GENAI_KEYS.isdisjoint(attrs)
 
 
 def unmapped(attrs: Mapping[str, Any]) -> str | None:

@@ -174,7 +174,9 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
             )
             self._owns_pipeline = True
         self._capture_exceptions = options.capture_exceptions
-        self._seen = self._pipeline.count_log
+        self._count_log = self._pipeline.count_log
+        self._seen = self._pipeline.log_cells  # this thread's count: .cell[0]
+        self._put = self._pipeline.enqueue  # the hook is installed only while capture is on
         # send_logs: every record from logs_min_level to /i/v1/logs, through its own queue.
         self._send_log: Callable[[Any], None] | None = None
         if options.send_logs:
@@ -191,7 +193,10 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
 
     def on_emit(self, log_record: Any) -> None:
         try:
-            self._seen()
+            try:
+                self._seen.cell[0] += 1
+            except AttributeError:  # this thread's first record
+                self._count_log()
             if self._send_log is not None:
                 self._send_log(log_record)
             record = log_record.log_record
@@ -206,7 +211,7 @@ class PostHogLogProcessor(_otel.LogRecordProcessor):
                 except Exception:  # an odd span or baggage: send the record without them
                     logger.debug("posthog-otel could not read a record's context", exc_info=True)
                     item = LogItem(log_record, self._capture_exceptions)
-                self._pipeline.put(item)
+                self._put(item)
                 if self._taken is not None:
                     self._taken.add(record)
         except Exception:  # a hook must never raise into the application
@@ -429,25 +434,32 @@ def _item(
     lives on) and its flags."""
     if not ctx:
         return LogItem(log_record, exceptions)
-    carried = _otel.ACCESS.baggage_of(ctx)
-    distinct_id, session_id = carried.get(DISTINCT_ID), carried.get(SESSION_ID)
-    distinct_id = distinct_id if isinstance(distinct_id, str) and distinct_id else None
-    session_id = session_id if isinstance(session_id, str) and session_id else None
-    span = _otel.ACCESS.span_of(ctx)
+    access = _otel.ACCESS
+    span, carried = access.fast_parent(ctx)
+    distinct_id: str | None = None
+    session_id: str | None = None
+    if carried:
+        given, session = carried.get(DISTINCT_ID), carried.get(SESSION_ID)
+        distinct_id = given if isinstance(given, str) and given else None
+        session_id = session if isinstance(session, str) and session else None
     if not isinstance(span, ReadableSpan):  # none, or not ours to read (a remote parent)
         return LogItem(log_record, exceptions, distinct_id, session_id=session_id)
-    attrs = _otel.ACCESS.attributes(span)
+    try:
+        attrs, events = access.fast_fields(span)
+    except AttributeError:
+        attrs, events = _otel.PUBLIC.fast_fields(span)
     flags: dict[str, Any] = {}
     if pipeline is not None and pipeline.flags_live:
         span_context = span.get_span_context()
         known = pipeline.flags_of_live_span(span_context.span_id) if span_context else None
         if known is not None:
             flags.update(known)
-    for event in tuple(_otel.ACCESS.events(span)):
-        if event.name == FLAG_EVALUATION:
-            try:
-                note_flag_evaluation(_otel.ACCESS.attributes(event), flags)
-            except Exception:  # one odd evaluation costs only itself
-                logger.debug("posthog-otel could not read a flag evaluation", exc_info=True)
+    if events:  # a live span's: copied in one C call before it is read
+        for event in tuple(events):
+            if event.name == FLAG_EVALUATION:
+                try:
+                    note_flag_evaluation(access.attributes(event), flags)
+                except Exception:  # one odd evaluation costs only itself
+                    logger.debug("posthog-otel could not read a flag evaluation", exc_info=True)
     span_attrs = dict(attrs) if attrs else None
     return LogItem(log_record, exceptions, distinct_id, span_attrs, flags, session_id)

@@ -297,6 +297,8 @@ class Pipeline:
         thread's first span). Measured: the call costs ~0.2 us of a ~13 us span."""
         self.count_log = stats.logs_seen.add
         """``count_log(n=1)``: log records seen by a hook."""
+        self.log_cells = stats.logs_seen.mine
+        """The log hook's fast path to the same count, as ``span_cells`` is the span hook's."""
         self.enqueue = worker.put
         """``put`` without the ``enabled`` check, for hooks installed only when it is on."""
 

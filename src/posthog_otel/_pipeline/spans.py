@@ -77,6 +77,7 @@ from posthog_otel._mapping.convention import (
 )
 from posthog_otel._mapping.genai import (
     AI_PARENT,
+    GENAI_KEYS,
     LLM_REQUEST_TYPE,
     OPENINFERENCE_KIND,
     OPERATION,
@@ -105,7 +106,21 @@ logger = logging.getLogger(__name__)
 # Whether objects of a type found as the context's span are spans of this process (SDK
 # spans, started here) rather than remote or non-recording ones.
 _LOCAL_SPAN_TYPES: dict[type, bool] = {}
+_MAX_SCOPES = 1024  # scope names remembered as GenAI or not (then forgotten, and relearnt)
 _SERVER, _CONSUMER = SpanKind.SERVER, SpanKind.CONSUMER  # an Enum class lookup costs a call
+
+
+# Whether an instrumentation scope's name is a GenAI one (``is_genai_scope``): a child
+# span's hook asks it of its parent's scope, one dictionary lookup. Scopes are few; a
+# process that names thousands starts over.
+_GENAI_SCOPES: dict[Any, bool] = {}
+
+
+def _learn_scope(name: Any) -> bool:
+    if len(_GENAI_SCOPES) >= _MAX_SCOPES:
+        _GENAI_SCOPES.clear()
+    genai = _GENAI_SCOPES[name] = is_genai_scope(name)
+    return genai
 
 
 def _genai_scope(span: Any) -> bool:
@@ -225,6 +240,9 @@ class PostHogSpanProcessor(SpanProcessor):
         self._client, self._owns_client = client_from(client, api_key, host, client_options)
         self._capture_exceptions = options.capture_exceptions
         self._llm_analytics = options.llm_analytics
+        # Attributes that make an ended span ours: with no events and none of these, its
+        # hook returns after one isdisjoint() (a C loop over its attributes).
+        self._markers = frozenset({TAG} | (GENAI_KEYS if options.llm_analytics else set()))
         self._shut_down = False
         self._pipeline = build_pipeline(
             connection_of(self._client), options, name="posthog-otel-processor"
@@ -268,8 +286,15 @@ class PostHogSpanProcessor(SpanProcessor):
         try:
             access = _otel.ACCESS  # the accessors in use, bound for this call
             ctx = parent_context if parent_context is not None else access.fast_current_context()
-            parent = access.fast_span_of(ctx)
-            carried = access.fast_baggage_of(ctx)
+            if not ctx:  # no parent, no baggage: nothing to inherit, but a request may begin
+                try:
+                    kind = access.fast_kind(span)
+                except AttributeError:
+                    kind = span.kind
+                if kind is _SERVER or kind is _CONSUMER:
+                    note_root(span)
+                return
+            parent, carried = access.fast_parent(ctx)
             identity = session = parent_attrs = None
             local = _LOCAL_SPAN_TYPES.get(type(parent))
             if local is None:  # isinstance() on the SDK's ABCs is slow: decide once per type
@@ -296,7 +321,8 @@ class PostHogSpanProcessor(SpanProcessor):
                             or OPENINFERENCE_KIND in parent_attrs
                         )
                     )
-                    or _genai_scope(parent)
+                    or (known := _GENAI_SCOPES.get(name := access.fast_scope_name(parent)))
+                    or (known is None and _learn_scope(name))
                 ):  # under a GenAI span: note the nearest one, for the trace tree
                     self._note_genai_parent(span, parent, parent_attrs or {})
             elif parent is not None or ((kind := span.kind) is _SERVER or kind is _CONSUMER):
@@ -333,13 +359,15 @@ class PostHogSpanProcessor(SpanProcessor):
                 self._count_span()
             if self._send_span is not None:
                 self._send_span(span)
-            access = _otel.ACCESS  # the accessors in use, bound for this call
             try:
-                attrs = access.fast_attributes(span)
-                events = access.fast_events(span)
+                attrs, events = _otel.ACCESS.fast_fields(span)  # one C call, no copies
             except AttributeError:
-                attrs = access.attributes(span)
-                events = access.events(span)
+                attrs, events = _otel.PUBLIC.fast_fields(span)
+            if not events and not HELD and self._markers.isdisjoint(attrs):
+                # Most spans: no events, no captures held, no tag and nothing GenAI.
+                if self._flags_live:
+                    self._span_ended(span.context.span_id)
+                return
             held = take(span.context) if HELD else ()  # captures a full span held aside
             if (
                 TAG in attrs
