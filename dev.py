@@ -63,12 +63,17 @@ def ensure_environment(groups: set[str]) -> None:
     if have is not None and groups <= have:
         return
     if not PYTHON.exists():
-        print("creating .venv ...", flush=True)
+        print("creating .venv ...", file=sys.stderr, flush=True)
         run([sys.executable, "-m", "venv", str(VENV)])
     if pip_version() < (25, 1):  # the first pip with --group
         run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip>=25.1"])
     wanted = sorted(groups | (have or set()))
-    print(f"installing posthog-otel{' with ' + ', '.join(wanted) if wanted else ''} into .venv ...")
+    # On stderr: `dev.py bench > report.md` keeps the report alone on stdout.
+    print(
+        f"installing posthog-otel{' with ' + ', '.join(wanted) if wanted else ''} into .venv ...",
+        file=sys.stderr,
+        flush=True,
+    )
     pyproject = ROOT / "pyproject.toml"
     chosen = [arg for group in wanted for arg in ("--group", f"{pyproject}:{group}")]
     run([str(PYTHON), "-m", "pip", "install", "--quiet", "-e", str(ROOT), *chosen])
