@@ -126,14 +126,14 @@ def test_the_metric_exporters_drops_are_logged_once_per_episode(caplog):
     drop after a quiet spell (which starts a new episode, logged again) or at shutdown."""
     import logging
 
-    from posthog_otel._pipeline.metric_exporter import _Counts
+    from posthog_otel._pipeline.metric_exporter import _counts
     from posthog_otel._pipeline.stats import QUIET
     from tests.support.server import FakeClock
 
     caplog.set_level(logging.WARNING, "posthog_otel")
     clock = FakeClock()
-    counts = _Counts(clock)
-    counts.queued(10)
+    counts = _counts(clock)
+    counts.events_queued.add(10)
     for _ in range(3):
         counts.drop("network", 2)
         clock.now += 1

@@ -51,7 +51,7 @@ from opentelemetry.sdk.metrics.export import (
 
 from posthog_otel import _otel
 from posthog_otel._client.client import PostHogClient, client_from, connection_of
-from posthog_otel._pipeline.stats import DROP_REASONS, QUIET, PipelineStats
+from posthog_otel._pipeline.stats import PipelineStats, Stats
 from posthog_otel.errors import ConfigurationError, PostHogError
 
 __all__ = ["PostHogMetricExporter"]
@@ -132,7 +132,7 @@ class PostHogMetricExporter(MetricExporter):
         self._connection = connection_of(self._client)
         self._export_timeout = float(export_timeout)
         self._stop = threading.Event()
-        self._counts = _Counts()
+        self._counts = _counts()
 
     def __repr__(self) -> str:
         return f"PostHogMetricExporter(client={self._client!r})"
@@ -145,12 +145,12 @@ class PostHogMetricExporter(MetricExporter):
         try:
             points = _count_points(metrics_data)
         except Exception:  # noqa: BLE001 - not the SDK's data: nothing we can send
-            self._counts.queued(1)
+            self._counts.events_queued.add(1)
             self._counts.drop("invalid", 1, "the metrics could not be read")
             return MetricExportResult.FAILURE
         if not points or not self._client.enabled_capture:  # off (enabled_capture): no loss
             return MetricExportResult.SUCCESS
-        self._counts.queued(points)
+        self._counts.events_queued.add(points)
         if self._stop.is_set():
             self._counts.drop("closed", points)
             return MetricExportResult.FAILURE
@@ -276,84 +276,7 @@ def _count_points(metrics_data: MetricsData) -> int:
     )
 
 
-class _Counts:
-    """This exporter's counts of data points, and its drops logged once per episode
-    (as ``stats.Stats`` logs the events'): the first drop of a reason after ``QUIET``
-    seconds without one is logged; the rest are summed into one line when the episode
-    ends. Kept apart from the process's event totals: data points are not events."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._queued = self._sent = self._retries = 0
-        self._dropped: dict[str, int] = {}
-        self._episodes: dict[str, list[float | int]] = {}  # reason -> [since, last, unlogged]
-
-    def queued(self, n: int) -> None:
-        with self._lock:
-            self._queued += n
-
-    def sent(self, n: int) -> None:
-        with self._lock:
-            self._sent += n
-
-    def retried(self) -> None:
-        with self._lock:
-            self._retries += 1
-
-    def drop(self, reason: str, n: int, detail: str = "") -> None:
-        now = self._clock()
-        with self._lock:
-            self._dropped[reason] = self._dropped.get(reason, 0) + n
-            episode = self._episodes.get(reason)
-            summary = None
-            if episode is not None and now - episode[1] >= QUIET:  # quiet since: a new one
-                summary = (reason, int(episode[2]), now - episode[0])
-                episode = None
-            if episode is None:
-                self._episodes[reason] = [now, now, 0]
-            else:
-                episode[1] = now
-                episode[2] += n
-        if summary is not None and summary[1]:
-            _log_count(*summary)
-        if episode is None:
-            why = DROP_REASONS.get(reason) or (
-                f"PostHog refused them with HTTP {reason[5:]}"
-                if reason.startswith("http_")
-                else reason
-            )
-            logger.warning(
-                "posthog-otel dropped %d metric data point(s) because %s%s. Further drops for "
-                "this reason are counted in stats() and logged as one count when they stop.",
-                n,
-                why,
-                f" ({detail})" if detail else "",
-            )
-
-    def close(self) -> None:
-        """At shutdown: log what each episode dropped since its first line."""
-        now = self._clock()
-        with self._lock:
-            ended = [(r, int(e[2]), now - e[0]) for r, e in self._episodes.items() if e[2]]
-            self._episodes.clear()
-        for summary in ended:
-            _log_count(*summary)
-
-    def snapshot(self) -> PipelineStats:
-        with self._lock:
-            return PipelineStats(
-                events_queued=self._queued,
-                events_sent=self._sent,
-                retries=self._retries,
-                dropped=dict(self._dropped),
-            )
-
-
-def _log_count(reason: str, n: int, seconds: float) -> None:
-    logger.warning(
-        "posthog-otel: %d more metric data point(s) dropped (%s) in the last %.0f s",
-        n,
-        reason,
-        seconds,
-    )
+def _counts(clock: Callable[[], float] = time.monotonic) -> Stats:
+    """This exporter's counts of data points, drops logged once per episode as the
+    events' are; kept apart from the process's event totals (data points are not events)."""
+    return Stats(clock, item="metric data point", totals=False)
