@@ -28,15 +28,15 @@ def test_counts_from_many_threads_add_up_exactly_and_outlive_their_threads():
 
     def read() -> None:
         for _ in range(1000):
-            counts.add(LOCAL)
-        counts.add(REMOTE)
+            counts.add(1, LOCAL)
+        counts.add(1, REMOTE)
 
     threads = [threading.Thread(target=read) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    counts.add(INCONCLUSIVE)  # a new cell here folds the finished threads' cells
+    counts.add(1, INCONCLUSIVE)  # a new cell here folds the finished threads' cells
     assert counts.totals() == (8000, 8, 1)
 
 

@@ -25,9 +25,7 @@ the trace and in exposure events.
 from __future__ import annotations
 
 import functools
-import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -46,6 +44,7 @@ from posthog_otel._flags.remote import evaluation as remote_evaluation
 from posthog_otel._mapping.convention import DISTINCT_ID, USER_ID_KEYS
 from posthog_otel._pipeline.pipeline import PipelineOptions
 from posthog_otel._pipeline.spans import PostHogSpanProcessor, pipeline_of
+from posthog_otel._pipeline.stats import ThreadCounter
 from posthog_otel.errors import PostHogError
 
 __all__ = [
@@ -459,56 +458,17 @@ class FlagStats:
 LOCAL, REMOTE, INCONCLUSIVE = 0, 1, 2  # a count's place in ``FlagCounters``' cells
 
 
-class FlagCounters:
+class FlagCounters(ThreadCounter):
     """The provider's three counts (``LOCAL``, ``REMOTE``, ``INCONCLUSIVE``), for any
-    thread, with no lock on a read's path: each thread adds to a cell of its own (as the
-    span processor's ``ThreadCounter`` does; here one cell holds all three counts), and
-    ``totals`` sums the cells under the lock. A finished thread's cell is folded into
-    the totals, so a server that starts a thread per request keeps few cells. A forked
+    thread, with no lock on a read's path (one cell per thread holds all three). A forked
     child counts on from its parent's numbers, with a fresh lock."""
 
-    __slots__ = ("__weakref__", "_cells", "_folded", "_lock", "_mine")
-
     def __init__(self) -> None:
-        self._mine = threading.local()
-        self._lock = threading.Lock()
-        self._cells: list[tuple[weakref.ref[threading.Thread], list[int]]] = []
-        self._folded = [0, 0, 0]
+        super().__init__(width=3)
         _forksafe.register(self)
 
-    def add(self, which: int) -> None:
-        """Count one at ``which`` (``LOCAL``, ``REMOTE`` or ``INCONCLUSIVE``)."""
-        try:
-            self._mine.cell[which] += 1
-        except AttributeError:
-            self._new_cell()[which] += 1
-
-    def totals(self) -> tuple[int, int, int]:
-        """The counts so far: local, remote, inconclusive."""
-        with self._lock:
-            cells = [self._folded, *(cell for _, cell in self._cells)]
-            return (
-                sum(c[LOCAL] for c in cells),
-                sum(c[REMOTE] for c in cells),
-                sum(c[INCONCLUSIVE] for c in cells),
-            )
-
-    def _new_cell(self) -> list[int]:
-        cell = self._mine.cell = [0, 0, 0]
-        with self._lock:
-            live = []
-            for thread, counted in self._cells:
-                alive = thread()
-                if alive is not None and alive.is_alive():
-                    live.append((thread, counted))
-                else:
-                    self._folded = [a + b for a, b in zip(self._folded, counted, strict=True)]
-            live.append((weakref.ref(threading.current_thread()), cell))
-            self._cells = live
-        return cell
-
     def _after_fork(self) -> None:
-        self._lock = threading.Lock()
+        self.fresh_lock()
 
 
 class FlagLookups:
@@ -532,14 +492,14 @@ class FlagLookups:
         returned with no ``Evaluation`` built for it."""
         if self._local is None:  # PostHog's answers only: _evaluate's remote half, inline
             lookup = self._remote.lookup(who, *checked)
-            self.counts.add(REMOTE)
+            self.counts.add(1, REMOTE)
             flag, source, error = remote_evaluation(lookup, key)
             answer = lookup.entry.answer if lookup.entry is not None else None
             self._observer.observe(key, flag, source, error, who, checked.groups, answer)
             return flag
         found = self._local.lookup(key, who, *checked)
         if isinstance(found, FeatureFlag):
-            self.counts.add(LOCAL)
+            self.counts.add(1, LOCAL)
             self._observer.observe(key, found, "local", None, who, checked.groups, None)
             return found
         evaluation = self._evaluate(key, who, checked, True, found)
@@ -571,8 +531,8 @@ class FlagLookups:
             if lookup is None:
                 return None  # nothing counted: the caller asks again, waiting
             if found is not None and found != FLAG_MISSING:
-                self.counts.add(INCONCLUSIVE)
-            self.counts.add(REMOTE)
+                self.counts.add(1, INCONCLUSIVE)
+            self.counts.add(1, REMOTE)
             evaluation = remote_evaluation(lookup, key)
         answer = lookup.entry.answer if lookup is not None and lookup.entry is not None else None
         flag, source, error = evaluation
@@ -589,12 +549,12 @@ class FlagLookups:
             if found is not None:
                 flags, undecided = found
             if not undecided and found is not None:
-                self.counts.add(LOCAL)
+                self.counts.add(1, LOCAL)
                 return flags
-            self.counts.add(INCONCLUSIVE)
+            self.counts.add(1, INCONCLUSIVE)
             if self._only_local:
                 return flags
-        self.counts.add(REMOTE)
+        self.counts.add(1, REMOTE)
         remote = all_flags(self._remote.lookup(who, *checked))
         if remote is None:
             return flags
@@ -607,12 +567,12 @@ class FlagLookups:
         """What local evaluation's answer (or why it has none) makes of a read; ``None``
         to ask PostHog instead."""
         if isinstance(found, FeatureFlag):
-            self.counts.add(LOCAL)
+            self.counts.add(1, LOCAL)
             return Evaluation(found, "local")
         if found is None or not self._only_local:
             return None
         if found != FLAG_MISSING:
-            self.counts.add(INCONCLUSIVE)
+            self.counts.add(1, INCONCLUSIVE)
         if found == NOT_LOADED:
             return Evaluation(None, "unavailable", NOT_LOADED)
         return Evaluation(None, "local", found)

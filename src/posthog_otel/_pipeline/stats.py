@@ -75,26 +75,28 @@ class Counter:
 
 
 class ThreadCounter:
-    """A counter for the hooks every span and record passes through: each thread adds to
-    a cell of its own, so no lock is shared on the hot path (and no update is lost on
-    free-threaded Python). Reading sums the cells; a finished thread's cell is folded
-    into the total, so a server that starts a thread per request keeps few cells."""
+    """Counters for the hooks every span, record or flag read passes through: each thread
+    adds to a cell of its own (``width`` counts), so no lock is shared on the hot path
+    (and no update is lost on free-threaded Python). Reading sums the cells; a finished
+    thread's cell is folded into the totals, so a server that starts a thread per request
+    keeps few cells."""
 
-    def __init__(self) -> None:
+    def __init__(self, width: int = 1) -> None:
         self.mine = threading.local()
         """A hook may bump ``mine.cell[0]`` itself; on ``AttributeError``, call ``add``."""
+        self._width = width
         self._lock = threading.Lock()
         self._cells: list[tuple[weakref.ref[threading.Thread], list[int]]] = []
-        self._folded = 0
+        self._folded = [0] * width
 
-    def add(self, n: int = 1) -> None:
+    def add(self, n: int = 1, slot: int = 0) -> None:
         try:
-            self.mine.cell[0] += n
+            self.mine.cell[slot] += n
         except AttributeError:
-            self.mine.cell = self._new_cell(n)
+            self._new_cell()[slot] += n
 
-    def _new_cell(self, n: int) -> list[int]:
-        cell = [n]
+    def _new_cell(self) -> list[int]:
+        cell = self.mine.cell = [0] * self._width
         with self._lock:
             live = []
             for thread, counted in self._cells:
@@ -102,24 +104,33 @@ class ThreadCounter:
                 if alive is not None and alive.is_alive():
                     live.append((thread, counted))
                 else:
-                    self._folded += counted[0]
+                    self._folded = [a + b for a, b in zip(self._folded, counted, strict=True)]
             live.append((weakref.ref(threading.current_thread()), cell))
             self._cells = live
         return cell
 
+    def totals(self) -> tuple[int, ...]:
+        """Every count so far, by slot."""
+        with self._lock:
+            cells = [self._folded, *(counted for _, counted in self._cells)]
+            return tuple(sum(c[i] for c in cells) for i in range(self._width))
+
     @property
     def value(self) -> int:
-        with self._lock:
-            return self._folded + sum(counted[0] for _, counted in self._cells)
+        return self.totals()[0]
 
     def reset(self) -> None:
         """Zero, in a forked child, keeping ``mine`` and the cells: a hook holds ``mine``,
         and the forking thread's cell lives on in it (replacing the counter would leave
         that hook counting into a cell nobody reads)."""
-        self._lock = threading.Lock()
+        self.fresh_lock()
         for _, counted in self._cells:
-            counted[0] = 0
-        self._folded = 0
+            counted[:] = [0] * self._width
+        self._folded = [0] * self._width
+
+    def fresh_lock(self) -> None:
+        """In a forked child: a lock of its own (the parent's may be held forever)."""
+        self._lock = threading.Lock()
 
 
 @dataclass(frozen=True)
