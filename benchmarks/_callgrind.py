@@ -73,3 +73,25 @@ def per_call(script: Path, name: str, low: int = 200, high: int = 1200) -> Count
     a, b = _run(script, name, low), _run(script, name, high)
     n = high - low
     return Count((b[0] - a[0]) / n, (b[1] - a[1]) / n)
+
+
+def beyond_noop(script: Path, unit: str, url: str) -> tuple[str, dict[str, float]]:
+    """Instructions per ``unit`` (span, record) beyond a no-op processor's, on the caller's
+    thread and on our threads, for ``script``'s child loops ``noop``, ``untagged`` and
+    ``tagged`` sending to ``url``: a table, and the caller's share per loop."""
+    from _common import table
+
+    os.environ["BENCH_SINK"] = url
+    noop = per_call(script, "noop")
+    rows, figures = [], {}
+    for name in ("untagged", "tagged"):
+        extra = per_call(script, name) - noop
+        figures[name] = extra.caller / noop.caller
+        share = f"{extra.caller / noop.caller:.1%}"
+        rows.append([name, f"{extra.caller:,.0f}", share, f"{extra.others:,.0f}"])
+    header = [f"{unit}s", "caller's thread", f"of a {unit}", "our threads (encoder, sender)"]
+    text = (
+        f"\nInstructions per {unit} beyond a no-op processor's ({noop.caller:,.0f} on the "
+        f"caller's thread), callgrind, 1,000 {unit}s:\n\n" + table(header, rows)
+    )
+    return text, figures

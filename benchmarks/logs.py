@@ -176,9 +176,13 @@ def main() -> None:
         wait_for_sink(url, 0, 1)
         counted = None
         if not args.no_instructions:
-            from _callgrind import available
+            from _callgrind import available, beyond_noop
 
-            counted = instructions(url) if available() else ("\n(valgrind not found)", {})
+            counted = (
+                beyond_noop(Path(__file__), "record", url)
+                if available()
+                else ("\n(valgrind not found)", {})
+            )
     noop = median_spread(results["no-op processor"])[0]
     blrp = median_spread(results["BatchLogRecordProcessor + OTLP/HTTP"])[0]
     rows = []
@@ -215,38 +219,6 @@ def child(name: str, records: int) -> None:
     record_loop(log, records, name == "tagged")
     processor.force_flush()
     provider.shutdown()
-
-
-def instructions(url: str) -> tuple[str, dict[str, float]]:
-    """Instructions per record beyond a no-op processor's, on the caller's thread and on
-    our threads (callgrind; the same on a busy machine as on an idle one)."""
-    import os
-
-    from _callgrind import per_call
-
-    here = Path(__file__)
-    os.environ["BENCH_SINK"] = url
-    noop = per_call(here, "noop")
-    rows, figures = [], {}
-    for name in ("untagged", "tagged"):
-        extra = per_call(here, name) - noop
-        figures[name] = extra.caller / noop.caller
-        rows.append(
-            [
-                name,
-                f"{extra.caller:,.0f}",
-                f"{extra.caller / noop.caller:.1%}",
-                f"{extra.others:,.0f}",
-            ]
-        )
-    text = (
-        f"\nInstructions per record beyond a no-op processor's ({noop.caller:,.0f} on the "
-        "caller's thread), callgrind, 1,000 records:\n\n"
-        + table(
-            ["records", "caller's thread", "of a record", "our threads (encoder, sender)"], rows
-        )
-    )
-    return text, figures
 
 
 if __name__ == "__main__":
