@@ -266,6 +266,9 @@ def test_item_bytes_grow_with_what_an_item_holds(make_pipeline):
         return event_from_code("e", {f"k{i}": i for i in range(n)}, "u", INVALID_SPAN_CONTEXT, None)
 
     assert worker_module.item_bytes(event(100)) > 5 * worker_module.item_bytes(event(1))
+    # One long string is not one short value: a megabyte counts as a megabyte.
+    blob = event_from_code("e", {"blob": "x" * 1_000_000}, "u", INVALID_SPAN_CONTEXT, None)
+    assert worker_module.item_bytes(blob) > 1_000_000
     tracer, _ = make_pipeline()
     spans = []
     for n in (1, 100):
@@ -276,3 +279,6 @@ def test_item_bytes_grow_with_what_an_item_holds(make_pipeline):
     small, large = map(worker_module.item_bytes, spans)
     assert large > 3 * small
     assert worker_module.item_bytes((spans[1], {"flag": True}, (object(),) * 5)) > large
+    with tracer.start_as_current_span("s", attributes={"body": "y" * 500_000}) as span:
+        pass
+    assert worker_module.item_bytes(span) > 500_000

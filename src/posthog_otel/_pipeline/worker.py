@@ -71,7 +71,7 @@ RUNNING, DRAINING, STOPPED = "running", "draining", "stopped"
 # What a queued item holds, in bytes, as measured with tracemalloc (CPython 3.11, values
 # of a few dozen characters each): a captured event's dict about 545 plus 83 per property;
 # an SDK span about 2,800 plus 82 per attribute; each of its span events about as much as
-# a captured event. Rounded up; long strings are not walked (that would cost the caller).
+# a captured event. Rounded up; a string value adds its length.
 _EVENT_BYTES = 576
 _SPAN_BYTES = 2_816
 _VALUE_BYTES = 96
@@ -79,17 +79,18 @@ _SPAN_EVENT_BYTES = _EVENT_BYTES + 8 * _VALUE_BYTES
 
 
 def item_bytes(item: Any) -> int:
-    """About how many bytes ``item`` holds while queued, from its counts alone (cheap
-    enough for ``put``: a few ``len`` calls, no walk over values)."""
+    """About how many bytes ``item`` holds while queued: from its counts of values, plus
+    the length of its string values (one long string must not pass as a short one), so
+    cheap enough for ``put`` (no walk into nested values)."""
     kind = type(item)
     held: Any = item  # one of the Item shapes, told apart by its exact type
     if kind is dict:
         props = held.get("properties")
-        return _EVENT_BYTES + _VALUE_BYTES * (len(props) if type(props) is dict else 0)
+        return _EVENT_BYTES + (_values_bytes(props) if type(props) is dict else 0)
     if kind is LogItem:
-        return _SPAN_BYTES + _VALUE_BYTES * len(held.span_attributes or ())
+        return _SPAN_BYTES + _values_bytes(held.span_attributes or {})
     if kind is LogRecordItem:  # send_logs: a record as the SDK holds it
-        return _SPAN_BYTES + _VALUE_BYTES * len(held.record.log_record.attributes or ())
+        return _SPAN_BYTES + _values_bytes(held.record.log_record.attributes or {})
     extra = 0
     span = held
     if kind is tuple:
@@ -102,7 +103,16 @@ def item_bytes(item: Any) -> int:
         attributes, events = access.fast_attributes(span), access.fast_events(span)
     except AttributeError:
         attributes, events = access.attributes(span), access.events(span)
-    return _SPAN_BYTES + extra + _VALUE_BYTES * len(attributes) + _SPAN_EVENT_BYTES * len(events)
+    return _SPAN_BYTES + extra + _values_bytes(attributes) + _SPAN_EVENT_BYTES * len(events)
+
+
+def _values_bytes(values: Any) -> int:
+    """``_VALUE_BYTES`` a value, and a string's length beyond that."""
+    size = _VALUE_BYTES * len(values)
+    for value in values.values():
+        if type(value) is str:
+            size += len(value)
+    return size
 
 
 class Sealed(Protocol):
