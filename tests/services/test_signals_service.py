@@ -1,8 +1,8 @@
-"""Traces and logs from a Flask app under ``opentelemetry-instrument`` with no code of
-ours: ``OTEL_TRACES_EXPORTER=posthog``/``OTEL_LOGS_EXPORTER=posthog`` with
-``POSTHOG_SEND_TRACES``/``POSTHOG_SEND_LOGS``, every span and record at the devserver's
-``/i/v1/*`` linked to the person and session, none lost, and a SIGTERM mid-burst
-delivering what ran."""
+"""Traces, logs and metrics from a Flask app under ``opentelemetry-instrument`` with no
+code of ours: ``OTEL_TRACES_EXPORTER``/``OTEL_LOGS_EXPORTER``/``OTEL_METRICS_EXPORTER=posthog``
+with ``POSTHOG_SEND_TRACES``/``POSTHOG_SEND_LOGS``, every span and record at the
+devserver's ``/i/v1/*`` linked to the person and session, none lost, the requests counted
+in Flask's own metrics with no person on them, and a SIGTERM mid-burst delivering what ran."""
 
 from __future__ import annotations
 
@@ -32,8 +32,20 @@ def shop_records(server) -> list[dict]:
     return [r for r in server.logs() if r["scope"] == "shop"]
 
 
+def request_count(server) -> int:
+    """Requests counted by the Flask instrumentation's duration histogram, over every
+    delta export so far."""
+    return sum(
+        point["count"]
+        for metric in server.metrics()
+        if metric["name"].startswith("http.server") and metric["type"] == "histogram"
+        for point in metric["data_points"]
+    )
+
+
 def test_every_span_and_record_carries_person_and_session(server, services):
-    flask = services.flask(env=SIGNALS_ENV)
+    metrics_env = {"OTEL_METRICS_EXPORTER": "posthog", "OTEL_METRIC_EXPORT_INTERVAL": "200"}
+    flask = services.flask(env={**SIGNALS_ENV, **metrics_env})
     expected = {}  # item -> (person, session)
     for n in range(20):
         if n % 2:  # the browser's headers name both
@@ -51,6 +63,7 @@ def test_every_span_and_record_carries_person_and_session(server, services):
 
     spans = server.wait_for_spans(20, timeout=30)
     wait_until(lambda: len(shop_records(server)) >= 20, 30)
+    wait_until(lambda: request_count(server) >= 20, 30)
     stopped = flask.stop(signal.SIGTERM)
     records = shop_records(server)
     assert len(server.spans()) == 20 and len(records) == 20, stopped.output  # none twice
@@ -65,6 +78,13 @@ def test_every_span_and_record_carries_person_and_session(server, services):
         person, session = expected[by_trace[record["trace_id"]]]  # logged in its request
         assert (attrs["posthogDistinctId"], attrs["sessionId"]) == (person, session), record
         assert record["span_id"] in {s["span_id"] for s in spans}
+    # metrics: delta temporality, every request counted once, no person or session on them
+    durations = [m for m in server.metrics() if m["name"].startswith("http.server")]
+    assert {m["temporality"] for m in durations} == {"delta"}
+    assert request_count(server) == 20
+    for metric in server.metrics():
+        for point in metric["data_points"]:
+            assert not {"posthogDistinctId", "sessionId"} & set(point["attributes"]), metric
     # the tagged spans and records are still events
     assert len(server.wait_for_events(20, event="item_viewed", timeout=30)) == 20
     assert len(server.wait_for_events(20, event="item_logged", timeout=30)) == 20
