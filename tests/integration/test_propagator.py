@@ -530,13 +530,19 @@ def test_log_records_of_the_request_carry_the_window_and_the_anonymous_mark(serv
                 log.info("b", extra={"posthog.event": "named_log"})
 
         _request(tracer, ANON_BROWSER, named)
+        token = attach(W3C_AND_POSTHOG.extract(ANON_BROWSER))  # baggage, but no span
+        try:
+            log.info("c", extra={"posthog.event": "spanless_log"})
+        finally:
+            detach(token)
     finally:
         log.removeHandler(handler)
     assert processor.force_flush(10_000)
-    events = {e["event"]: e for e in server.wait_for_events(4)}
+    events = {e["event"]: e for e in server.wait_for_events(5)}
     for name, (user, personless) in {
         "anon_log": (ANON, False),
         "named_log": ("user-42", True),
+        "spanless_log": (ANON, False),
     }.items():
         props = events[name]["properties"]
         assert events[name]["distinct_id"] == user

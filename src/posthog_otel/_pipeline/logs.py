@@ -37,11 +37,13 @@ from posthog_otel import _otel
 from posthog_otel._client.client import PostHogClient, client_from, connection_of
 from posthog_otel._config import parse_level
 from posthog_otel._mapping.convention import (
+    ANONYMOUS_ID,
     DEFAULT_DENYLIST,
     DISTINCT_ID,
     FLAG_EVALUATION,
     SESSION_ID,
     TAG,
+    WINDOW_ID,
     note_flag_evaluation,
 )
 from posthog_otel._mapping.logs import EXCEPTION_KEYS, LogItem, is_tagged_record
@@ -426,6 +428,9 @@ def _level(level: int | str | None) -> int | None:
     return level
 
 
+_BROWSER = (WINDOW_ID, ANONYMOUS_ID)
+
+
 def _item(
     log_record: Any, ctx: Context | None, exceptions: bool, pipeline: Pipeline | None
 ) -> LogItem:
@@ -443,7 +448,11 @@ def _item(
         distinct_id = given if isinstance(given, str) and given else None
         session_id = session if isinstance(session, str) and session else None
     if not isinstance(span, ReadableSpan):  # none, or not ours to read (a remote parent)
-        return LogItem(log_record, exceptions, distinct_id, session_id=session_id)
+        # The browser's window and anonymous mark, from baggage as a span would have them.
+        browser = (
+            {k: v for k in _BROWSER if isinstance(v := carried.get(k), str)} if carried else {}
+        )
+        return LogItem(log_record, exceptions, distinct_id, browser or None, None, session_id)
     try:
         attrs, events = access.fast_fields(span)
     except AttributeError:
