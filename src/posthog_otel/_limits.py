@@ -162,9 +162,9 @@ MAX_OTLP_ITEM_BYTES = 4 * 1024 * 1024
 # compression: a batch encoded larger is halved until each request fits (one larger item
 # goes alone, up to MAX_OTLP_ITEM_BYTES).
 OTLP_BATCH_BYTES = 2 * 1024 * 1024
-# Attribute keys whose denylist verdict (a credential, or not) is remembered for the OTLP
-# streams; past it the memo is emptied and keys are decided again (no key is ever sent
-# undecided).
+# Attribute keys (and sets of a span's keys) whose denylist verdict (a credential, or not)
+# is remembered for the OTLP streams; past it the memo is emptied and keys are decided
+# again (no key is ever sent undecided).
 MAX_OTLP_KEY_VERDICTS = 10_000
 
 # --- the devserver's OTLP ingest (/i/v1/traces, /i/v1/logs, /i/v1/metrics) -------------

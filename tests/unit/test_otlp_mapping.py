@@ -80,6 +80,21 @@ def test_a_batch_is_one_request_with_every_span_linked():
             assert attrs == {"posthog.session_id": "other", "sessionId": "other"}
 
 
+def test_interleaved_resources_each_span_gets_its_own_identity():
+    """Spans are matched to their encoded selves by OpenTelemetry's grouping (resource,
+    then scope): interleaved, each still carries its own person."""
+    first = ended_spans(*({"posthog.distinct_id": f"a{i}", "n": f"a{i}"} for i in range(5)))
+    other = Resource.create({"service.name": "b"})
+    second = ended_spans(
+        *({"posthog.distinct_id": f"b{i}", "n": f"b{i}"} for i in range(5)), resource=other
+    )
+    mixed = [span for pair in zip(first, second, strict=True) for span in pair]
+    decoded = decoded_spans(encode_spans_request(mixed))
+    assert sorted(attrs["n"] for _, attrs in decoded) == sorted(s.attributes["n"] for s in mixed)
+    for _, attrs in decoded:
+        assert attrs["posthogDistinctId"] == attrs["n"]
+
+
 def emitted_records(*calls):
     """Log records as a processor receives them, from logging calls (logger, message, extra)."""
     exporter = InMemoryLogRecordExporter()

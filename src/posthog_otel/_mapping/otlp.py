@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,12 +72,33 @@ def encode_spans_request(spans: Sequence[Any], denylist: re.Pattern[str] | None 
     ``posthogDistinctId`` and ``sessionId`` from its ``posthog.*`` attributes; attributes
     whose key ``denylist`` marks as a credential are left out, as from events."""
     encode_spans, _ = require_encoders()
-    request = encode_spans(spans)
+    # Grouped as OpenTelemetry groups them (resource, then scope, in the order each first
+    # appears), so each encoded span is matched with its span without reading it back:
+    # reading the encoded attributes cost a fifth of the encoding.
+    groups: dict[Any, dict[Any, list[Any]]] = {}
+    for span in spans:
+        scope = span.instrumentation_scope or None
+        groups.setdefault(span.resource, {}).setdefault(scope, []).append(span)
+    ordered = [span for scopes in groups.values() for group in scopes.values() for span in group]
+    request = encode_spans(ordered)
+    encoded = [
+        span
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
     denied = _denied(denylist)
-    for resource_spans in request.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                _link_from_attributes(span.attributes, denied)
+    if len(encoded) != len(ordered):  # not grouped as expected: read each one back
+        for span in encoded:
+            _link_from_attributes(span.attributes, denied)
+    else:
+        for span, pb_span in zip(ordered, encoded, strict=True):
+            attrs = span.attributes or {}
+            if denylist is not None and denied is not None and _any_denied(denylist, attrs, denied):
+                _drop_denied(pb_span.attributes, denied)
+            identity, session = attrs.get(DISTINCT_ID), attrs.get(SESSION_ID)
+            if identity or session:
+                _link(pb_span.attributes, attrs, identity, session)
     data: bytes = request.SerializeToString()
     return data
 
@@ -152,7 +173,7 @@ def _drop_denied(encoded: Any, denied: Callable[[str], bool]) -> None:
         del encoded[index]
 
 
-_verdicts: dict[tuple[re.Pattern[str], str], bool] = {}
+_verdicts: dict[tuple[re.Pattern[str], str | frozenset[str]], bool] = {}
 
 
 def _denied(denylist: re.Pattern[str] | None) -> Callable[[str], bool] | None:
@@ -170,6 +191,21 @@ def _denied(denylist: re.Pattern[str] | None) -> Callable[[str], bool] | None:
         return verdict
 
     return denied
+
+
+def _any_denied(
+    denylist: re.Pattern[str], attrs: Mapping[str, Any], denied: Callable[[str], bool]
+) -> bool:
+    """Whether any of ``attrs``' keys is a credential: decided once per set of keys (spans
+    of one kind repeat theirs), in the same bounded memo as the keys' verdicts."""
+    keys = frozenset(attrs)
+    verdict = _verdicts.get((denylist, keys))
+    if verdict is None:
+        if len(_verdicts) >= MAX_OTLP_KEY_VERDICTS:
+            _verdicts.clear()
+        verdict = any(denied(key) for key in keys)
+        _verdicts[denylist, keys] = verdict
+    return verdict
 
 
 def _link(encoded: Any, own: Collection[str], identity: Any, session: Any) -> None:
