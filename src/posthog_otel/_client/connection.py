@@ -106,23 +106,7 @@ class Connection:
         the last retryable answer it had). A connection still being opened is not
         interrupted, but its connect timeout never passes the deadline.
         """
-        stop = stop if stop is not None else self.closed
-        return send_with_retries(
-            lambda t: self._transport.post(
-                BATCH_PATH,
-                batch.body(),
-                timeout=t,
-                stop=stop,
-                headers=headers,
-                gzipped=batch.gzipped,
-            ),
-            self.policy,
-            timeout=self.config.timeout,
-            deadline=deadline,
-            stop=stop,
-            on_retry=on_retry,
-            clock=time.monotonic,
-        )
+        return self._send(BATCH_PATH, batch.body, batch.gzipped, headers, deadline, stop, on_retry)
 
     def send_otlp(
         self,
@@ -139,12 +123,27 @@ class Connection:
         Bearer token; retried, bounded and cut off exactly as ``send_batch``. ``body`` is
         the serialised export request, compressed here when gzip is on (``gzipped``: it
         already is, compressed once for every attempt)."""
-        path = OTLP_PATHS[signal]
         headers = {"Content-Type": OTLP_CONTENT_TYPE, "Authorization": self._bearer}
+        return self._send(
+            OTLP_PATHS[signal], lambda: body, gzipped, headers, deadline, stop, on_retry
+        )
+
+    def _send(
+        self,
+        path: str,
+        body: Callable[[], bytes],
+        gzipped: bool,
+        headers: Mapping[str, str] | None,
+        deadline: float | None,
+        stop: threading.Event | None,
+        on_retry: Callable[[], None] | None,
+    ) -> HTTPResult:
+        """POST ``body()`` (called per attempt) to ``path`` under the retry policy, one
+        deadline and ``stop`` (default: this connection closing); see ``send_batch``."""
         stop = stop if stop is not None else self.closed
         return send_with_retries(
             lambda t: self._transport.post(
-                path, body, timeout=t, stop=stop, headers=headers, gzipped=gzipped
+                path, body(), timeout=t, stop=stop, headers=headers, gzipped=gzipped
             ),
             self.policy,
             timeout=self.config.timeout,
