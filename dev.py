@@ -124,6 +124,11 @@ VERSIONS = {
 VERSION_DEPS = [
     *("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "trustme>=1.1"),
     *("orjson>=3.9", "isal>=1.6"),
+    # send_traces, send_logs, the metric exporter and the devserver's OTLP ingest
+    # (the otlp extra; OpenTelemetry's own exporter and logging handler as their clients)
+    *("opentelemetry-exporter-otlp-proto-common>=1.27", "opentelemetry-proto>=1.27"),
+    "opentelemetry-exporter-otlp-proto-http>=1.27",
+    "opentelemetry-instrumentation-logging>=0.61b0",
 ]
 EXIT_TESTS = [
     "tests/test_lifecycle.py",
@@ -138,7 +143,8 @@ FAST_FILES = """
     events exceptions exporter genai hashing json local_operators local_provider local_table
     hostile_answers hostile_flags hostile_spans fuzz_flags fuzz_spans
     metrics processor properties provider reasons retry spans stats transport values watchdog
-    web worker
+    web worker otlp_mapping otlp_streams otlp_decoder devserver_otlp metric_exporter
+    session_link
 """
 FAST_TESTS = [*EXIT_TESTS[:2], *(f"tests/test_{name}.py" for name in FAST_FILES.split())]
 
@@ -155,6 +161,7 @@ FAST_DESELECT = [  # these need a package only the dev group installs
     "tests/test_exporter.py::test_under_opentelemetry_instrument_a_burst_of_50000_loses_nothing",
     "tests/test_local_provider.py::test_openfeature_resolves_from_local_evaluation",
     "tests/test_processor.py::test_our_own_http_makes_no_spans",
+    "tests/test_metric_exporter.py::test_otel_metrics_exporter_posthog_under_opentelemetry_instrument",
 ]
 
 
